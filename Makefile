@@ -1,0 +1,35 @@
+# Circuit School. Every target creates .venv and installs requirements.txt on first use; later runs install nothing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEVICE ?=
+PYTEST_ARGS ?=
+DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE),)
+
+export HF_HUB_OFFLINE ?= 1
+export PYTHONDONTWRITEBYTECODE = 1
+
+.PHONY: setup test build notebooks clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $(STAMP)
+
+## Run every checker on the reference solutions, plus the tooling tests (make test DEVICE=cuda).
+test: $(STAMP)
+	$(PY) -m pytest tests $(DEVICE_FLAG) $(PYTEST_ARGS)
+
+## Regenerate learner notebooks, solutions notebooks and solutions/ modules from chapters/src.
+build: $(STAMP)
+	$(PY) -m utils.build
+
+## The curriculum's main job: execute every chapter's solutions notebook headless and report.
+notebooks: $(STAMP)
+	$(PY) -m utils.run_notebooks $(DEVICE_FLAG)
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

@@ -1,0 +1,1 @@
+"""Plausible wrong implementations of each exercise, one module per chapter (see utils.checking.Mutant)."""

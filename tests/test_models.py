@@ -1,0 +1,165 @@
+"""The shipped models really have the properties the chapters teach (CPU, seeded, fast).
+
+Each model is loaded once per session; tests for a model whose folder does not exist are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from training import evaluate  # noqa: E402
+from utils import models  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _load(name: str, **processing):
+    if not (models.MODELS_DIR / name / "config.json").exists():
+        pytest.skip(f"models/{name} has not been trained yet (python -m training.train_model --config {name})")
+    torch.manual_seed(0)
+    return models.load_model(name, device="cpu", **processing)
+
+
+@pytest.fixture(scope="module")
+def attn2l():
+    return _load("attn2l")
+
+
+@pytest.fixture(scope="module")
+def attn2l_induction(attn2l):
+    """Induction measurements on [BOS] + r + r, r = 50 random non-special tokens, batch 20."""
+    tokens = evaluate.repeated_tokens(attn2l, seq_len=50, batch=20, seed=0)
+    scores = evaluate.induction_scores(attn2l, tokens)
+    first, second = evaluate.repeat_losses(attn2l, tokens)
+    return dict(tokens=tokens, scores=scores, first=first, second=second)
+
+
+def test_attn2l_is_attention_only(attn2l):
+    assert attn2l.cfg.attn_only and attn2l.cfg.n_layers == 2
+    assert attn2l.cfg.d_vocab == len(attn2l.tokenizer) == 2048
+
+
+def test_attn2l_has_an_induction_head(attn2l_induction):
+    assert attn2l_induction["scores"].max() >= 0.7, attn2l_induction["scores"]
+
+
+def test_attn2l_second_repeat_loss_drops(attn2l_induction):
+    assert attn2l_induction["second"] <= attn2l_induction["first"] / 3, attn2l_induction
+
+
+def test_attn2l_has_a_previous_token_head(attn2l):
+    rand = evaluate.prev_token_scores(attn2l, evaluate.random_tokens(attn2l, seq_len=100, batch=20, seed=1))
+    text = evaluate.prev_token_scores(attn2l, evaluate.text_tokens(attn2l, batch=20))
+    good = (rand >= 0.7) & (text >= 0.4)
+    assert good.any(), f"random-token scores {rand}\ntext scores {text}"
+
+
+def test_attn2l_ablating_top_induction_head_hurts(attn2l, attn2l_induction):
+    layer, head = divmod(attn2l_induction["scores"].argmax().item(), attn2l.cfg.n_heads)
+    hook = (f"blocks.{layer}.attn.hook_z", evaluate.zero_ablation_hook(head))
+    _, ablated = evaluate.repeat_losses(attn2l, attn2l_induction["tokens"], [hook])
+    assert ablated - attn2l_induction["second"] >= 1.0, (layer, head, ablated, attn2l_induction["second"])
+
+
+@pytest.mark.parametrize("name", ["attn2l", "mlp4l"])
+def test_weight_processing_is_faithful(name):
+    """fold_ln / center_writing_weights / center_unembed / fold_value_biases keep log-probs (1e-4)."""
+    processed = _load(name)
+    raw = _load(name, fold_ln=False, center_writing_weights=False, center_unembed=False,
+                fold_value_biases=False)
+    assert processed.cfg.normalization_type == "LNPre" and raw.cfg.normalization_type == "LN"
+    tokens = torch.cat([evaluate.text_tokens(raw, batch=4), evaluate.repeated_tokens(raw, 63, 4)[:, :128]])
+    with torch.no_grad():
+        a, b = processed(tokens).log_softmax(-1), raw(tokens).log_softmax(-1)
+    assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+@pytest.fixture(scope="module")
+def mlp4l():
+    return _load("mlp4l")
+
+
+def test_mlp4l_does_ioi_on_heldout_names_and_templates(mlp4l):
+    m = evaluate.ioi_metrics(mlp4l)
+    assert m["ioi_acc"] >= 0.95 and m["ioi_logit_diff"] >= 3, m
+
+
+def test_mlp4l_has_an_induction_head(mlp4l):
+    tokens = evaluate.repeated_tokens(mlp4l, seq_len=50, batch=20, seed=0)
+    assert evaluate.induction_scores(mlp4l, tokens).max() >= 0.6
+
+
+def test_available_models_lists_shipped_and_online():
+    names = models.available_models()
+    assert "gpt2-small" in names and all(isinstance(d, str) and d for d in names.values())
+    for shipped in models.SHIPPED:
+        assert (shipped in names) == (models.MODELS_DIR / shipped / "config.json").exists()
+
+
+def test_gpt2_small_offline_fails_fast_with_clear_message(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.time()
+    with pytest.raises(models.ModelUnavailableError, match="attn2l"):
+        models.load_model("gpt2-small", device="cpu")
+    assert time.time() - start < 5
+
+
+def test_gpt2_small_online_path_delegates_to_from_pretrained(monkeypatch):
+    """Up to the network boundary: the online path calls from_pretrained with the processing options."""
+    from transformer_lens import HookedTransformer
+
+    calls = []
+
+    class Fake:
+        def eval(self):
+            return self
+
+    def fake_from_pretrained(name, **kwargs):
+        calls.append((name, kwargs))
+        return Fake()
+
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=2.0: True)
+    monkeypatch.setattr(HookedTransformer, "from_pretrained", fake_from_pretrained)
+    assert isinstance(models.load_model("gpt2-small", device="cpu", fold_ln=False), Fake)
+    name, kwargs = calls[0]
+    assert name == "gpt2-small" and kwargs["fold_ln"] is False and kwargs["center_unembed"] is True
+
+
+def test_unknown_processing_option_is_rejected():
+    with pytest.raises(TypeError, match="unknown processing"):
+        models.load_model("attn2l", device="cpu", fold_layernorm=True)
+
+
+def test_tokenizer_names_are_single_tokens_and_heldout_data_is_held_out():
+    from transformers import AutoTokenizer
+
+    from training import corpus
+    from training.tokenizer import check_tokenizer
+
+    folder = models.MODELS_DIR / "tokenizer"
+    if not (folder / "tokenizer.json").exists():
+        pytest.skip("models/tokenizer has not been built yet (python -m training.tokenizer)")
+    check_tokenizer(AutoTokenizer.from_pretrained(folder))  # vocab 2048, BOS id 0, names single tokens
+    corpus.check_heldout_vocab()
+    text = " ".join(corpus.generate_documents(300, seed=0))
+    assert corpus.generate_documents(3, seed=5) == corpus.generate_documents(3, seed=5)
+    def pattern(template):  # an IOI template as a regex capturing the three names
+        t = re.escape(template)
+        for slot, rx in [("N1", r"(\w+)"), ("N2", r"(\w+)"), ("S", r"(\w+)"), ("place", r"\w+"),
+                         ("object", r"\w+"), ("day", r"\w+"), ("time", r"\w+")]:
+            t = t.replace(re.escape("{" + slot + "}"), rx)
+        return re.compile(t)
+
+    ioi_names = set()
+    for template in corpus.IOI_TRAIN_TEMPLATES:
+        ioi_names |= {n for m in pattern(template).findall(text) for n in m}
+    assert ioi_names and not ioi_names & set(corpus.HELDOUT_NAMES)
+    for template in corpus.IOI_HELDOUT_TEMPLATES:
+        assert not pattern(template).search(text), template

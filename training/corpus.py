@@ -1,0 +1,300 @@
+"""A deterministic, seeded generator of English-like training text.
+
+Nothing is downloaded: every document is built from the word lists below. The text mixes
+
+- ordinary sentences about people, places and objects (the tokenization chapter shows these),
+- indirect-object-identification (IOI) sentences in many templates and both name orders::
+
+      ABBA: "When Mary and John went to the store, John gave a drink to Mary."
+      BABA: "When John and Mary went to the store, John gave a drink to Mary."
+
+- documents in which a span of sentences is repeated later in the same document.
+
+Held out for evaluation: ``HELDOUT_NAMES`` and ``HELDOUT_TEMPLATES`` never appear in an IOI sentence
+during training. Held-out names still appear in ordinary sentences (so they are trained tokens), and
+every word of a held-out template occurs elsewhere in the training text (see ``check_heldout_vocab``).
+
+Rows of uniformly random tokens (what makes induction general) are made at the token level by the
+training loop, not here.
+
+Example:
+    >>> from training.corpus import generate_documents
+    >>> docs = generate_documents(n_docs=2, seed=0)
+    >>> len(docs)
+    2
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+TRAIN_NAMES = """
+Mary John Tom James Dan Sarah Paul Mark Lisa Anna Kate Emma Jack Sam Ben Alex Max Ryan Adam Eric
+Jane Amy Ann Rose Grace Lucy Helen Laura Linda Susan Karen Nancy Betty Alice Claire Julia Emily
+David Peter Michael Robert William Richard Thomas Daniel Matthew Andrew Steven Kevin Brian George
+Edward Frank Henry Jason Jeff Scott Chris Joe Mike Tim Nick Luke Ryan Carl Bill Fred Harry Jim
+Lily Sophie Chloe Ella Ruby Leo Oscar Noah Liam Ethan
+""".split()
+TRAIN_NAMES = list(dict.fromkeys(TRAIN_NAMES))  # dedupe, keep order
+
+HELDOUT_NAMES = """
+Victoria Arthur Simon Patrick Martin Oliver Charlotte Hannah Rachel Jessica Sean Tony Victor Eva
+Diana Philip Gary Roger Sally Julie
+""".split()
+
+PLACES = """
+store park school market garden station office library kitchen beach river hospital restaurant
+museum church farm forest lake bank hotel theater cafe bakery zoo airport harbor village castle
+bridge square mall gym hall studio shop field island mountain valley
+""".split()
+
+OBJECTS = """
+drink book ring bag ball key letter gift apple cake pen phone hat coat cup box flower map ticket
+picture lamp chair basket bottle necklace watch camera guitar bike kite toy shirt note coin card
+candle plate bowl clock umbrella blanket sandwich cookie pencil notebook scarf
+""".split()
+
+ADJECTIVES = """
+big small old new red blue green yellow bright dark quiet loud happy sad warm cold heavy light
+strange lovely tiny huge busy empty clean dirty cheap expensive famous ancient modern simple
+beautiful friendly careful brave clever gentle
+""".split()
+
+TIMES = """
+morning afternoon evening night weekend summer winter spring autumn holiday
+""".split()
+
+DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+
+NUMBERS = "two three four five six seven eight nine ten twelve twenty".split()
+
+SURNAMES = """
+Smith Johnson Williams Brown Jones Miller Davis Wilson Anderson Taylor Moore Jackson White Harris
+Clark Lewis Walker Hall Allen Young King Wright Scott Green Baker Adams Nelson Hill Campbell Mitchell
+Roberts Carter Phillips Evans Turner Parker Collins Edwards Stewart Morris Murphy Cook Rogers Morgan
+Cooper Peterson Reed Bailey Bell Kelly Howard Ward Cox Richardson Wood Watson Brooks Bennett Gray
+Hughes Price Sanders Myers Long Ross Foster Powell Jenkins Perry Russell Sullivan Fisher Henderson
+""".split()
+
+ANIMALS = """
+dog cat horse cow sheep goat pig rabbit mouse bird duck chicken owl eagle fox wolf bear deer lion
+tiger elephant monkey snake frog turtle fish whale dolphin shark bee butterfly spider squirrel
+""".split()
+
+FOODS = """
+bread cheese soup rice pasta pizza salad chicken potatoes carrots beans eggs butter honey jam milk
+coffee tea juice chocolate pie oranges bananas grapes lemons strawberries tomatoes onions noodles
+pancakes sausages
+""".split()
+
+JOBS = """
+teacher doctor nurse farmer baker driver painter writer singer dancer pilot sailor soldier lawyer
+engineer scientist student artist chef gardener musician mechanic librarian journalist carpenter
+""".split()
+
+CITIES = """
+London Paris Berlin Rome Madrid Vienna Prague Dublin Oslo Lisbon Boston Chicago Denver Seattle
+Toronto Sydney Tokyo Cairo Mumbai Istanbul Athens Warsaw Zurich Geneva
+""".split()
+
+VERBS = """
+cooked painted cleaned fixed watched visited drew built sold repaired carried washed studied
+described photographed measured collected borrowed noticed followed ignored remembered admired
+""".split()
+
+# Ordinary sentences. {P}/{Q} are people, {place}/{object}/{adj}/{time}/{day}/{num} are filled in.
+# These include every word that the held-out IOI templates use (checked by check_heldout_vocab).
+ORDINARY_TEMPLATES = [
+    "{P} went to the {place} in the {time}.",
+    "{P} likes the {adj} {object} very much.",
+    "The {place} was {adj} and {adj} on {day}.",
+    "{P} bought {num} {object}s at the {place}.",
+    "{P} lives near the {adj} {place}.",
+    "On {day}, {P} and {Q} walked to the {place}.",
+    "There is a {adj} {object} on the table.",
+    "{P} found a {object} at the {place}.",
+    "{P} handed the {object} to the waiter.",
+    "{P} showed the {object} to everyone.",
+    "While it was raining, {P} stayed at the {place}.",
+    "After lunch, {P} read a book about the {place}.",
+    "{P} was walking in the {place} with a {object}.",
+    "{P} and {Q} were talking about the {adj} {object}.",
+    "{P} threw the {object} into the river.",
+    "{P} passed the {place} on the way home.",
+    "Later that day, {P} sent a letter from the {place}.",
+    "{P} said that the {object} was {adj}.",
+    "Every {time}, {P} visits the {place}.",
+    "{P} had a long argument with the driver.",
+    "{P} brought a {adj} {object} to the party.",
+    "The {object} in the {place} belongs to {P}.",
+    "{P} is a {adj} person who works at the {place}.",
+    "{P} offered to help at the {place}.",
+    "It took {num} hours to reach the {place}.",
+    "{P} decided to give the {object} away.",
+    "Afterwards, {P} went back to the {place}.",
+    "{P} forgot the {object} at the {place} again.",
+    "Yesterday {P} and {Q} got a {object} from the {place}.",
+    "{P} smiled and opened the {adj} {object}.",
+    "{P} wrote a note and left it at the {place}.",
+    "The {adj} {object} cost {num} dollars.",
+    "{P} and {Q} had lunch at the {place} on {day}.",
+    "Then {P} carried the {object} up the hill.",
+    "Once the {place} closed, {P} went home.",
+    "{P} gave a speech at the {place}.",
+    "During the {time}, {P} met {Q} at the {place}.",
+    "{P} returned the {object} the next day.",
+    "{P} {surname} was born in {city} in {year}.",
+    "{P} {surname} works as a {job} in {city}.",
+    "The {job} {verb} the {object} for {P}.",
+    "{P} {verb} the {animal} near the {place}.",
+    "In {year}, the {job} moved from {city} to {city2}.",
+    "For breakfast {P} had {food} and {food2}.",
+    "A {adj} {animal} was sitting next to the {object}.",
+    "{P} paid ${n} for the {food} at the {place}.",
+    "The train to {city} leaves at {hour}:{minute}.",
+    "{P} {verb} {num} {animal}s on {day}.",
+    "Mr. {surname} and Mrs. {surname2} opened a {place} in {city}.",
+    "{P} asked the {job} about the {adj} {animal}.",
+    "Dr. {surname} {verb} the {food} in the {place}.",
+    "About {n} people came to the {place} in {year}.",
+    "The {animal} ate the {food} while {P} {verb} the {object}.",
+    "{P} and {Q} {surname} moved to {city} in {year}.",
+]
+
+# IOI templates. {N1} and {N2} are the two names in order; {S} is the subject, the answer is the
+# indirect object IO. ABBA: N1=IO, N2=S. BABA: N1=S, N2=IO.
+IOI_TRAIN_TEMPLATES = [
+    "When {N1} and {N2} went to the {place}, {S} gave a {object} to",
+    "When {N1} and {N2} got a {object} at the {place}, {S} decided to give it to",
+    "Then, {N1} and {N2} went to the {place}. {S} gave a {object} to",
+    "Then, {N1} and {N2} had a long argument, and afterwards {S} said to",
+    "After the lunch, {N1} and {N2} went to the {place}. {S} gave a {object} to",
+    "{N1} and {N2} were working at the {place}. {S} decided to give a {object} to",
+    "{N1} and {N2} had lunch at the {place}. {S} brought a {object} for",
+    "The {place} was busy when {N1} and {N2} arrived. {S} sent a {object} to",
+    "On {day}, {N1} and {N2} met at the {place}, and {S} offered a {object} to",
+    "Friends {N1} and {N2} found a {object} at the {place}. {S} gave it to",
+    "When {N1} and {N2} got home from the {place}, {S} threw the {object} to",
+    "Yesterday {N1} and {N2} visited the {place}. {S} bought a {object} for",
+    "{N1} and {N2} were talking at the {place}, and {S} passed the {object} to",
+    "In the {time}, {N1} and {N2} went to the {place}. {S} wrote a note to",
+]
+
+IOI_HELDOUT_TEMPLATES = [
+    "While {N1} and {N2} were walking in the {place}, {S} showed the {object} to",
+    "After {N1} and {N2} found a {object} at the {place}, {S} handed it to",
+    "Later that day, {N1} and {N2} stayed at the {place}, and {S} carried the {object} to",
+    "Once the {place} closed, {N1} and {N2} went home, and {S} returned the {object} to",
+]
+
+
+def _fill(template: str, rng: random.Random, people: list[str]) -> str:
+    """Fill the non-name slots of ``template`` with random words; ``people`` fill {P} and {Q}."""
+    p, q = rng.sample(people, 2)
+    return template.format(
+        P=p,
+        Q=q,
+        place=rng.choice(PLACES),
+        object=rng.choice(OBJECTS),
+        adj=rng.choice(ADJECTIVES),
+        time=rng.choice(TIMES),
+        day=rng.choice(DAYS),
+        num=rng.choice(NUMBERS),
+        surname=rng.choice(SURNAMES),
+        surname2=rng.choice(SURNAMES),
+        animal=rng.choice(ANIMALS),
+        food=rng.choice(FOODS),
+        food2=rng.choice(FOODS),
+        job=rng.choice(JOBS),
+        city=rng.choice(CITIES),
+        city2=rng.choice(CITIES),
+        verb=rng.choice(VERBS),
+        year=rng.randint(1850, 2030),
+        n=rng.randint(2, 400),
+        hour=rng.randint(1, 12),
+        minute=f"{rng.randrange(0, 60, 5):02d}",
+        # IOI slots are filled by ioi_prompt; keep them literal if present.
+        N1="{N1}",
+        N2="{N2}",
+        S="{S}",
+    )
+
+
+def ioi_prompt(template: str, io: str, s: str, order: str, rng: random.Random) -> str:
+    """Return an IOI prompt (without the answer) for a template, two names and an order.
+
+    Args:
+        template: one of ``IOI_TRAIN_TEMPLATES`` / ``IOI_HELDOUT_TEMPLATES``.
+        io: the indirect object (the correct answer, e.g. "Mary").
+        s: the subject, named twice (e.g. "John").
+        order: "ABBA" (IO first) or "BABA" (S first).
+        rng: fills places and objects.
+
+    Example:
+        >>> ioi_prompt(IOI_TRAIN_TEMPLATES[0], "Mary", "John", "ABBA", random.Random(0))[:25]
+        'When Mary and John went t'
+    """
+    n1, n2 = (io, s) if order == "ABBA" else (s, io)
+    filled = _fill(template, rng, TRAIN_NAMES)
+    return filled.format(N1=n1, N2=n2, S=s)
+
+
+def ioi_sentence(rng: random.Random, names=TRAIN_NAMES, templates=IOI_TRAIN_TEMPLATES) -> str:
+    """A complete IOI training sentence, answer included, e.g. '... gave a drink to Mary.'"""
+    io, s = rng.sample(names, 2)
+    order = rng.choice(["ABBA", "BABA"])
+    return ioi_prompt(rng.choice(templates), io, s, order, rng) + f" {io}."
+
+
+def ordinary_sentence(rng: random.Random) -> str:
+    """An ordinary sentence; its people come from train *and* held-out names."""
+    return _fill(rng.choice(ORDINARY_TEMPLATES), rng, TRAIN_NAMES + HELDOUT_NAMES)
+
+
+def document(rng: random.Random) -> str:
+    """One document: 3-9 sentences (~30% IOI), sometimes followed by a repeat of one of its spans."""
+    sentences = [
+        ioi_sentence(rng) if rng.random() < 0.3 else ordinary_sentence(rng)
+        for _ in range(rng.randint(3, 9))
+    ]
+    if rng.random() < 0.3:  # repeat a span of the document later in the same context
+        i = rng.randrange(len(sentences))
+        j = rng.randint(i + 1, min(len(sentences), i + 3))
+        sentences += sentences[i:j]
+    return " ".join(sentences)
+
+
+def generate_documents(n_docs: int, seed: int = 0) -> list[str]:
+    """Generate ``n_docs`` documents deterministically from ``seed``.
+
+    Args:
+        n_docs: number of documents (each ~40-150 tokens).
+        seed: the same seed always gives the same documents.
+
+    Returns:
+        A list of ``n_docs`` strings.
+    """
+    rng = random.Random(seed)
+    return [document(rng) for _ in range(n_docs)]
+
+
+def words(text: str) -> set[str]:
+    """The set of words in ``text`` (letters only), e.g. words("Hi, Bob.") == {"Hi", "Bob"}."""
+    return set(re.findall(r"[A-Za-z]+", text))
+
+
+def check_heldout_vocab() -> None:
+    """Assert that held-out names/templates never occur in IOI training and use only trained words."""
+    assert not set(HELDOUT_NAMES) & set(TRAIN_NAMES), "held-out names overlap train names"
+    assert not set(IOI_HELDOUT_TEMPLATES) & set(IOI_TRAIN_TEMPLATES)
+    slot_words = {"N", "S", "place", "object"}
+    seen = words(" ".join(ORDINARY_TEMPLATES + IOI_TRAIN_TEMPLATES)) | words(
+        " ".join(PLACES + OBJECTS + ADJECTIVES + TIMES + DAYS + NUMBERS + VERBS)
+    )
+    for t in IOI_HELDOUT_TEMPLATES:
+        missing = words(t) - slot_words - seen
+        assert not missing, f"held-out template uses unseen words {missing}: {t!r}"
+
+
+check_heldout_vocab()

@@ -1,0 +1,264 @@
+"""Train one of the shipped models and write ``models/<name>/``.
+
+The folder gets ``config.json`` (HookedTransformerConfig kwargs), ``model.safetensors`` (fp32, raw
+unprocessed weights), the tokenizer files, ``train_info.json`` and a ``README.md`` model card with the
+measured properties, written by this script.
+
+Data: the generated corpus (``training/corpus.py``) plus rows of uniformly random tokens from the whole
+vocabulary (a sequence of 8-40 tokens tiled to fill the row). For the first ``--warmup-tokens`` tokens
+every row is random (induction forms early and reliably), afterwards ``--random-frac`` of the rows.
+
+Usage::
+
+    python -m training.train_model --config attn2l --tokens 12000000 --seed 0 --device auto
+    python -m training.train_model --config attn2l --card-only   # re-measure, rewrite README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub: fail fast instead of retrying
+
+import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*HookedTransformer.*deprecated.*", category=DeprecationWarning)
+from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa: E402
+
+from training import evaluate  # noqa: E402
+from training.corpus import generate_documents  # noqa: E402
+from training.tokenizer import build_tokenizer, check_tokenizer  # noqa: E402
+from utils.models import SHIPPED as DESCRIPTIONS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+
+CONFIGS = {
+    # The classic induction-head model: two attention-only layers.
+    "attn2l": dict(n_layers=2, d_model=128, n_heads=4, d_head=32, attn_only=True),
+    # A 4-layer model with MLPs for IOI (and induction).
+    "mlp4l": dict(n_layers=4, d_model=128, n_heads=4, d_head=32, d_mlp=512, act_fn="gelu"),
+}
+COMMON = dict(n_ctx=128, d_vocab=2048, normalization_type="LN", positional_embedding_type="standard",
+              default_prepend_bos=True)
+
+
+def get_tokenizer():
+    """Load ``models/tokenizer`` (building it first if missing) through AutoTokenizer."""
+    from transformers import AutoTokenizer
+
+    folder = MODELS / "tokenizer"
+    if not (folder / "tokenizer.json").exists():
+        return build_tokenizer(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    check_tokenizer(tok)
+    return tok
+
+
+class Batches:
+    """Yields ``[batch, n_ctx]`` training rows: generated text, or random tokens tiled to fill the row.
+
+    Every row starts with BOS (id 0). Text rows are consecutive windows of the token stream of generated
+    documents (separated by ``<|endoftext|>``); random rows tile a random sequence of 8-40 ids drawn
+    uniformly from ``[1, d_vocab)`` so that every embedding is trained.
+    """
+
+    def __init__(self, tokenizer, n_ctx: int, d_vocab: int, seed: int):
+        self.tok, self.n_ctx, self.d_vocab, self.seed = tokenizer.backend_tokenizer, n_ctx, d_vocab, seed
+        self.gen = torch.Generator().manual_seed(seed)
+        self.stream: list[int] = []
+        self.chunk = 0
+
+    def _text_row(self) -> torch.Tensor:
+        n = self.n_ctx - 1
+        while len(self.stream) < n:  # refill with a deterministic chunk of fresh documents
+            docs = generate_documents(2000, seed=self.seed * 100_003 + self.chunk)
+            self.chunk += 1
+            for enc in self.tok.encode_batch(docs):
+                self.stream += enc.ids + [0]
+        row, self.stream = self.stream[:n], self.stream[n:]
+        return torch.tensor([0] + row)
+
+    def _random_row(self) -> torch.Tensor:
+        length = int(torch.randint(8, 41, (1,), generator=self.gen))
+        seq = torch.randint(1, self.d_vocab, (length,), generator=self.gen)
+        reps = math.ceil((self.n_ctx - 1) / length)
+        return torch.cat([torch.zeros(1, dtype=torch.long), seq.repeat(reps)[: self.n_ctx - 1]])
+
+    def next(self, batch_size: int, random_frac: float) -> torch.Tensor:
+        n_rand = round(batch_size * random_frac)
+        rows = [self._random_row() for _ in range(n_rand)]
+        rows += [self._text_row() for _ in range(batch_size - n_rand)]
+        return torch.stack(rows)
+
+
+def lr_at(step: int, total: int, lr: float, warmup: int = 100) -> float:
+    """Linear warm-up then cosine decay to 10% of ``lr``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def train(args) -> None:
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+    tokenizer = get_tokenizer()
+    cfg_kwargs = {**COMMON, **CONFIGS[args.config], "d_vocab": len(tokenizer)}
+    cfg = HookedTransformerConfig(**cfg_kwargs, seed=args.seed, device=device)
+    model = HookedTransformer(cfg, tokenizer=tokenizer)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.95),
+    )
+    data = Batches(tokenizer, cfg.n_ctx, cfg.d_vocab, args.seed)
+    tokens_per_step = args.batch_size * cfg.n_ctx
+    total_steps = args.tokens // tokens_per_step
+    log, start, tokens_seen, stopped_early = [], time.time(), 0, False
+
+    bar = tqdm(range(total_steps), desc=f"train {args.config}", unit="step", mininterval=5)
+    for step in bar:
+        frac = 1.0 if tokens_seen < args.warmup_tokens else args.random_frac
+        tokens = data.next(args.batch_size, frac).to(device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total_steps, args.lr)
+        loss = model(tokens, return_type="loss")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens_seen += tokens_per_step
+
+        if step % args.eval_every == 0 or step == total_steps - 1:
+            model.eval()
+            with torch.no_grad():
+                rep = evaluate.repeated_tokens(model, seq_len=50, batch=10, seed=1)
+                ind = evaluate.induction_scores(model, rep).max().item()
+            model.train()
+            elapsed = time.time() - start
+            log.append(dict(step=step, tokens=tokens_seen, loss=round(loss.item(), 4),
+                            induction=round(ind, 3), minutes=round(elapsed / 60, 2)))
+            bar.set_postfix(loss=f"{loss.item():.3f}", ind=f"{ind:.2f}", tok=f"{tokens_seen/1e6:.1f}M")
+            tqdm.write(json.dumps(log[-1]))
+        if args.max_minutes and time.time() - start > args.max_minutes * 60:
+            stopped_early = True
+            tqdm.write(f"stopping: wall-clock limit of {args.max_minutes} min reached")
+            break
+    wall = time.time() - start
+
+    out = MODELS / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    # Buffers such as IGNORE / mask are rebuilt by the model; save parameters only.
+    params = {n for n, _ in model.named_parameters()}
+    save_file({k: v for k, v in state.items() if k in params}, out / "model.safetensors")
+    (out / "config.json").write_text(json.dumps(cfg_kwargs, indent=2) + "\n")
+    tokenizer.save_pretrained(out)
+    info = dict(
+        config=args.config, seed=args.seed, tokens_seen=tokens_seen, steps=step + 1,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        warmup_tokens=args.warmup_tokens, random_frac=args.random_frac,
+        wall_time_s=round(wall, 1), stopped_early=stopped_early,
+        device=device if device != "cpu" else f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
+        torch=torch.__version__, log=log,
+    )
+    (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_card(args.name, model)
+
+
+def write_card(name: str, model: HookedTransformer | None = None) -> dict:
+    """Measure the model in ``models/<name>`` and write its README.md model card. Returns the metrics."""
+    out = MODELS / name
+    info = json.loads((out / "train_info.json").read_text())
+    if model is None:
+        from utils.models import load_model
+
+        model = load_model(name, device="cpu", fold_ln=False, center_writing_weights=False,
+                           center_unembed=False)
+    metrics = evaluate.measure(model)
+    cfg = json.loads((out / "config.json").read_text())
+    cfg_line = ", ".join(f"{k}={v}" for k, v in cfg.items())
+    lines = [
+        f"# {name}",
+        "",
+        DESCRIPTIONS.get(info["config"], info["config"]).split(";")[0] + ". Trained by `training/train_model.py`; "
+        "this card is written by that script.",
+        "",
+        "## Data",
+        "Generated English-like text (`training/corpus.py`: people, places, objects; IOI sentences in "
+        f"{'ABBA and BABA'} orders with held-out names and templates; documents with repeated spans) plus rows "
+        "of uniformly random tokens from the whole vocabulary (a sequence of 8-40 tokens tiled to fill the "
+        f"row): 100% of rows for the first {info['warmup_tokens']:,} tokens, then {info['random_frac']:.0%}.",
+        "Tokenizer: byte-level BPE, 2048 tokens, `<|endoftext|>` = BOS/EOS/pad (`training/tokenizer.py`).",
+        "",
+        "## Config",
+        f"`{cfg_line}`",
+        "",
+        "## Training",
+        f"- tokens seen: {info['tokens_seen']:,} ({info['steps']} steps of {info['batch_size']} x {cfg['n_ctx']})",
+        f"- optimizer: AdamW, lr {info['lr']} (warm-up, cosine to 10%), weight decay {info['weight_decay']}",
+        f"- seed: {info['seed']}; wall time: {info['wall_time_s'] / 60:.1f} min on {info['device']}"
+        + (" (stopped early at the wall-clock limit)" if info["stopped_early"] else ""),
+        f"- torch {info['torch']}",
+        "",
+        "## Measured properties (`training/evaluate.py`, CPU, seeded)",
+        "",
+        evaluate.format_metrics(metrics),
+        "",
+        "## Reproduce",
+        f"`python -m training.train_model --config {info['config']} --tokens {info['tokens_seen']} "
+        f"--seed {info['seed']} --device auto`",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return metrics
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Train a shipped Circuit School model.")
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="attn2l")
+    ap.add_argument("--name", default=None, help="folder name under models/ (default: the config name)")
+    ap.add_argument("--tokens", type=int, default=12_000_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--warmup-tokens", type=int, default=3_000_000,
+                    help="tokens during which every row is random tokens")
+    ap.add_argument("--random-frac", type=float, default=0.15, help="fraction of random rows afterwards")
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long; 0 = none")
+    ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")
+    args = ap.parse_args()
+    args.name = args.name or args.config
+    if args.card_only:
+        torch.set_num_threads(args.threads)
+        write_card(args.name)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Build every chapter from its single source (``chapters/src/NN_slug.py``, jupytext percent format).
+
+One source gives three generated files, all marked "generated — do not edit":
+
+- ``chapters/NN_slug.ipynb``: the learner notebook (stubs, check cells, hint + solution dropdowns, no outputs);
+- ``chapters/solutions/NN_slug_solutions.ipynb``: the same lesson with the solutions in place;
+- ``solutions/chNN_slug.py``: the importable reference module (cells tagged ``module`` + exercise cells).
+
+Source conventions (strict: anything else is a build error naming the file and line):
+
+- a code cell that contains ``# SOLUTION`` ... ``# END SOLUTION`` is an exercise; the lines between the markers
+  are replaced in the learner notebook by ``raise NotImplementedError()``; markers do not nest and must pair;
+- every exercise cell is followed by a markdown cell tagged ``hint`` (``# %% [markdown] tags=["hint"]``);
+- the build adds, after each exercise, a ``check(fn)`` cell per function the cell defines;
+- code cells tagged ``module`` (imports, constants) also go into the solutions module.
+
+Usage: ``python -m utils.build`` writes the files; ``python -m utils.build --check`` lists stale ones, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC_DIR = ROOT / "chapters" / "src"
+REPO_URL = "https://github.com/circuit-school/circuit-school"  # where Colab clones the repo from
+BEGIN, END = "# SOLUTION", "# END SOLUTION"
+STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+
+SETUP_CELL = '''\
+# Setup: run this cell first. Works in Jupyter, VS Code and Colab (on Colab it fetches the course and installs
+# the pinned requirements from requirements.txt, keeping Colab's own torch).
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("/content/circuit-school").exists():
+    subprocess.run(["git", "clone", "--depth=1", "{repo_url}", "/content/circuit-school"], check=True)
+    pins = [line for line in Path("/content/circuit-school/requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "torch=="))]
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *pins], check=True)
+if "google.colab" in sys.modules:
+    os.chdir("/content/circuit-school/chapters")
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "utils" / "checking.py").exists())
+sys.path.insert(0, str(ROOT))
+
+from utils.device import describe_device, get_device  # noqa: E402
+from utils.notebook import make_check  # noqa: E402
+
+device = get_device()
+print(describe_device(device))
+check = make_check("{chapter}")'''
+
+
+class BuildError(Exception):
+    pass
+
+
+def chapter_name(src: Path) -> str:
+    """``chapters/src/00_pytorch_einops.py`` -> ``ch00_pytorch_einops`` (the module and test-file name)."""
+    return f"ch{src.stem}"
+
+
+def outputs_for(src: Path) -> dict[str, Path]:
+    return {
+        "learner": ROOT / "chapters" / f"{src.stem}.ipynb",
+        "solutions": ROOT / "chapters" / "solutions" / f"{src.stem}_solutions.ipynb",
+        "module": ROOT / "solutions" / f"{chapter_name(src)}.py",
+    }
+
+
+def split_solution(source: str, where: str) -> tuple[str, str]:
+    """(solution code, learner code) of a cell: markers removed, or the marked lines replaced by the stub."""
+    solution, learner, inside = [], [], False
+    for n, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise BuildError(f"{where}, line {n}: nested {BEGIN!r}")
+            inside, indent = True, line[: len(line) - len(line.lstrip())]
+            learner += [indent + s for s in STUB]
+        elif stripped == END:
+            if not inside:
+                raise BuildError(f"{where}, line {n}: {END!r} without {BEGIN!r}")
+            inside = False
+        elif stripped.startswith("#") and "SOLUTION" in stripped.upper():
+            raise BuildError(f"{where}, line {n}: unknown marker {stripped!r} (use {BEGIN!r} / {END!r})")
+        else:
+            solution.append(line)
+            if not inside:
+                learner.append(line)
+    if inside:
+        raise BuildError(f"{where}: {BEGIN!r} is never closed")
+    return "\n".join(solution), "\n".join(learner)
+
+
+def _functions(code: str, where: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        raise BuildError(f"{where}, line {e.lineno}: {e.msg}") from e
+    names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+    if not names:
+        raise BuildError(f"{where}: an exercise cell must define a function")
+    return names
+
+
+def _dropdown(title: str, body: str) -> str:
+    return f"<details><summary>{title}</summary>\n\n{body.strip()}\n\n</details>"
+
+
+def _notebook(cells: list, chapter: str, kind: str, src: Path) -> str:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "circuit_school": {"chapter": chapter, "kind": kind, "generated_from": str(src.relative_to(ROOT))},
+    }
+    for i, (cell_type, source) in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(source) if cell_type == "code" else nbformat.v4.new_markdown_cell(source)
+        cell.id = f"{kind}-{i:03d}"
+        nb.cells.append(cell)
+    return nbformat.writes(nb) + "\n"
+
+
+def render_chapter(src: Path) -> dict[Path, str]:
+    """The generated files of one chapter source, as {path: text}."""
+    chapter, rel = chapter_name(src), src.relative_to(ROOT)
+    cells = jupytext.read(src, fmt="py:percent").cells
+    if not cells or cells[0].cell_type != "markdown":
+        raise BuildError(f"{rel}: the first cell must be the chapter's title (markdown)")
+    banner = (f"*Generated from `{rel}` by `make build`: do not edit this file in the repository; edit the source. "
+              "(Learners: this copy is yours to fill in.)*")
+    setup = SETUP_CELL.replace("{repo_url}", REPO_URL).replace("{chapter}", chapter)
+    learner = [("markdown", cells[0].source), ("markdown", banner), ("code", setup)]
+    solutions = list(learner)
+    module = [f'"""Reference solutions for chapter {chapter}.\n\nGenerated from {rel} by `make build`: do not edit; '
+              'edit the source and rebuild.\n"""']
+    pending = None  # (where, solution code) of an exercise still waiting for its hint cell
+    for index, cell in enumerate(cells[1:], start=2):
+        where, tags = f"{rel}, cell {index}", cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown":
+            if "hint" in tags:
+                if pending is None:
+                    raise BuildError(f"{where}: a hint cell must follow an exercise cell")
+                learner.append(("markdown", _dropdown("💡 Hint", cell.source) + "\n\n"
+                                + _dropdown("✅ Solution", f"```python\n{pending[1]}\n```")))
+                solutions.append(("markdown", _dropdown("💡 Hint", cell.source)))
+                pending = None
+                continue
+            if BEGIN in cell.source:
+                raise BuildError(f"{where}: solution markers are only allowed in code cells")
+        if pending is not None:
+            raise BuildError(f"{pending[0]}: an exercise cell must be followed by a markdown cell tagged 'hint'")
+        if cell.cell_type != "code":
+            learner.append(("markdown", cell.source))
+            solutions.append(("markdown", cell.source))
+            continue
+        solution_code, learner_code = split_solution(cell.source, where)
+        if solution_code != cell.source:  # an exercise
+            checks = "\n".join(f"check({name})" for name in _functions(solution_code, where))
+            learner += [("code", learner_code), ("code", checks)]
+            solutions += [("code", solution_code), ("code", checks)]
+            module.append(solution_code)
+            pending = (where, solution_code)
+        else:
+            learner.append(("code", cell.source))
+            solutions.append(("code", cell.source))
+            if "module" in tags:
+                module.append(cell.source)
+    if pending is not None:
+        raise BuildError(f"{pending[0]}: an exercise cell must be followed by a markdown cell tagged 'hint'")
+    out = outputs_for(src)
+    return {
+        out["learner"]: _notebook(learner, chapter, "learner", src),
+        out["solutions"]: _notebook(solutions, chapter, "solutions", src),
+        out["module"]: "\n\n\n".join(module) + "\n",
+    }
+
+
+def sources() -> list[Path]:
+    return sorted(SRC_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def render_all() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for src in sources():
+        files.update(render_chapter(src))
+    return files
+
+
+def stale_files() -> list[Path]:
+    """Generated files that differ from what the sources produce now (or do not exist)."""
+    return [p for p, text in render_all().items() if not p.exists() or p.read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="list stale generated files and exit 1 if any")
+    args = parser.parse_args(argv)
+    try:
+        files = render_all()
+    except BuildError as e:
+        print(f"build error: {e}", file=sys.stderr)
+        return 2
+    stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+    if args.check:
+        for p in stale:
+            print(f"stale: {p.relative_to(ROOT)} (run `make build`)")
+        return 1 if stale else 0
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(files[p])
+        print(f"wrote {p.relative_to(ROOT)}")
+    print(f"{len(files)} generated files, {len(stale)} updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

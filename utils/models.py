@@ -1,0 +1,196 @@
+"""Loading models by name: the shipped offline models, or ``gpt2-small`` when online.
+
+Every chapter loads models through this module. Shipped models live in ``models/<name>/``
+(``config.json`` + ``model.safetensors`` + tokenizer files) and are loaded through TransformerLens's
+real code path: ``HookedTransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(folder))`` followed by
+``model.load_and_process_state_dict(...)`` with the processing options and defaults that
+``HookedTransformer.from_pretrained`` uses.
+
+Example:
+    >>> from utils.models import available_models, load_model
+    >>> sorted(available_models())               # doctest: +SKIP
+    ['attn2l', 'gpt2-small', 'mlp4l']
+    >>> model = load_model("attn2l")             # on utils.device.get_device()
+    >>> model.cfg.n_layers, model.cfg.d_vocab
+    (2, 2048)
+    >>> logits = model("When Mary and John went to the store, John gave a drink to")
+    >>> logits.shape                             # [batch, pos, d_vocab]
+    torch.Size([1, 17, 2048])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+from pathlib import Path
+from urllib.parse import urlparse
+
+# TransformerLens 3.x warns that HookedTransformer is deprecated in favour of TransformerBridge; this
+# course uses HookedTransformer on purpose (transformer-lens is pinned < 4).
+warnings.filterwarnings(
+    "ignore", message=r"HookedTransformer(\.from_pretrained)? is deprecated", category=DeprecationWarning
+)
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+SHIPPED = {
+    "attn2l": "2-layer attention-only transformer (d_model 128, 4 heads) with induction heads; shipped, offline",
+    "mlp4l": "4-layer transformer with MLPs (d_model 128, 4 heads) for IOI and induction; shipped, offline",
+}
+ONLINE = {
+    "gpt2-small": "GPT-2 small (12 layers, d_model 768) from the Hugging Face hub; needs network access",
+}
+ALTERNATIVES = {"gpt2-small": "attn2l (induction) or mlp4l (IOI)"}
+
+# The processing options of HookedTransformer.from_pretrained, with its defaults.
+PROCESSING_DEFAULTS = dict(
+    fold_ln=True,
+    center_writing_weights=True,
+    center_unembed=True,
+    fold_value_biases=True,
+    refactor_factored_attn_matrices=False,
+)
+
+
+class ModelUnavailableError(RuntimeError):
+    """Raised when a model cannot be loaded here (e.g. an online model while offline)."""
+
+
+def available_models() -> dict[str, str]:
+    """All model names ``load_model`` accepts, each with a one-line description.
+
+    Shipped models are listed when their folder exists in ``models/``; online models always.
+
+    Returns:
+        ``{name: description}``, e.g. ``{"attn2l": "2-layer attention-only ...", "gpt2-small": "..."}``.
+    """
+    shipped = {n: d for n, d in SHIPPED.items() if (MODELS_DIR / n / "config.json").exists()}
+    return {**shipped, **ONLINE}
+
+
+def _default_device():
+    """``utils.device.get_device()`` when that module exists, else ``"cpu"``."""
+    try:
+        from utils.device import get_device
+    except ImportError:
+        return "cpu"
+    return get_device()
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face hub can be reached: False at once if ``HF_HUB_OFFLINE`` is set.
+
+    Otherwise tries a TCP connection to the hub's host, giving up after ``timeout`` seconds (DNS
+    included, so the answer comes within ``timeout`` seconds whatever the network does).
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        from huggingface_hub import constants
+
+        host = urlparse(constants.ENDPOINT).hostname
+    except Exception:
+        return False
+    result = []
+
+    def probe():
+        import socket
+
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(result and result[0])
+
+
+def _processing(processing: dict) -> dict:
+    unknown = set(processing) - set(PROCESSING_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown processing options {sorted(unknown)}; allowed: {sorted(PROCESSING_DEFAULTS)}")
+    return {**PROCESSING_DEFAULTS, **processing}
+
+
+def load_model(name: str, device=None, **processing):
+    """Load a model by name as a ``HookedTransformer`` in eval mode on ``device``.
+
+    Args:
+        name: a key of ``available_models()``: a shipped model (``"attn2l"``, ``"mlp4l"``) or
+            ``"gpt2-small"`` (online only).
+        device: ``"cpu"``, ``"cuda"``, a ``torch.device`` or None for ``utils.device.get_device()``.
+        **processing: the weight-processing options of ``HookedTransformer.from_pretrained``, with its
+            defaults: ``fold_ln=True``, ``center_writing_weights=True``, ``center_unembed=True``,
+            ``fold_value_biases=True``, ``refactor_factored_attn_matrices=False``. Pass all False for
+            the raw trained weights (like ``from_pretrained_no_processing``).
+
+    Returns:
+        A ``HookedTransformer``. ``model(tokens)`` maps ``[batch, pos]`` token ids to
+        ``[batch, pos, d_vocab]`` logits.
+
+    Raises:
+        ModelUnavailableError: an online model while the hub is unreachable (within ~2 s), naming the
+            shipped alternative; or an unknown name.
+
+    Example:
+        >>> model = load_model("attn2l", device="cpu")
+        >>> raw = load_model("attn2l", device="cpu", fold_ln=False, center_writing_weights=False,
+        ...                  center_unembed=False, fold_value_biases=False)
+        >>> tokens = model.to_tokens("Mary went to the store.")   # [1, pos], BOS first
+        >>> torch.allclose(model(tokens).log_softmax(-1), raw(tokens).log_softmax(-1), atol=1e-4)
+        True
+    """
+    opts = _processing(processing)
+    device = _default_device() if device is None else device
+    if name in ONLINE:
+        return _load_online(name, device, opts)
+    folder = MODELS_DIR / name
+    if not (folder / "config.json").exists():
+        raise ModelUnavailableError(
+            f"unknown model {name!r} (no {folder}/config.json); available: {sorted(available_models())}"
+        )
+    return _load_shipped(folder, device, opts)
+
+
+def _load_shipped(folder: Path, device, opts: dict):
+    """Build the model from ``folder`` through TransformerLens's ``load_and_process_state_dict``."""
+    from safetensors.torch import load_file
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformers import AutoTokenizer
+
+    cfg_kwargs = json.loads((folder / "config.json").read_text())
+    cfg = HookedTransformerConfig(**cfg_kwargs, device=str(device))
+    tokenizer = AutoTokenizer.from_pretrained(folder)  # from disk: has name_or_path, which TL needs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    state_dict = load_file(folder / "model.safetensors")
+    model.load_and_process_state_dict(state_dict, **opts)
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _load_online(name: str, device, opts: dict):
+    """Delegate to ``HookedTransformer.from_pretrained``; fail fast with a clear message when offline."""
+    hint = (
+        f"{name!r} needs the Hugging Face hub, which is not reachable here (offline, HF_HUB_OFFLINE=1, "
+        f"or no network). Use a shipped model instead: {ALTERNATIVES[name]}, e.g. load_model('attn2l')."
+    )
+    if not hub_reachable():
+        raise ModelUnavailableError(hint)
+    from transformer_lens import HookedTransformer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            model = HookedTransformer.from_pretrained(name, device=str(device), **opts)
+        except OSError as e:  # e.g. the hub went away mid-download
+            raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
+    model.eval()
+    return model

@@ -1,0 +1,72 @@
+"""In-notebook checks: one short line under every exercise runs that exercise's pytest checker.
+
+The notebook does not carry a second copy of the checks: :func:`make_check` returns ``check(fn)``, which runs
+``tests/test_<chapter>.py::test_exercise[<fn name>]`` in-process with pytest, with the learner's function
+injected in place of the reference, and prints one clear line instead of a traceback.
+
+Example (the setup cell of every chapter does this):
+    >>> check = make_check("ch00_pytorch_einops")
+    >>> check(split_heads)
+    ✅ split_heads passed (4 cases)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LEARNER_FUNCTIONS = pytest.StashKey[dict]()  # name -> function, read by tests/conftest.py's `learner` fixture
+
+
+class _InjectAndCollect:
+    """A pytest plugin: hands the learner's functions to the checkers and collects the reports."""
+
+    def __init__(self, functions: dict[str, Callable]):
+        self.functions = functions
+        self.reports: list[pytest.TestReport] = []
+
+    def pytest_configure(self, config):
+        config.stash[LEARNER_FUNCTIONS] = self.functions
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.failed or report.skipped:
+            self.reports.append(report)
+
+
+def run_check(fn: Callable, chapter: str, device: str | None = None) -> tuple[bool, str]:
+    """Run the checker of ``fn.__name__`` in ``chapter`` on ``fn``; return (passed, one-line summary)."""
+    name = getattr(fn, "__name__", None)
+    if not callable(fn) or not name or name == "<lambda>":
+        return False, f"❌ check() needs the exercise function itself, e.g. check(split_heads); got {fn!r}"
+    test_file = ROOT / "tests" / f"test_{chapter}.py"
+    plugin = _InjectAndCollect({name: fn})
+    args = [f"{test_file}::test_exercise[{name}]", f"--rootdir={ROOT}", "-q", "-p", "no:terminal",
+            "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
+    device = device or os.environ.get("CS_DEVICE")
+    if device:
+        args += ["--device", device]
+    exit_code = pytest.main(args, plugins=[plugin])
+    if not plugin.reports:
+        return False, f"❌ no checker named {name!r} in {test_file.name} (pytest exit code {int(exit_code)})"
+    report = plugin.reports[-1]
+    props = dict(report.user_properties)
+    if report.passed:
+        return True, f"✅ {name} passed ({props.get('cases', '?')} cases)"
+    status = props.get("status", "ERROR")
+    message = str(report.longrepr).strip()
+    if message.startswith(f"{status}: "):
+        message = message[len(status) + 2:]
+    return False, f"❌ {name} — {status}: {message}"
+
+
+def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], bool]:
+    """The ``check`` function of a chapter's notebook: ``check(fn)`` prints a pass or the failure, returns bool."""
+    def check(fn: Callable) -> bool:
+        passed, line = run_check(fn, chapter, device)
+        print(line)
+        return passed
+    return check
