@@ -91,6 +91,13 @@ def test_mlp4l_does_ioi_on_heldout_names_and_templates(mlp4l):
     assert m["ioi_acc"] >= 0.95 and m["ioi_logit_diff"] >= 3, m
 
 
+def test_mlp4l_ioi_circuit_is_localized(mlp4l):
+    """Patching the outputs of at most 3 heads from clean into names-swapped runs recovers >= 50%."""
+    p = evaluate.ioi_patching(mlp4l, k=3)
+    assert p["clean_ld"] > 0 > p["corrupted_ld"], p
+    assert p["top_heads_recovery"] >= 0.5, p
+
+
 def test_mlp4l_has_an_induction_head(mlp4l):
     tokens = evaluate.repeated_tokens(mlp4l, seq_len=50, batch=20, seed=0)
     assert evaluate.induction_scores(mlp4l, tokens).max() >= 0.6

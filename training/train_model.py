@@ -5,12 +5,15 @@ unprocessed weights), the tokenizer files, ``train_info.json`` and a ``README.md
 measured properties, written by this script.
 
 Data: the generated corpus (``training/corpus.py``) plus rows of uniformly random tokens from the whole
-vocabulary (a sequence of 8-40 tokens tiled to fill the row). For the first ``--warmup-tokens`` tokens
-every row is random (induction forms early and reliably), afterwards ``--random-frac`` of the rows.
+vocabulary (a sequence of 8-40 tokens tiled to fill the row). During a warm-up every row is random
+(induction forms early and reliably): at least ``--warmup-tokens`` tokens, extended until the induction
+score reaches ``--warmup-induction`` but at most ``--warmup-max-tokens``; afterwards ``--random-frac`` of
+the rows are random. Defaults per config are in ``TRAIN_DEFAULTS``.
 
 Usage::
 
-    python -m training.train_model --config attn2l --tokens 12000000 --seed 0 --device auto
+    python -m training.train_model --config attn2l --seed 0 --device auto
+    python -m training.train_model --config mlp4l --seed 0 --device auto
     python -m training.train_model --config attn2l --card-only   # re-measure, rewrite README.md
 """
 
@@ -48,6 +51,13 @@ CONFIGS = {
     "attn2l": dict(n_layers=2, d_model=128, n_heads=4, d_head=32, attn_only=True),
     # A 4-layer model with MLPs for IOI (and induction).
     "mlp4l": dict(n_layers=4, d_model=128, n_heads=4, d_head=32, d_mlp=512, act_fn="gelu"),
+}
+# Training defaults per config (command-line flags override them).
+TRAIN_DEFAULTS = {
+    "attn2l": dict(tokens=16_000_000, warmup_tokens=3_000_000, warmup_max_tokens=3_000_000),
+    # MLP models sometimes form no induction head during a fixed warm-up on small budgets: keep all rows
+    # random until the induction score reaches --warmup-induction (at most --warmup-max-tokens).
+    "mlp4l": dict(tokens=30_000_000, warmup_tokens=3_000_000, warmup_max_tokens=8_000_000),
 }
 COMMON = dict(n_ctx=128, d_vocab=2048, normalization_type="LN", positional_embedding_type="standard",
               default_prepend_bos=True)
@@ -133,10 +143,16 @@ def train(args) -> None:
     tokens_per_step = args.batch_size * cfg.n_ctx
     total_steps = args.tokens // tokens_per_step
     log, start, tokens_seen, stopped_early = [], time.time(), 0, False
+    in_warmup, warmup_done_at, ind = True, None, 0.0
 
     bar = tqdm(range(total_steps), desc=f"train {args.config}", unit="step", mininterval=5)
     for step in bar:
-        frac = 1.0 if tokens_seen < args.warmup_tokens else args.random_frac
+        if in_warmup and tokens_seen >= args.warmup_tokens and (
+            ind >= args.warmup_induction or tokens_seen >= args.warmup_max_tokens
+        ):
+            in_warmup, warmup_done_at = False, tokens_seen
+            tqdm.write(f"warm-up done at {tokens_seen:,} tokens (induction {ind:.2f})")
+        frac = 1.0 if in_warmup else args.random_frac
         tokens = data.next(args.batch_size, frac).to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total_steps, args.lr)
@@ -152,10 +168,14 @@ def train(args) -> None:
             with torch.no_grad():
                 rep = evaluate.repeated_tokens(model, seq_len=50, batch=10, seed=1)
                 ind = evaluate.induction_scores(model, rep).max().item()
+                extra = {}
+                if not cfg.attn_only and not in_warmup:
+                    ioi = evaluate.ioi_metrics(model, n_pairs=10)
+                    extra = dict(ioi_acc=round(ioi["ioi_acc"], 3), ioi_ld=round(ioi["ioi_logit_diff"], 2))
             model.train()
             elapsed = time.time() - start
             log.append(dict(step=step, tokens=tokens_seen, loss=round(loss.item(), 4),
-                            induction=round(ind, 3), minutes=round(elapsed / 60, 2)))
+                            induction=round(ind, 3), **extra, minutes=round(elapsed / 60, 2)))
             bar.set_postfix(loss=f"{loss.item():.3f}", ind=f"{ind:.2f}", tok=f"{tokens_seen/1e6:.1f}M")
             tqdm.write(json.dumps(log[-1]))
         if args.max_minutes and time.time() - start > args.max_minutes * 60:
@@ -176,7 +196,7 @@ def train(args) -> None:
     info = dict(
         config=args.config, seed=args.seed, tokens_seen=tokens_seen, steps=step + 1,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        warmup_tokens=args.warmup_tokens, random_frac=args.random_frac,
+        warmup_tokens=warmup_done_at or tokens_seen, random_frac=args.random_frac,
         wall_time_s=round(wall, 1), stopped_early=stopped_early,
         device=device if device != "cpu" else f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
         torch=torch.__version__, log=log,
@@ -238,21 +258,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Train a shipped Circuit School model.")
     ap.add_argument("--config", choices=sorted(CONFIGS), default="attn2l")
     ap.add_argument("--name", default=None, help="folder name under models/ (default: the config name)")
-    ap.add_argument("--tokens", type=int, default=12_000_000)
+    ap.add_argument("--tokens", type=int, default=None, help="tokens to train on (default: per config)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--warmup-tokens", type=int, default=3_000_000,
-                    help="tokens during which every row is random tokens")
+    ap.add_argument("--warmup-tokens", type=int, default=None,
+                    help="tokens during which every row is random tokens (default: per config)")
+    ap.add_argument("--warmup-max-tokens", type=int, default=None,
+                    help="extend the warm-up until induction >= --warmup-induction, at most this long")
+    ap.add_argument("--warmup-induction", type=float, default=0.5)
     ap.add_argument("--random-frac", type=float, default=0.15, help="fraction of random rows afterwards")
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long; 0 = none")
     ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")
     args = ap.parse_args()
     args.name = args.name or args.config
+    for key, value in TRAIN_DEFAULTS[args.config].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.warmup_max_tokens = max(args.warmup_max_tokens, args.warmup_tokens)
     if args.card_only:
         torch.set_num_threads(args.threads)
         write_card(args.name)

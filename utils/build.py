@@ -28,7 +28,6 @@ import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC_DIR = ROOT / "chapters" / "src"
 REPO_URL = "https://github.com/circuit-school/circuit-school"  # where Colab clones the repo from
 BEGIN, END = "# SOLUTION", "# END SOLUTION"
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
@@ -69,11 +68,11 @@ def chapter_name(src: Path) -> str:
     return f"ch{src.stem}"
 
 
-def outputs_for(src: Path) -> dict[str, Path]:
+def outputs_for(src: Path, root: Path = ROOT) -> dict[str, Path]:
     return {
-        "learner": ROOT / "chapters" / f"{src.stem}.ipynb",
-        "solutions": ROOT / "chapters" / "solutions" / f"{src.stem}_solutions.ipynb",
-        "module": ROOT / "solutions" / f"{chapter_name(src)}.py",
+        "learner": root / "chapters" / f"{src.stem}.ipynb",
+        "solutions": root / "chapters" / "solutions" / f"{src.stem}_solutions.ipynb",
+        "module": root / "solutions" / f"{chapter_name(src)}.py",
     }
 
 
@@ -117,12 +116,12 @@ def _dropdown(title: str, body: str) -> str:
     return f"<details><summary>{title}</summary>\n\n{body.strip()}\n\n</details>"
 
 
-def _notebook(cells: list, chapter: str, kind: str, src: Path) -> str:
+def _notebook(cells: list, chapter: str, kind: str, rel: Path) -> str:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
-        "circuit_school": {"chapter": chapter, "kind": kind, "generated_from": str(src.relative_to(ROOT))},
+        "circuit_school": {"chapter": chapter, "kind": kind, "generated_from": str(rel)},
     }
     for i, (cell_type, source) in enumerate(cells):
         cell = nbformat.v4.new_code_cell(source) if cell_type == "code" else nbformat.v4.new_markdown_cell(source)
@@ -131,9 +130,9 @@ def _notebook(cells: list, chapter: str, kind: str, src: Path) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def render_chapter(src: Path) -> dict[Path, str]:
-    """The generated files of one chapter source, as {path: text}."""
-    chapter, rel = chapter_name(src), src.relative_to(ROOT)
+def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
+    """The generated files of one chapter source (under ``root``), as {path: text}."""
+    chapter, rel = chapter_name(src), src.relative_to(root)
     cells = jupytext.read(src, fmt="py:percent").cells
     if not cells or cells[0].cell_type != "markdown":
         raise BuildError(f"{rel}: the first cell must be the chapter's title (markdown)")
@@ -178,28 +177,28 @@ def render_chapter(src: Path) -> dict[Path, str]:
                 module.append(cell.source)
     if pending is not None:
         raise BuildError(f"{pending[0]}: an exercise cell must be followed by a markdown cell tagged 'hint'")
-    out = outputs_for(src)
+    out = outputs_for(src, root)
     return {
-        out["learner"]: _notebook(learner, chapter, "learner", src),
-        out["solutions"]: _notebook(solutions, chapter, "solutions", src),
-        out["module"]: "\n\n\n".join(module) + "\n",
+        out["learner"]: _notebook(learner, chapter, "learner", rel),
+        out["solutions"]: _notebook(solutions, chapter, "solutions", rel),
+        out["module"]: "\n\n\n".join(chunk.strip() for chunk in module) + "\n",
     }
 
 
-def sources() -> list[Path]:
-    return sorted(SRC_DIR.glob("[0-9][0-9]_*.py"))
+def sources(root: Path = ROOT) -> list[Path]:
+    return sorted((root / "chapters" / "src").glob("[0-9][0-9]_*.py"))
 
 
-def render_all() -> dict[Path, str]:
+def render_all(root: Path = ROOT) -> dict[Path, str]:
     files: dict[Path, str] = {}
-    for src in sources():
-        files.update(render_chapter(src))
+    for src in sources(root):
+        files.update(render_chapter(src, root))
     return files
 
 
-def stale_files() -> list[Path]:
-    """Generated files that differ from what the sources produce now (or do not exist)."""
-    return [p for p, text in render_all().items() if not p.exists() or p.read_text() != text]
+def stale_files(files: dict[Path, str]) -> list[Path]:
+    """The files (as rendered by :func:`render_all`) that differ on disk or do not exist yet."""
+    return [p for p, text in files.items() if not p.exists() or p.read_text() != text]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"build error: {e}", file=sys.stderr)
         return 2
-    stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+    stale = stale_files(files)
     if args.check:
         for p in stale:
             print(f"stale: {p.relative_to(ROOT)} (run `make build`)")

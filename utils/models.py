@@ -15,7 +15,7 @@ Example:
     (2, 2048)
     >>> logits = model("When Mary and John went to the store, John gave a drink to")
     >>> logits.shape                             # [batch, pos, d_vocab]
-    torch.Size([1, 17, 2048])
+    torch.Size([1, 15, 2048])
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Example (the setup cell of every chapter does this):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 from typing import Callable
@@ -44,14 +46,17 @@ def run_check(fn: Callable, chapter: str, device: str | None = None) -> tuple[bo
         return False, f"❌ check() needs the exercise function itself, e.g. check(split_heads); got {fn!r}"
     test_file = ROOT / "tests" / f"test_{chapter}.py"
     plugin = _InjectAndCollect({name: fn})
-    args = [f"{test_file}::test_exercise[{name}]", f"--rootdir={ROOT}", "-q", "-p", "no:terminal",
-            "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
+    args = [f"{test_file}::test_exercise[{name}]", f"--rootdir={ROOT}", "-q", "-p", "no:cacheprovider",
+            "-W", "ignore::DeprecationWarning"]
     device = device or os.environ.get("CS_DEVICE")
     if device:
         args += ["--device", device]
-    exit_code = pytest.main(args, plugins=[plugin])
+    pytest_output = io.StringIO()  # the one-line summary below replaces pytest's own report
+    with contextlib.redirect_stdout(pytest_output), contextlib.redirect_stderr(pytest_output):
+        exit_code = pytest.main(args, plugins=[plugin])
     if not plugin.reports:
-        return False, f"❌ no checker named {name!r} in {test_file.name} (pytest exit code {int(exit_code)})"
+        detail = pytest_output.getvalue().strip().splitlines()[-1:] or [f"pytest exit code {int(exit_code)}"]
+        return False, f"❌ no checker named {name!r} in {test_file.name} ({detail[0]})"
     report = plugin.reports[-1]
     props = dict(report.user_properties)
     if report.passed:
@@ -63,10 +68,8 @@ def run_check(fn: Callable, chapter: str, device: str | None = None) -> tuple[bo
     return False, f"❌ {name} — {status}: {message}"
 
 
-def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], bool]:
-    """The ``check`` function of a chapter's notebook: ``check(fn)`` prints a pass or the failure, returns bool."""
-    def check(fn: Callable) -> bool:
-        passed, line = run_check(fn, chapter, device)
-        print(line)
-        return passed
+def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], None]:
+    """The ``check`` function of a chapter's notebook: ``check(fn)`` prints a pass or the failure."""
+    def check(fn: Callable) -> None:
+        print(run_check(fn, chapter, device)[1])
     return check

@@ -1,0 +1,90 @@
+"""The curriculum's main job: execute every chapter's solutions notebook headless and report.
+
+For each ``chapters/solutions/*_solutions.ipynb`` it runs the notebook top to bottom with nbclient (offline,
+on the chosen device), and prints one line per chapter: whether it ran, how long it took, how many check
+cells passed, and the first error. A JSON report goes to ``reports/notebooks.json``; the executed notebooks
+(with outputs) go to ``reports/executed/`` so the committed notebooks stay output-free.
+
+Usage: ``python -m utils.run_notebooks [--device cpu] [--only 00] [--timeout 600]``; exit 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check_lines(nb) -> tuple[int, int]:
+    """(passed, failed) check lines printed by the notebook's check cells."""
+    passed = failed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = out.get("text", "")
+            passed += text.count("✅")
+            failed += text.count("❌")
+    return passed, failed
+
+
+def run_notebook(path: Path, timeout: int, out_dir: Path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
+                            resources={"metadata": {"path": str(path.parent)}})
+    start, error = time.perf_counter(), None
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+        error = f"{type(e).__name__}: " + (str(e).strip().splitlines() or [""])[-1][:300]
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / path.name)
+    passed, failed = _check_lines(nb)
+    if error is None and failed:
+        error = f"{failed} check cell(s) failed"
+    return {"notebook": str(path.relative_to(ROOT)), "ok": error is None, "seconds": round(seconds, 1),
+            "checks_passed": passed, "checks_failed": failed, "error": error}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Execute every chapter's solutions notebook headless.")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (sets CS_DEVICE for the kernels)")
+    parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--report-dir", default=str(ROOT / "reports"))
+    args = parser.parse_args(argv)
+    if args.device:
+        os.environ["CS_DEVICE"] = args.device
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    notebooks = sorted((ROOT / "chapters" / "solutions").glob("*_solutions.ipynb"))
+    if args.only:
+        notebooks = [p for p in notebooks if args.only in p.name]
+    if not notebooks:
+        print("no solutions notebooks found", file=sys.stderr)
+        return 1
+    report_dir = Path(args.report_dir)
+    results = []
+    print(f"{'chapter':<40} {'result':<8} {'seconds':>8} {'checks':>7}")
+    for path in notebooks:
+        result = run_notebook(path, args.timeout, report_dir / "executed")
+        results.append(result)
+        chapter = path.name.removesuffix("_solutions.ipynb")
+        status = "ok" if result["ok"] else "FAILED"
+        print(f"{chapter:<40} {status:<8} {result['seconds']:>8.1f} {result['checks_passed']:>7}"
+              + (f"   {result['error']}" if result["error"] else ""), flush=True)
+    (report_dir / "notebooks.json").write_text(json.dumps(results, indent=2) + "\n")
+    n_ok = sum(r["ok"] for r in results)
+    print(f"{n_ok} of {len(results)} notebooks ran; report: {(report_dir / 'notebooks.json').relative_to(ROOT)}")
+    return 0 if n_ok == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
