@@ -23,9 +23,8 @@ def write_notebook(path, *cells, chapter="ch00_pytorch_einops"):
 
 
 def test_magics_and_shell_lines_are_ignored(tmp_path):
-    sub = load_submission(write_notebook(tmp_path / "a.ipynb",
-                                         "%pip install einops\n!ls\nfiles = !ls\nimport math\n\ndef f(x):\n    return x + 1",
-                                         "%%time\ndef g():\n    return 2"))
+    magic_cell = "%pip install einops\n!ls\nfiles = !ls\nimport math\n\ndef f(x):\n    return x + 1"
+    sub = load_submission(write_notebook(tmp_path / "a.ipynb", magic_cell, "%%time\ndef g():\n    return 2"))
     assert sub.problems == []
     assert sub.function("f")(1) == 2
 
