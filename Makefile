@@ -10,7 +10,10 @@ DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE),)
 export HF_HUB_OFFLINE ?= 1
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: setup test build notebooks clean
+SUBMISSIONS ?= examples/submissions
+OUT ?=
+
+.PHONY: setup test build notebooks grade examples bench clean
 
 setup: $(STAMP)
 
@@ -30,6 +33,18 @@ build: $(STAMP)
 ## The curriculum's main job: execute every chapter's solutions notebook headless and report.
 notebooks: $(STAMP)
 	$(PY) -m utils.run_notebooks $(DEVICE_FLAG)
+
+## Grade every notebook below SUBMISSIONS (default: the shipped examples) into a gradebook.
+grade: $(STAMP)
+	$(PY) -m utils.grading $(SUBMISSIONS) $(if $(OUT),--out $(OUT),) $(DEVICE_FLAG)
+
+## Rebuild the example submissions (and their expected statuses) from the chapter-0 notebook.
+examples: $(STAMP)
+	$(PY) -m examples.make_submissions
+
+## Grading benchmark: 100 generated copies of a complete submission vs top-to-bottom nbclient execution.
+bench: $(STAMP)
+	$(PY) -m bench.bench_grading
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -4,13 +4,18 @@
   inputs on this device.
 - ``--submission PATH.ipynb``: check a learner's notebook instead of the reference solutions. Only the
   ``test_exercise`` checkers of the notebook's chapter run; tooling tests and mutant tests are deselected.
+- ``--submissions DIR``: grade every notebook below DIR (learner code runs in an isolated worker process, see
+  ``utils/grading.py``); ``--gradebook OUT`` writes grades.csv/json and feedback; ``--exercise-timeout``,
+  ``--points FILE.toml`` and ``--hidden-cases FILE.py`` (``HIDDEN_CASES = {chapter: {exercise: cases(device)}}``).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import runpy
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,25 +27,60 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from utils.checking import CheckFailure, Status  # noqa: E402
 from utils.device import get_device  # noqa: E402
 from utils.extract import UnreadableNotebook, load_submission  # noqa: E402
+from utils.grading import (  # noqa: E402
+    Gradebook,
+    RemoteFunction,
+    Worker,
+    find_notebooks,
+    learner_id,
+    load_points,
+    notebook_chapter,
+)
 from utils.notebook import LEARNER_FUNCTIONS  # noqa: E402
 
 
 def pytest_addoption(parser):
     parser.addoption("--device", default=None, help="cpu, cuda or mps (default: $CS_DEVICE, else cuda if available)")
     parser.addoption("--submission", default=None, help="a learner notebook (.ipynb) to check instead of the reference")
+    parser.addoption("--submissions", default=None, help="grade every notebook below this folder")
+    parser.addoption("--gradebook", default=None, help="with --submissions: write the gradebook to this folder")
+    parser.addoption("--exercise-timeout", type=float, default=30.0, help="with --submissions: seconds per exercise")
+    parser.addoption("--points", default=None, help="with --submissions: TOML manifest of points per exercise")
+    parser.addoption("--hidden-cases", default=None, help="a Python file defining HIDDEN_CASES")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "mutants: proves a checker rejects a known wrong implementation")
     config.addinivalue_line("markers", "tooling: tests of the project's tooling (skipped with --submission)")
+    out = config.getoption("--gradebook")
+    if out and not any(isinstance(p, Gradebook) for p in config.pluginmanager.get_plugins()):
+        config.pluginmanager.register(Gradebook(Path(out), load_points(config.getoption("--points"))))
+
+
+def _graded_notebooks(config) -> list[Path]:
+    folder = Path(config.getoption("--submissions")).resolve()
+    out = config.getoption("--gradebook")
+    return find_notebooks(folder, exclude=Path(out).resolve() if out else None)
+
+
+def pytest_generate_tests(metafunc):
+    """With --submissions, every checker runs once per notebook of its chapter (or of unknown chapter)."""
+    chapter = getattr(metafunc.module, "chapter", None)
+    if not metafunc.config.getoption("--submissions") or chapter is None or "learner" not in metafunc.fixturenames:
+        return
+    folder = Path(metafunc.config.getoption("--submissions")).resolve()
+    paths = [p for p in _graded_notebooks(metafunc.config) if notebook_chapter(p) in (None, chapter.name)]
+    metafunc.parametrize("learner", paths, indirect=True, ids=[learner_id(p, folder) for p in paths])
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --submission, keep only the learner-facing checkers of the submission's chapter."""
-    path = config.getoption("--submission")
-    if not path:
+    """With --submission(s), keep only the learner-facing checkers (of the submission's chapter)."""
+    if config.getoption("--submissions"):
+        chapter = None
+    elif config.getoption("--submission"):
+        chapter = getattr(_submission(config), "chapter", None)  # None: unreadable, or made without our metadata
+    else:
         return
-    chapter = getattr(_submission(config), "chapter", None)  # None: unreadable, or made without our metadata
     keep, drop = [], []
     for item in items:
         module_chapter = getattr(getattr(item.module, "chapter", None), "name", None)
@@ -67,10 +107,13 @@ def _submission(config):
 class Learner:
     """Where the functions under test come from: the reference, a notebook, or functions passed to check()."""
 
-    def __init__(self, functions=None, submission=None, reference=None):
-        self.functions, self.submission, self.reference = functions, submission, reference
+    def __init__(self, functions=None, submission=None, reference=None, remote=None):
+        self.functions, self.submission, self.reference, self.remote = functions, submission, reference, remote
 
     def function(self, name: str):
+        if self.remote is not None:
+            worker, path, timeout = self.remote
+            return RemoteFunction(worker, str(path), name, time.monotonic() + timeout)
         if self.functions is not None:
             if name in self.functions:
                 return self.functions[name]
@@ -87,8 +130,28 @@ def device(request):
     return get_device(request.config.getoption("--device"))
 
 
+@pytest.fixture(scope="session")
+def grading_worker(request, device):
+    worker = Worker(str(device))
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def hidden_cases(request) -> dict:
+    path = request.config.getoption("--hidden-cases")
+    return runpy.run_path(path)["HIDDEN_CASES"] if path else {}
+
+
 @pytest.fixture
 def learner(request) -> Learner:
+    if hasattr(request, "param"):  # grading a folder: one notebook per parameter
+        folder = Path(request.config.getoption("--submissions")).resolve()
+        for key, value in [("learner", learner_id(request.param, folder)), ("chapter", request.module.chapter.name),
+                           ("exercise", request.node.callspec.params["exercise_name"])]:
+            request.node.user_properties.append((key, value))
+        worker = request.getfixturevalue("grading_worker")
+        return Learner(remote=(worker, request.param, request.config.getoption("--exercise-timeout")))
     injected = request.config.stash.get(LEARNER_FUNCTIONS, None)
     if injected is not None:
         return Learner(functions=injected)

@@ -19,7 +19,7 @@ expected status and names the mistake.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 import pytest
@@ -42,14 +42,18 @@ class Exercise:
     custom: CustomCheck | None = None
     mutants: list[Mutant] = field(default_factory=list)
 
-    def check(self, fn: Callable, reference: Callable, device: torch.device) -> int:
-        """Check ``fn`` against ``reference``; return the number of cases passed or raise CheckFailure."""
+    def check(self, fn: Callable, reference: Callable, device: torch.device, hidden: CaseFactory | None = None) -> int:
+        """Check ``fn`` against ``reference``; return the number of cases passed or raise CheckFailure.
+
+        ``hidden`` adds an instructor's extra cases, whose inputs and expected values never appear in messages.
+        """
         if not callable(fn):
             raise CheckFailure(Status.WRONG_TYPE, f"{self.name} is a {type(fn).__name__}, not a function")
         if self.custom is not None:
             return self.custom(self, fn, reference, device)
         atol, rtol = tolerance_for(device, self.tol)
-        return check_cases(fn, reference, self.cases(device), dims=self.dims, atol=atol, rtol=rtol,
+        cases = list(self.cases(device)) + [replace(case, hidden=True) for case in (hidden(device) if hidden else [])]
+        return check_cases(fn, reference, cases, dims=self.dims, atol=atol, rtol=rtol,
                            mutants=self.mutants, hint=self.hint, transform=self.transform)
 
 
@@ -83,10 +87,11 @@ class Chapter:
         ]
 
         @pytest.mark.parametrize("exercise_name", names)
-        def test_exercise(exercise_name, learner, device, record_property):
+        def test_exercise(exercise_name, learner, device, hidden_cases, record_property):
             exercise = self.exercises[exercise_name]
             fn = learner.function(exercise_name)
-            record_property("cases", exercise.check(fn, getattr(self.reference, exercise_name), device))
+            hidden = hidden_cases.get(self.name, {}).get(exercise_name)
+            record_property("cases", exercise.check(fn, getattr(self.reference, exercise_name), device, hidden))
 
         @pytest.mark.mutants
         @pytest.mark.parametrize("exercise_name, mutant", mutant_params)

@@ -107,8 +107,8 @@ def call_learner(fn: Callable, *args, **kwargs) -> Any:
         raise CheckFailure(
             Status.NOT_ATTEMPTED, "still raises NotImplementedError: replace the stub with your implementation."
         ) from e
-    except CheckFailure:
-        raise
+    except (CheckFailure, MemoryError):
+        raise  # a MemoryError is the grader's CRASHED, not the learner's ERROR
     except Exception as e:  # learner code may raise anything
         where = _learner_frame(traceback.extract_tb(e.__traceback__))
         raise CheckFailure(Status.ERROR, f"raised {type(e).__name__}: {e}{where}") from e
@@ -341,9 +341,12 @@ def check_cases(
         try:
             compare(got, expected, dims=dims, atol=atol, rtol=rtol)
         except CheckFailure as failure:
-            prefix = "on a hidden case: " if case.hidden else (f"on {case.label}: " if case.label else "")
-            raise failure.with_context(prefix, explain(got, case, mutants, hint, transform=transform, dims=dims,
-                                                       atol=atol, rtol=rtol)) from None
+            advice = explain(got, case, mutants, hint, transform=transform, dims=dims, atol=atol, rtol=rtol)
+            if case.hidden:  # never reveal a hidden case's inputs or expected values
+                raise CheckFailure(failure.status, f"on a hidden case: {failure.status.value.lower().replace('_', ' ')}"
+                                   f" (the public cases may not cover this input){advice}") from None
+            prefix = f"on {case.label}: " if case.label else ""
+            raise failure.with_context(prefix, advice) from None
         n += 1
     return n
 

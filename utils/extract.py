@@ -53,6 +53,7 @@ class Submission:
     namespace: dict[str, Any]
     problems: list[Problem]
     chapter: str | None
+    reference_names: set[str] = field(default_factory=set)  # names bound by imports from solutions/
 
     def function(self, name: str) -> Callable:
         """The learner's function ``name``, or :class:`CheckFailure` (MISSING) saying why it is absent."""
@@ -96,6 +97,15 @@ def _is_constant(node: ast.stmt) -> bool:
         return False
 
 
+def _reference_imports(node: ast.stmt) -> set[str]:
+    """Names a statement binds to the reference solutions (``from solutions.ch00 import f``, ``import solutions``)."""
+    if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "solutions":
+        return {alias.asname or alias.name for alias in node.names}
+    if isinstance(node, ast.Import):
+        return {(a.asname or a.name).split(".")[0] for a in node.names if a.name.split(".")[0] == "solutions"}
+    return set()
+
+
 def _defined_names(source: str) -> list[str]:
     """Best-effort names of top-level defs in a cell that does not parse (for 'lost' messages)."""
     names = []
@@ -122,6 +132,7 @@ def load_submission(path: str | Path) -> Submission:
     nb = read_notebook(path)
     namespace: dict[str, Any] = {"__name__": "submission"}
     problems: list[Problem] = []
+    reference_names: set[str] = set()
     for index, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
@@ -134,6 +145,7 @@ def load_submission(path: str | Path) -> Submission:
         for node in tree.body:
             if not (isinstance(node, KEPT_NODES) or _is_constant(node)):
                 continue
+            reference_names |= _reference_imports(node)
             try:
                 code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec")
                 exec(code, namespace)
@@ -141,4 +153,4 @@ def load_submission(path: str | Path) -> Submission:
                 name = [node.name] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else []
                 problems.append(Problem(index, node.lineno, f"{type(e).__name__}: {e}", name))
     chapter = nb.metadata.get("circuit_school", {}).get("chapter")
-    return Submission(Path(path), namespace, problems, chapter)
+    return Submission(Path(path), namespace, problems, chapter, reference_names)
