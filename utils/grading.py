@@ -268,8 +268,8 @@ class Gradebook:
         writer.writerow(["learner", *[f"{c}.{e}" for c, e in columns], "total", "max"])
         for learner, cells in sorted(by_learner.items()):
             points = [_fmt(cells[k].points) if k in cells else "" for k in columns]
-            writer.writerow([learner, *points,
-                             _fmt(sum(r.points for r in cells.values())), _fmt(sum(r.max_points for r in cells.values()))])
+            total, best = sum(r.points for r in cells.values()), sum(r.max_points for r in cells.values())
+            writer.writerow([learner, *points, _fmt(total), _fmt(best)])
         (out / "grades.csv").write_text(buffer.getvalue())
         (out / "grades.json").write_text(json.dumps(
             {learner: {f"{c}.{e}": {"status": r.status, "points": r.points, "max_points": r.max_points,
