@@ -198,7 +198,8 @@ def train(args) -> None:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_tokens=warmup_done_at or tokens_seen, random_frac=args.random_frac,
         wall_time_s=round(wall, 1), stopped_early=stopped_early,
-        device=device if device != "cpu" else f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
+        device=device if device != "cpu" else
+        f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
         torch=torch.__version__, log=log,
     )
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
