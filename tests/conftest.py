@@ -130,6 +130,20 @@ def device(request):
     return get_device(request.config.getoption("--device"))
 
 
+def _shipped_model(name: str, device):
+    from utils.models import load_model
+
+    if not (ROOT / "models" / name / "config.json").exists():
+        pytest.skip(f"models/{name} is not shipped yet")
+    return load_model(name, device=device)
+
+
+@pytest.fixture(scope="session")
+def attn2l(device):
+    """The shipped 2-layer attention-only model (default processing), loaded once per session."""
+    return _shipped_model("attn2l", device)
+
+
 @pytest.fixture(scope="session")
 def grading_worker(request, device):
     worker = Worker(str(device))

@@ -189,10 +189,12 @@ def sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "chapters" / "src").glob("[0-9][0-9]_*.py"))
 
 
-def render_all(root: Path = ROOT) -> dict[Path, str]:
+def render_all(root: Path = ROOT, only: str | None = None) -> dict[Path, str]:
+    """Every generated file (of the chapters whose source name contains ``only``, if given)."""
     files: dict[Path, str] = {}
     for src in sources(root):
-        files.update(render_chapter(src, root))
+        if only is None or only in src.stem:
+            files.update(render_chapter(src, root))
     return files
 
 
@@ -204,9 +206,10 @@ def stale_files(files: dict[Path, str]) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="list stale generated files and exit 1 if any")
+    parser.add_argument("--only", default=None, help="build only chapters whose source name contains this")
     args = parser.parse_args(argv)
     try:
-        files = render_all()
+        files = render_all(only=args.only)
     except BuildError as e:
         print(f"build error: {e}", file=sys.stderr)
         return 2

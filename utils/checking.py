@@ -77,11 +77,14 @@ def tolerance_for(device: torch.device | str, overrides: dict[str, tuple[float, 
 # Calling learner code
 # --------------------------------------------------------------------------------------------------------
 def clone_inputs(value: Any) -> Any:
-    """A deep copy of call arguments; modules (models) are shared, not copied."""
+    """A deep copy of call arguments; modules (models, hook points) are shared, not copied, and an
+    ActivationCache gets cloned tensors around the same model."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, torch.nn.Module):
         return value
+    if hasattr(value, "cache_dict") and hasattr(value, "model"):  # transformer_lens.ActivationCache
+        return type(value)(clone_inputs(value.cache_dict), value.model, has_batch_dim=value.has_batch_dim)
     if isinstance(value, (list, tuple)):
         return type(value)(clone_inputs(v) for v in value)
     if isinstance(value, dict):
@@ -99,8 +102,20 @@ def _learner_frame(tb: traceback.StackSummary) -> str:
     return f" (at {where}: {frame.line.strip()})" if frame.line else f" (at {where})"
 
 
+def _reset_hooks(values: Iterable[Any]) -> None:
+    """Remove every hook (permanent ones too) a learner left on a model or hook point among ``values``."""
+    for value in values:
+        if hasattr(value, "reset_hooks") and isinstance(value, torch.nn.Module):
+            value.reset_hooks(including_permanent=True)
+        elif hasattr(value, "model") and hasattr(value.model, "reset_hooks"):  # an ActivationCache
+            value.model.reset_hooks(including_permanent=True)
+
+
 def call_learner(fn: Callable, *args, **kwargs) -> Any:
-    """Call learner code; map ``NotImplementedError`` to NOT_ATTEMPTED and other exceptions to ERROR."""
+    """Call learner code; map ``NotImplementedError`` to NOT_ATTEMPTED and other exceptions to ERROR.
+
+    Afterwards, hooks left on any model among the arguments are removed, so they cannot affect the next check.
+    """
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as e:
@@ -112,6 +127,8 @@ def call_learner(fn: Callable, *args, **kwargs) -> Any:
     except Exception as e:  # learner code may raise anything
         where = _learner_frame(traceback.extract_tb(e.__traceback__))
         raise CheckFailure(Status.ERROR, f"raised {type(e).__name__}: {e}{where}") from e
+    finally:
+        _reset_hooks([*args, *kwargs.values()])
 
 
 # --------------------------------------------------------------------------------------------------------
