@@ -33,12 +33,84 @@ import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from utils.checking import CheckFailure, Status, call_learner
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MEMORY_LIMIT_GB = 6.0
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sending models, caches and hook points to the worker by reference
+# --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelRef:
+    """A shipped model by name and processing options: the worker loads (and caches) its own copy."""
+
+    name: str
+    processing: tuple
+
+
+@dataclass(frozen=True)
+class HookRef:
+    model: ModelRef
+    name: str
+
+
+@dataclass
+class CacheRef:
+    tensors: dict
+    model: ModelRef
+    has_batch_dim: bool
+
+
+def _model_ref(model) -> ModelRef:
+    spec = getattr(model, "cs_spec", None)
+    if spec is None:
+        raise RuntimeError("only models loaded with utils.models.load_model can be sent to the grading worker")
+    return ModelRef(spec[0], tuple(sorted(spec[1].items())))
+
+
+def to_wire(value: Any) -> Any:
+    """Replace models, hook points and caches in call arguments by references the worker can resolve."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach()  # a non-leaf tensor that requires grad cannot be pickled
+    if hasattr(value, "cache_dict") and hasattr(value, "model"):  # ActivationCache
+        return CacheRef(dict(value.cache_dict), _model_ref(value.model), value.has_batch_dim)
+    if isinstance(value, torch.nn.Module) and hasattr(value, "hook_dict"):  # HookedTransformer
+        return _model_ref(value)
+    if isinstance(value, torch.nn.Module) and type(value).__name__ == "HookPoint":
+        from utils.models import LOADED
+
+        for model in list(LOADED):
+            if model.hook_dict.get(value.name) is value:
+                return HookRef(_model_ref(model), value.name)
+        raise RuntimeError(f"hook point {value.name} does not belong to a model loaded with load_model")
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_wire(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_wire(v) for k, v in value.items()}
+    return value
+
+
+def from_wire(value: Any, load: Callable[[ModelRef], Any]) -> Any:
+    """The worker's side of :func:`to_wire`: resolve references with ``load`` (which caches models)."""
+    if isinstance(value, ModelRef):
+        return load(value)
+    if isinstance(value, HookRef):
+        return load(value.model).hook_dict[value.name]
+    if isinstance(value, CacheRef):
+        from transformer_lens import ActivationCache
+
+        return ActivationCache(value.tensors, load(value.model), has_batch_dim=value.has_batch_dim)
+    if isinstance(value, (list, tuple)):
+        return type(value)(from_wire(v, load) for v in value)
+    if isinstance(value, dict):
+        return {k: from_wire(v, load) for k, v in value.items()}
+    return value
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -77,6 +149,15 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
     from utils.extract import UnreadableNotebook, load_submission
 
     submissions: dict[str, Any] = {}
+    models: dict[ModelRef, Any] = {}
+
+    def load(ref: ModelRef):
+        if ref not in models:
+            from utils.models import load_model
+
+            models[ref] = load_model(ref.name, device=device, **dict(ref.processing))
+        return models[ref]
+
     conn.send(("ready",))
     while True:
         request = conn.recv()
@@ -96,7 +177,8 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
             if _uses_reference(submission, fn):
                 raise CheckFailure(Status.ERROR, f"{name} uses the reference solution (imported from solutions/): "
                                    "graded 0. Write your own implementation.")
-            reply = ("ok", call_learner(fn, *args, **kwargs))
+            args, kwargs = from_wire((args, kwargs), load)
+            reply = ("ok", to_wire(call_learner(fn, *args, **kwargs)))
         except CheckFailure as failure:
             reply = ("fail", failure.status.value, failure.message)
         except MemoryError:
@@ -137,7 +219,7 @@ class Worker:
         if self.process is None or not self.process.is_alive():
             self._start()
         try:
-            self.conn.send((path, name, args, kwargs))
+            self.conn.send((path, name, *to_wire((args, kwargs))))
         except (pickle.PicklingError, TypeError) as e:
             raise RuntimeError(f"checker inputs cannot be sent to the worker: {e}") from e
         if not self.conn.poll(max(timeout, 0.01)):

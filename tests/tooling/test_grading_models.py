@@ -1,0 +1,68 @@
+"""Grading exercises that take a model, a cache or a hook point: they reach the worker by reference, and hooks
+a learner leaves attached do not affect the next exercise."""
+
+import time
+
+import nbformat
+import pytest
+import torch
+
+from utils.checking import CheckFailure, Status
+from utils.grading import CacheRef, HookRef, ModelRef, RemoteFunction, Worker, from_wire, to_wire
+
+pytestmark = pytest.mark.tooling
+
+LEARNER = '''
+def logits_sum(model, tokens):
+    return model(tokens).sum()
+
+def leaves_a_hook(model, tokens):
+    model.add_hook("blocks.0.hook_resid_post", lambda resid, hook: resid * 0, is_permanent=True)
+    return model(tokens).sum()
+
+def reads_cache(cache):
+    return cache["pattern", 0][:, 0]
+
+def scales(resid, hook):
+    return resid * 2 if hook.name == "blocks.0.hook_resid_post" else resid
+'''
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = Worker("cpu")
+    yield w
+    w.stop()
+
+
+def test_references_round_trip(attn2l):
+    tokens = torch.tensor([[0, 5, 6, 7]])
+    _, cache = attn2l.run_with_cache(tokens)
+    hook = attn2l.hook_dict["blocks.1.attn.hook_z"]
+    wired = to_wire((attn2l, cache, hook))
+    assert isinstance(wired[0], ModelRef) and isinstance(wired[1], CacheRef) and isinstance(wired[2], HookRef)
+    model, cache2, hook2 = from_wire(wired, lambda ref: attn2l)
+    assert model is attn2l and hook2 is hook and torch.equal(cache2["pattern", 0], cache["pattern", 0])
+
+
+def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker, tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(LEARNER)]
+    path = tmp_path / "learner.ipynb"
+    nbformat.write(nb, path)
+    tokens = attn2l.to_tokens("When Mary and John went to the store")
+    _, cache = attn2l.run_with_cache(tokens)
+
+    def remote(name):
+        return RemoteFunction(worker, str(path), name, time.monotonic() + 60)
+
+    expected = attn2l(tokens).sum()
+    assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)
+    remote("leaves_a_hook")(attn2l, tokens)
+    assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)  # the hook was removed
+    assert torch.equal(remote("reads_cache")(cache), cache["pattern", 0][:, 0])
+    resid = cache["resid_post", 0]
+    assert torch.equal(remote("scales")(resid, attn2l.hook_dict["blocks.0.hook_resid_post"]), resid * 2)
+    with pytest.raises(CheckFailure) as caught:
+        remote("absent")(attn2l, tokens)
+    assert caught.value.status == Status.MISSING
