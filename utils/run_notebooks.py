@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print("no solutions notebooks found", file=sys.stderr)
         return 1
-    report_dir = Path(args.report_dir)
+    report_dir = Path(args.report_dir).resolve()
     results = []
     print(f"{'chapter':<40} {'result':<8} {'seconds':>8} {'checks':>7}")
     for path in notebooks:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f"   {result['error']}" if result["error"] else ""), flush=True)
     (report_dir / "notebooks.json").write_text(json.dumps(results, indent=2) + "\n")
     n_ok = sum(r["ok"] for r in results)
-    print(f"{n_ok} of {len(results)} notebooks ran; report: {(report_dir / 'notebooks.json').relative_to(ROOT)}")
+    print(f"{n_ok} of {len(results)} notebooks ran; report: {report_dir / 'notebooks.json'}")
     return 0 if n_ok == len(results) else 1
 
 
