@@ -1,0 +1,157 @@
+"""Checkers for chapter 1 (tokenization and the forward pass).
+
+Every case runs on the shipped ``attn2l`` model (loaded once per device) with real prompts, plus random and
+engineered logits and edge cases; ``tests/framework.py`` compares the learner's function with
+``solutions.ch01_tokenization`` on each and ``tests/mutants/ch01_tokenization.py`` holds the known mistakes.
+The reference itself is tested against TransformerLens at the bottom (loss, generate, get_token_position).
+"""
+
+import functools
+
+import pytest
+import torch
+
+from tests.framework import Chapter
+from tests.mutants.ch01_tokenization import MUTANTS
+from utils.checking import Case
+from utils.models import MODELS_DIR, load_model
+
+chapter = Chapter("ch01_tokenization", mutants=MUTANTS)
+
+IOI_PROMPT = "When Mary and John went to the store, John gave a drink to"
+IOI_BATCH = [  # same number of tokens each, so the batch needs no padding
+    "When Mary and John went to the store, John gave a drink to Mary",
+    "When Tom and Lisa went to the park, Lisa gave a ball to Tom",
+    "When Sarah and Paul went to the school, Paul gave a book to Sarah",
+]
+TEXTS = [IOI_PROMPT, "Hello world", "interpretability", "Sarah went to the park."]
+WORDS = ["Mary", "the", "interpretability", "store", "banana", "Victoria", "necklace", "Einstein", "drink", "Hello"]
+
+
+@functools.cache
+def _model(device):
+    """The shipped attn2l model on ``device``, loaded once (skips while the model is not shipped yet)."""
+    if not (MODELS_DIR / "attn2l" / "config.json").exists():
+        pytest.skip("models/attn2l is not shipped yet")
+    return load_model("attn2l", device=device)
+
+
+@torch.no_grad()
+def _logits_and_tokens(device, texts):
+    model = _model(device)
+    tokens = model.to_tokens(texts)
+    return model(tokens), tokens
+
+
+def _random_logits_and_tokens(device, batch, pos, d_vocab, seed, hit_rate=0.5, boost=6.0):
+    """Random logits in which about ``hit_rate`` of the predictions are boosted onto the actual next token, so
+    that shifted, unshifted and last-position-only answers all differ."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, pos, d_vocab, generator=generator) * 2
+    tokens = torch.randint(0, d_vocab, (batch, pos), generator=generator)
+    hits = torch.rand(batch, pos - 1, generator=generator) < hit_rate
+    hits[:, -1] = torch.arange(batch) % 2 == 0  # last position right in every other prompt
+    logits[:, :-1] += boost * hits.unsqueeze(-1) * torch.nn.functional.one_hot(tokens[:, 1:], d_vocab)
+    return logits.to(device), tokens.to(device)
+
+
+@chapter.exercise(hint="len of model.to_tokens(text, prepend_bos=prepend_bos)[0] for each text, one text at a "
+                  "time.")
+def count_tokens(device):
+    model = _model(device)
+    yield Case((model, TEXTS), label=f"texts {TEXTS} with the default prepend_bos=True")
+    yield Case((model, TEXTS), {"prepend_bos": False}, label=f"texts {TEXTS} with prepend_bos=False")
+    yield Case((model, ["", "Mary"]), label="the empty string and 'Mary' (prepend_bos=True)")
+
+
+@chapter.exercise(hint="keep the words for which len(model.to_str_tokens(' ' + word, prepend_bos=False)) != 1, in "
+                  "their original order.")
+def multi_token_words(device):
+    model = _model(device)
+    yield Case((model, WORDS), label=f"words {WORDS}")
+    yield Case((model, ["John", "park"]), label="two single-token words (the answer is an empty list)")
+    yield Case((model, []), label="an empty list")
+
+
+@chapter.exercise(hint="tokenize with model.to_tokens(prompt, prepend_bos=prepend_bos)[0] and return the first index "
+                  "where it equals model.to_single_token(token_str), as a Python int.")
+def token_position(device):
+    model = _model(device)
+    yield Case((model, IOI_PROMPT, " John"), label=f"' John' in {IOI_PROMPT!r} (prepend_bos=True)")
+    yield Case((model, IOI_PROMPT, " John"), {"prepend_bos": False},
+               label=f"' John' in {IOI_PROMPT!r} with prepend_bos=False")
+    yield Case((model, "Sarah went to the park. Sarah gave a ball to Tom.", " ball"),
+               label="' ball' in 'Sarah went to the park. Sarah gave a ball to Tom.'")
+
+
+LOGIT_TOL = {  # log-softmax of logits of size ~10: another formula (log of softmax, logsumexp) moves ~1e-5
+    "cpu": (1e-4, 1e-4),
+    "cuda": (1e-3, 1e-3),
+    "mps": (1e-3, 1e-2),
+}
+
+
+@chapter.exercise(dims="batch pos_minus_1", tol=LOGIT_TOL, hint="logits[:, :-1].log_softmax(-1), then gather "
+                  "tokens[:, 1:] along the vocabulary dimension.")
+def get_log_probs(device):
+    yield Case(_logits_and_tokens(device, IOI_BATCH), label="attn2l's logits on 3 IOI sentences")
+    yield Case(_random_logits_and_tokens(device, 2, 6, 50, seed=1), label="random logits, batch=2, pos=6, d_vocab=50")
+    yield Case(_logits_and_tokens(device, ["Mary"]), label="attn2l's logits on '<BOS>Mary' (one prediction)")
+
+
+@chapter.exercise(dims="", tol=LOGIT_TOL, hint="the mean over batch and positions of -log P(actual next token): "
+                  "-get_log_probs(logits, tokens).mean(), kept as a tensor.")
+def cross_entropy_loss(device):
+    yield Case(_logits_and_tokens(device, IOI_BATCH), label="attn2l's logits on 3 IOI sentences")
+    yield Case(_random_logits_and_tokens(device, 2, 6, 50, seed=2), label="random logits, batch=2, pos=6, d_vocab=50")
+
+
+@chapter.exercise(hint="(logits[:, :-1].argmax(-1) == tokens[:, 1:]).float().mean().item()")
+def prediction_accuracy(device):
+    yield Case(_logits_and_tokens(device, IOI_BATCH), label="attn2l's logits on 3 IOI sentences")
+    yield Case(_random_logits_and_tokens(device, 4, 8, 30, seed=3),
+               label="random logits (about half the predictions right), batch=4, pos=8, d_vocab=30")
+
+
+# The last case runs long enough to reach the end of the sentence, where the model predicts <|endoftext|>.
+GENERATE_CASES = [(IOI_PROMPT[: -len(" a drink to")], 6), ("Sarah went to the", 5), ("Tom", 3), (IOI_PROMPT, 20)]
+
+
+@chapter.exercise(hint="tokens = model.to_tokens(prompt); up to n_new_tokens times: take the argmax of "
+                  "model(tokens)[0, -1], stop if it is model.tokenizer.eos_token_id, else cat it onto tokens; return "
+                  "model.to_string(tokens[0, 1:]).")
+def greedy_generate(device):
+    model = _model(device)
+    for prompt, n in GENERATE_CASES:
+        yield Case((model, prompt, n), label=f"{prompt!r}, {n} new tokens")
+    yield Case((model, "Mary", 0), label="'Mary', 0 new tokens (the prompt itself)")
+
+
+test_exercise, test_mutant_rejected = chapter.tests()
+
+
+# The reference agrees with TransformerLens ------------------------------------------------------------------
+def _reference():
+    return chapter.reference
+
+
+def test_reference_loss_equals_transformer_lens(device):
+    logits, tokens = _logits_and_tokens(device, IOI_BATCH)
+    with torch.no_grad():
+        expected = _model(device)(tokens, return_type="loss")
+    got = _reference().cross_entropy_loss(logits, tokens)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("prompt, n", GENERATE_CASES)
+def test_reference_greedy_equals_model_generate(device, prompt, n):
+    model = _model(device)
+    expected = model.generate(prompt, max_new_tokens=n, do_sample=False, verbose=False)
+    assert _reference().greedy_generate(model, prompt, n) == expected
+
+
+@pytest.mark.parametrize("prepend_bos", [True, False])
+def test_reference_token_position_equals_get_token_position(device, prepend_bos):
+    model = _model(device)
+    expected = model.get_token_position(" John", IOI_PROMPT, mode="first", prepend_bos=prepend_bos)
+    assert _reference().token_position(model, IOI_PROMPT, " John", prepend_bos=prepend_bos) == expected
