@@ -1,0 +1,279 @@
+"""Checkers for chapter 2 (activation caching).
+
+Cases come from the shipped ``attn2l`` model (loaded once per device): real caches of IOI prompts in two
+templates, of ordinary sentences and of repeated random tokens, plus random tensors. The detectors are checked
+at thresholds placed between the heads' real scores, so every case has a non-empty answer that a wrong
+score would change. ``tests/mutants/ch02_caching.py`` holds the known mistakes.
+"""
+
+import functools
+
+import pytest
+import torch
+
+from tests.framework import Chapter
+from tests.mutants.ch02_caching import MUTANTS
+from utils import models as cs_models
+from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs
+
+chapter = Chapter("ch02_caching", mutants=MUTANTS)
+
+# Logits, logit differences and projections on unembedding directions are sums over d_model of values of
+# order 1-10: another summation order (matmul vs einsum, summing pieces first) moves them by ~1e-6 on CPU
+# and more on GPU kernels (TF32 where enabled), so these exercises use looser tolerances than the default.
+LOGIT_TOL = {"cpu": (1e-4, 1e-4), "cuda": (2e-3, 1e-3), "mps": (1e-2, 1e-2)}
+
+IOI_TEMPLATES = [
+    "When {} and {} went to the {}, {} gave a {} to",
+    "Then, {} and {} had a long argument, and afterwards {} said to",
+]
+IOI_FILLS = [("Mary", "John", "store", "drink"), ("Tom", "James", "park", "ball"),
+             ("Lisa", "Paul", "market", "book"), ("Sarah", "Dan", "school", "pen")]
+SENTENCES = [  # 16 tokens each with BOS: no padding
+    "Then, Tom and James went to the park. James gave a ball to",
+    "Friends Lisa and Paul found a book at the market. Paul gave it to",
+    "The small cat slept on the warm chair in the kitchen.",
+    "The old man sat in the garden and read a long letter.",
+]
+
+
+@functools.cache
+def _model(device):
+    if "attn2l" not in cs_models.available_models():
+        pytest.skip("models/attn2l is not shipped yet")
+    return cs_models.load_model("attn2l", device=device)
+
+
+def _ioi_prompts(template_index):
+    template = IOI_TEMPLATES[template_index]
+    prompts, answers = [], []
+    for a, b, place, obj in IOI_FILLS:
+        for io, s in [(a, b), (b, a)]:  # ABBA, then BABA: each name is the answer once
+            fill = (a, b, place, s, obj) if template_index == 0 else (a, b, s)
+            prompts.append(template.format(*fill))
+            answers.append((" " + io, " " + s))
+    return prompts, answers
+
+
+@functools.cache
+def _ioi(device, template_index=0):
+    """(logits, cache, answer_tokens [batch, 2]) of the IOI prompts of one template."""
+    model = _model(device)
+    prompts, answers = _ioi_prompts(template_index)
+    tokens = model.to_tokens(prompts)
+    assert all(len(model.to_str_tokens(p)) == tokens.shape[1] for p in prompts), "IOI prompts must align"
+    answer_tokens = torch.tensor([[model.to_single_token(c), model.to_single_token(w)] for c, w in answers],
+                                 device=tokens.device)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens)
+    return logits.detach(), cache, answer_tokens
+
+
+@functools.cache
+def _sentences(device):
+    model = _model(device)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(model.to_tokens(SENTENCES))
+    return cache
+
+
+@functools.cache
+def _repeated_random(device, batch=4, length=12, seed=0):
+    """BOS + a random token sequence + the same sequence again (induction heads light up on the repeat)."""
+    model = _model(device)
+    generator = torch.Generator().manual_seed(seed)
+    seq = torch.randint(100, model.cfg.d_vocab, (batch, length), generator=generator)
+    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
+    tokens = torch.cat([bos, seq, seq], dim=1).to(device)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens)
+    return tokens, logits.detach(), cache
+
+
+def _caches(device):
+    return [(_ioi(device, 0)[1], "a cache of 8 IOI prompts"),
+            (_ioi(device, 1)[1], "a cache of 8 IOI prompts (another template)"),
+            (_sentences(device), "a cache of 4 ordinary sentences"),
+            (_repeated_random(device)[2], "a cache of 4 repeated random-token sequences")]
+
+
+def _directions(model, answer_tokens):
+    dirs = model.tokens_to_residual_directions(answer_tokens)  # [batch, 2, d_model]
+    return (dirs[:, 0] - dirs[:, 1]).detach().clone()
+
+
+# --------------------------------------------------------------------------------------------------------
+# attention_pattern_from_qk
+# --------------------------------------------------------------------------------------------------------
+@chapter.exercise(dims="batch head dest src", hint="einsum q, k over d_head into 'batch head dest src', divide by "
+                  "sqrt(d_head), fill positions with src > dest with -inf (torch.triu(..., diagonal=1)), softmax "
+                  "over the last dimension (src).")
+def attention_pattern_from_qk(device):
+    n_layers = _model(device).cfg.n_layers
+    for cache, label in _caches(device)[::2] + [_caches(device)[3]]:
+        for layer in range(n_layers):
+            yield Case((cache["q", layer], cache["k", layer]), label=f"cache['q', {layer}], cache['k', {layer}] from "
+                       f"{label}")
+    generator = torch.Generator().manual_seed(0)
+    q = (torch.randn(2, 6, 3, 8, generator=generator) * 3).to(device)
+    k = torch.randn(2, 6, 3, 8, generator=generator).to(device)
+    yield Case((q, k), label="random q, k: batch=2, 6 positions, 3 heads, d_head=8")
+    yield Case((q[:, :1], k[:, :1]), label="a single position")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Detectors: thresholds between the heads' real scores
+# --------------------------------------------------------------------------------------------------------
+SCORES = {
+    "current": lambda p: p.diagonal(dim1=-2, dim2=-1).mean((0, -1)),
+    "prev": lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).mean((0, -1)),
+    "first": lambda p: p[..., 0].mean((0, -1)),
+}
+MIN_GAP = 0.02  # thresholds sit at least 0.01 away from every score: summation order cannot flip a decision
+
+
+def _detector_cases(device, kind):
+    for cache, label in _caches(device):
+        n_layers = cache.model.cfg.n_layers
+        scores = torch.cat([SCORES[kind](cache["pattern", layer]) for layer in range(n_layers)]).cpu()
+        if (scores - 0.4).abs().min() > MIN_GAP / 2:
+            yield Case((cache,), label=f"{label}, default threshold")
+        ordered = scores.sort().values.tolist()
+        thresholds = [(a + b) / 2 for a, b in zip(ordered, ordered[1:]) if b - a > MIN_GAP]
+        thresholds.append(ordered[0] - MIN_GAP)
+        if cache is _ioi(device, 0)[1]:
+            thresholds.append(0.0)  # every head that pays any attention there
+        for threshold in thresholds:
+            yield Case((cache,), {"threshold": round(threshold, 4)}, label=f"{label}, threshold={threshold:.4f}")
+
+
+DETECTOR_HINT = ("loop over layers and heads; score = mean over batch and positions of {what}; report "
+                 "f'{{layer}}.{{head}}' when score > threshold, layer by layer, head by head.")
+
+
+def _check_detector(kind):
+    """Custom check: the answer is a list of head names, so a different list is WRONG_VALUES (whatever its
+    length), and anything but a list of strings is WRONG_TYPE. Many wrong detectors return [] on a given
+    case, so a mistake is named only when it matches the learner's answers on every case."""
+
+    def check(exercise, fn, reference, device):
+        answers, failure = [], None
+        for case in _detector_cases(device, kind):
+            expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+            try:
+                got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+            except CheckFailure:
+                if failure is None:
+                    raise
+                break  # already wrong: diagnose on the cases answered so far
+            if not isinstance(got, (list, tuple)) or not all(isinstance(head, str) for head in got):
+                raise CheckFailure(Status.WRONG_TYPE, f"on {case.label}: returned {got!r:.100}; expected a list of "
+                                   "'layer.head' strings, e.g. ['0.1', '1.0']")
+            answers.append((case, list(got)))
+            if list(got) != expected and failure is None:
+                failure = f"on {case.label}: returned {list(got)}, expected {expected}"
+        if failure is None:
+            return len(answers)
+        raise CheckFailure(Status.WRONG_VALUES, failure + _diagnose_everywhere(answers, exercise))
+
+    return check
+
+
+def _diagnose_everywhere(answers, exercise) -> str:
+    for mutant in exercise.mutants:
+        try:
+            if all(mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs)) == got for case, got in answers):
+                return f"\n  Your output matches a known mistake: {mutant.mistake}."
+        except Exception:
+            continue
+    return f"\n  Hint: {exercise.hint}"
+
+
+@chapter.exercise(custom=True, hint=DETECTOR_HINT.format(what="pattern[:, head].diagonal(dim1=-2, dim2=-1)"))
+def current_attn_detector(exercise, fn, reference, device):
+    return _check_detector("current")(exercise, fn, reference, device)
+
+
+@chapter.exercise(custom=True, hint=DETECTOR_HINT.format(
+    what="pattern[:, head].diagonal(offset=-1, dim1=-2, dim2=-1)"))
+def prev_attn_detector(exercise, fn, reference, device):
+    return _check_detector("prev")(exercise, fn, reference, device)
+
+
+@chapter.exercise(custom=True, hint=DETECTOR_HINT.format(what="column 0, pattern[:, head, :, 0]"))
+def first_attn_detector(exercise, fn, reference, device):
+    return _check_detector("first")(exercise, fn, reference, device)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Logit difference, logit lens, direct logit attribution
+# --------------------------------------------------------------------------------------------------------
+@chapter.exercise(dims="batch", tol=LOGIT_TOL, hint="logits[:, -1].gather(-1, answer_tokens) gives [batch, 2]; "
+                  "column 0 minus column 1; .mean() unless per_prompt.")
+def logits_to_ave_logit_diff(device):
+    for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
+        logits, _, answer_tokens = _ioi(device, index)
+        yield Case((logits, answer_tokens), label=f"the model's logits on {label}")
+        yield Case((logits, answer_tokens), {"per_prompt": True}, label=f"the model's logits on {label}, per_prompt")
+    generator = torch.Generator().manual_seed(1)
+    logits = (torch.randn(5, 7, 50, generator=generator) * 3).to(device)
+    answers = torch.randint(0, 50, (5, 2), generator=generator).to(device)
+    yield Case((logits, answers), {"per_prompt": True}, label="random logits: batch=5, pos=7, d_vocab=50, per_prompt")
+    yield Case((logits[:1], answers[:1]), label="random logits, a single prompt")
+
+
+@chapter.exercise(dims="component batch", tol=LOGIT_TOL, hint="cache.accumulated_resid(layer=None, pos_slice=-1, "
+                  "apply_ln=True) is [component, batch, d_model]; einsum with model.W_U[:, answer_tokens] over d_model "
+                  "keeping batch, then add model.b_U[answer_tokens].")
+def logit_lens(device):
+    model = _model(device)
+    for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
+        _, cache, answer_tokens = _ioi(device, index)
+        yield Case((model, cache, answer_tokens[:, 0]), label=f"{label}, the correct answers")
+        yield Case((model, cache, answer_tokens[:, 1]), label=f"{label}, the incorrect answers")
+    tokens, _, cache = _repeated_random(device)
+    yield Case((model, cache, tokens[:, 1]), label="4 repeated random sequences, answer = the token the induction "
+               "would predict")
+
+
+def _stack_cases(device, index, label):
+    _, cache, answer_tokens = _ioi(device, index)
+    directions = _directions(_model(device), answer_tokens)
+    scratch = clone_inputs(cache)  # stack_head_results adds keys to the cache it is called on
+    yield Case((scratch.accumulated_resid(layer=-1, pos_slice=-1), cache, directions),
+               label=f"accumulated_resid of {label} ([component=3, batch, d_model])")
+    yield Case((scratch.decompose_resid(layer=-1, pos_slice=-1), cache, directions),
+               label=f"decompose_resid of {label}")
+    yield Case((scratch.stack_head_results(layer=-1, pos_slice=-1), cache, directions),
+               label=f"stack_head_results of {label}")
+    yield Case((cache["resid_post", -1][:, -1], cache, directions),
+               label=f"the final residual stream of {label} ([batch, d_model], no leading dimension: returns a "
+               "0-dim tensor)")
+
+
+@chapter.exercise(dims=None, tol=LOGIT_TOL, hint="cache.apply_ln_to_stack(residual_stack, layer=-1, pos_slice=-1), "
+                  "then einsum with logit_diff_directions '... batch d_model, batch d_model -> ...', divided by the "
+                  "batch size.")
+def residual_stack_to_logit_diff(device):
+    yield from _stack_cases(device, 0, "8 IOI prompts")
+    _, cache, answer_tokens = _ioi(device, 1)
+    generator = torch.Generator().manual_seed(2)
+    stack = torch.randn(2, 3, answer_tokens.shape[0], cache.model.cfg.d_model, generator=generator).to(device)
+    yield Case((stack, cache, _directions(cache.model, answer_tokens)),
+               label="a random stack with two leading dimensions [2, 3, batch, d_model] and a cache of 8 IOI prompts")
+
+
+@chapter.exercise(dims="layer head", tol=LOGIT_TOL, hint="cache.stack_head_results(layer=-1, pos_slice=-1) -> "
+                  "residual_stack_to_logit_diff -> einops.rearrange '(layer head) -> layer head'.")
+def head_direct_logit_attribution(device):
+    model = _model(device)
+    for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
+        _, cache, answer_tokens = _ioi(device, index)
+        yield Case((model, cache, _directions(model, answer_tokens)), label=label)
+    tokens, _, cache = _repeated_random(device)
+    answers = torch.stack([tokens[:, 1], tokens[:, 2]], dim=1)
+    yield Case((model, cache, _directions(model, answers)), label="4 repeated random sequences, direction = next "
+               "token of the repeat minus the token after it")
+
+
+test_exercise, test_mutant_rejected = chapter.tests()
