@@ -277,7 +277,7 @@ def matches(got: Any, expected: Any, **kwargs) -> bool:
     try:
         compare(got, expected, **kwargs)
         return True
-    except CheckFailure:
+    except (CheckFailure, TypeError):  # TypeError: expected is of a kind compare() does not know (e.g. None)
         return False
 
 

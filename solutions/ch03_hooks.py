@@ -1,0 +1,112 @@
+"""Reference solutions for chapter ch03_hooks.
+
+Generated from chapters/src/03_hooks.py by `make build`: do not edit; edit the source and rebuild.
+"""
+
+
+from functools import partial
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.utilities import get_act_name
+
+
+def head_zero_ablation_hook(
+    z: Float[Tensor, "batch pos head d_head"], hook: HookPoint, head_index_to_ablate: int
+) -> Float[Tensor, "batch pos head d_head"]:
+    """Set the output `z` of head `head_index_to_ablate` to zero at every batch element and position."""
+    z[:, :, head_index_to_ablate] = 0.0
+    return z
+
+
+def head_mean_ablation_hook(
+    z: Float[Tensor, "batch pos head d_head"], hook: HookPoint, head_index_to_ablate: int
+) -> Float[Tensor, "batch pos head d_head"]:
+    """Replace the output of head `head_index_to_ablate` by its mean over the batch and positions."""
+    z[:, :, head_index_to_ablate] = z[:, :, head_index_to_ablate].mean(dim=(0, 1))
+    return z
+
+
+def get_ablation_scores(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    ablation_function=head_zero_ablation_hook,
+) -> Float[Tensor, "layer head"]:
+    """Increase in loss when each head is ablated on its own with `ablation_function` (applied to hook_z)."""
+    scores = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+    with torch.no_grad():
+        clean_loss = model(tokens, return_type="loss")
+        for layer in range(model.cfg.n_layers):
+            for head in range(model.cfg.n_heads):
+                hook_fn = partial(ablation_function, head_index_to_ablate=head)
+                ablated_loss = model.run_with_hooks(
+                    tokens, return_type="loss", fwd_hooks=[(get_act_name("z", layer), hook_fn)]
+                )
+                scores[layer, head] = ablated_loss - clean_loss
+    return scores
+
+
+def attention_entropy(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer head"]:
+    """Mean (over batch and destination positions) entropy of each head's attention pattern, in nats."""
+    entropy = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+
+    def entropy_hook(pattern: Float[Tensor, "batch head dest src"], hook: HookPoint) -> None:
+        per_query = -(pattern * pattern.clamp(min=1e-12).log()).sum(dim=-1)  # [batch, head, dest]
+        entropy[hook.layer()] = per_query.mean(dim=(0, 2))
+
+    with torch.no_grad():
+        model.run_with_hooks(tokens, return_type=None,
+                             fwd_hooks=[(lambda name: name.endswith("hook_pattern"), entropy_hook)])
+    return entropy
+
+
+def cache_some(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: list[str]) -> dict[str, Tensor]:
+    """{name: activation} for every hook point in `names`, from one forward pass on `tokens`."""
+    cache: dict[str, Tensor] = {}
+
+    def caching_hook(activation: Tensor, hook: HookPoint) -> None:
+        cache[hook.name] = activation.detach()
+
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda name: name in names, caching_hook)])
+    return cache
+
+
+def add_steering_vector_hook(
+    resid: Float[Tensor, "batch pos d_model"],
+    hook: HookPoint,
+    vector: Float[Tensor, "d_model"],
+    coeff: float,
+    pos: int | None = None,
+) -> Float[Tensor, "batch pos d_model"]:
+    """Add `coeff * vector` to the residual stream at every position, or only at position `pos`."""
+    if pos is None:
+        return resid + coeff * vector
+    resid[:, pos] = resid[:, pos] + coeff * vector
+    return resid
+
+
+def permanent_hook_demo(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    permanent_head: tuple[int, int],
+    temporary_head: tuple[int, int],
+) -> dict[str, float]:
+    """Losses clean, with both hooks, after reset_hooks(), and after reset_hooks(including_permanent=True)."""
+    def loss() -> float:
+        with torch.no_grad():
+            return model(tokens, return_type="loss").item()
+
+    losses = {"clean": loss()}
+    (perm_layer, perm_head), (temp_layer, temp_head) = permanent_head, temporary_head
+    model.add_hook(get_act_name("z", perm_layer), partial(head_zero_ablation_hook, head_index_to_ablate=perm_head),
+                   is_permanent=True)
+    model.add_hook(get_act_name("z", temp_layer), partial(head_zero_ablation_hook, head_index_to_ablate=temp_head))
+    losses["hooked"] = loss()
+    model.reset_hooks()
+    losses["after_reset"] = loss()
+    model.reset_hooks(including_permanent=True)
+    losses["after_full_reset"] = loss()
+    return losses

@@ -1,0 +1,184 @@
+"""Checkers for chapter 3 (hooks).
+
+Inputs are real: the shipped ``attn2l`` model, its activations on repeated random tokens and on text of the
+kind it was trained on, plus random tensors. Hook-function exercises are called directly with an activation
+and a real ``HookPoint`` (``model.hook_dict[name]``); learner functions are never registered as hooks by the
+checker, and only their return values are compared (``call_learner`` removes any hook they leave behind).
+"""
+
+import functools
+
+import pytest
+import torch
+from transformer_lens.utilities import get_act_name
+
+import utils.models
+from tests.framework import Chapter
+from tests.mutants.ch03_hooks import MUTANTS
+from utils.checking import Case
+
+chapter = Chapter("ch03_hooks", mutants=MUTANTS)
+
+TEXT = ("When Mary and John went to the store, John gave a drink to Mary. "
+        "Then Alice and Tom went to the park, and Tom gave a ball to Alice.")
+TEXT_BATCH = ["When Mary and John went to the store, John gave a drink to",
+              "When Alice and Tom went to the park, Tom gave a ball to"]
+
+# Losses and entropies are means of ~10^2-10^3 float32 terms from a full forward pass: a learner who sums in
+# another order, or takes the loss difference in another way, differs by ~1e-6 on CPU; CUDA/MPS kernels differ
+# more. Differences between ablated and clean losses inherit the losses' absolute error.
+LOSS_TOL = {"cpu": (1e-4, 1e-4), "cuda": (1e-3, 1e-3), "mps": (5e-3, 1e-2)}
+
+
+@functools.cache
+def _model(device):
+    if not (utils.models.MODELS_DIR / "attn2l" / "config.json").exists():
+        pytest.skip("models/attn2l is not shipped yet")
+    return utils.models.load_model("attn2l", device=device)
+
+
+def rep_tokens(model, seq_len=20, batch=3, seed=0):
+    """BOS, a random token sequence, the same sequence again (what induction heads predict)."""
+    generator = torch.Generator().manual_seed(seed)
+    random_tokens = torch.randint(0, model.cfg.d_vocab, (batch, seq_len), generator=generator)
+    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
+    return torch.cat([bos, random_tokens, random_tokens], dim=1).to(model.cfg.device)
+
+
+def text_tokens(model):
+    return model.to_tokens(TEXT)
+
+
+def text_batch_tokens(model):
+    tokens = model.to_tokens(TEXT_BATCH)
+    assert not (tokens[:, 1:] == model.tokenizer.pad_token_id).any(), "TEXT_BATCH prompts must have equal length"
+    return tokens
+
+
+@functools.cache
+def _activations(device, which):
+    model = _model(device)
+    tokens = rep_tokens(model) if which == "rep" else text_batch_tokens(model)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    return cache
+
+
+def randn(*shape, device, seed=0, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator) * scale).to(device)
+
+
+def _head_cases(device):
+    model = _model(device)
+    rep, text = _activations(device, "rep"), _activations(device, "text")
+    z0, z1 = get_act_name("z", 0), get_act_name("z", 1)
+    yield Case((rep[z0],), dict(hook=model.hook_dict[z0], head_index_to_ablate=1),
+               label="hook_z of layer 0 on repeated random tokens (batch=3), head 1")
+    yield Case((text[z1],), dict(hook=model.hook_dict[z1], head_index_to_ablate=0),
+               label="hook_z of layer 1 on two prompts, head 0")
+    yield Case((randn(2, 5, 4, 3, device=device, seed=1),), dict(hook=model.hook_dict[z1], head_index_to_ablate=2),
+               label="a random z with 4 heads of d_head=3 (batch=2, pos=5), head 2")
+
+
+@chapter.exercise(dims="batch pos head d_head", hint="z[:, :, head_index_to_ablate] = 0.0, then return z.")
+def head_zero_ablation_hook(device):
+    yield from _head_cases(device)
+
+
+@chapter.exercise(dims="batch pos head d_head", hint="z[:, :, h] = z[:, :, h].mean(dim=(0, 1)) (one d_head vector, "
+                  "averaged over batch and positions), then return z.")
+def head_mean_ablation_hook(device):
+    yield from _head_cases(device)
+
+
+@chapter.exercise(dims="layer head", tol=LOSS_TOL,
+                  hint="scores[layer, head] = run_with_hooks(tokens, return_type='loss', fwd_hooks=[(get_act_name("
+                  "'z', layer), partial(ablation_function, head_index_to_ablate=head))]) - model(tokens, "
+                  "return_type='loss')")
+def get_ablation_scores(device):
+    from solutions.ch03_hooks import head_mean_ablation_hook as reference_mean_ablation
+
+    model = _model(device)
+    yield Case((model, rep_tokens(model)), label="repeated random tokens (batch=3), default (zero) ablation")
+    yield Case((model, text_tokens(model)), dict(ablation_function=reference_mean_ablation),
+               label="a text prompt, ablation_function=head_mean_ablation_hook (the reference's)")
+
+
+@chapter.exercise(dims="layer head", tol=LOSS_TOL,
+                  hint="per query: -(p * p.clamp(min=1e-12).log()).sum(-1); then mean over batch and destination "
+                  "positions; one hook on every hook_pattern, storing into entropy[hook.layer()].")
+def attention_entropy(device):
+    model = _model(device)
+    yield Case((model, rep_tokens(model)), label="repeated random tokens (batch=3)")
+    yield Case((model, text_batch_tokens(model)), label="two text prompts")
+    yield Case((model, model.to_tokens("Mary")), label="a two-token prompt (BOS, 'Mary')")
+
+
+@chapter.exercise(dims="batch pos d_model",
+                  hint="pos is None: return resid + coeff * vector; else resid[:, pos] += coeff * vector; "
+                  "return resid.")
+def add_steering_vector_hook(device):
+    model = _model(device)
+    rep, text = _activations(device, "rep"), _activations(device, "text")
+    r1, r0 = get_act_name("resid_pre", 1), get_act_name("resid_pre", 0)
+    d_model = model.cfg.d_model
+    vector = randn(d_model, device=device, seed=2)
+    yield Case((rep[r1], model.hook_dict[r1], vector, 2.5), label="resid_pre of layer 1, every position, coeff=2.5")
+    yield Case((rep[r1], model.hook_dict[r1], randn(d_model, device=device, seed=3), 4.0), dict(pos=-1),
+               label="resid_pre of layer 1, pos=-1 (the last position), coeff=4.0")
+    yield Case((text[r0], model.hook_dict[r0], vector, -1.5), dict(pos=3),
+               label="resid_pre of layer 0 on two prompts, pos=3, coeff=-1.5")
+    yield Case((text[r1], model.hook_dict[r1], vector, 1.0), dict(pos=0), label="pos=0 (the BOS position)")
+
+
+@chapter.exercise(hint="cache[hook.name] = activation.detach() in a hook added with the name filter "
+                  "lambda name: name in names, then run the model once.")
+def cache_some(device):
+    model = _model(device)
+    yield Case((model, rep_tokens(model), [get_act_name("pattern", 0), get_act_name("resid_pre", 1)]),
+               label="repeated random tokens, names=[pattern 0, resid_pre 1]")
+    yield Case((model, text_batch_tokens(model), ["hook_embed", "hook_pos_embed", get_act_name("z", 1)]),
+               label="two prompts, names=[hook_embed, hook_pos_embed, z 1]")
+    yield Case((model, text_tokens(model), [get_act_name("attn_scores", 1)]),
+               label="a text prompt, a single name (attn_scores 1)")
+
+
+@chapter.exercise(tol=LOSS_TOL,
+                  hint="add the permanent hook with model.add_hook(name, fn, is_permanent=True), the other without "
+                  "is_permanent; record model(tokens, return_type='loss').item() after each of: nothing, adding both, "
+                  "model.reset_hooks(), model.reset_hooks(including_permanent=True).")
+def permanent_hook_demo(device):
+    model = _model(device)
+    yield Case((model, rep_tokens(model), (1, 0), (0, 1)),
+               label="repeated random tokens, permanent_head=(1, 0), temporary_head=(0, 1)")
+    yield Case((model, text_tokens(model)), dict(permanent_head=(0, 0), temporary_head=(1, 1)),
+               label="a text prompt, permanent_head=(0, 0), temporary_head=(1, 1)")
+
+
+def test_cache_some_reference_equals_run_with_cache(device):
+    """The reference of cache_some is a faithful run_with_cache (so learners are compared with the real cache)."""
+    from solutions.ch03_hooks import cache_some as reference
+
+    model = _model(device)
+    names = [get_act_name("pattern", 0), get_act_name("resid_pre", 1), "hook_embed"]
+    _, real = model.run_with_cache(rep_tokens(model))
+    mine = reference(model, rep_tokens(model), names)
+    assert sorted(mine) == sorted(names)
+    for name in names:
+        torch.testing.assert_close(mine[name], real[name], atol=0, rtol=0)
+
+
+def test_permanent_hook_demo_stages_differ(device):
+    """Each stage of the demo gives a distinct loss on the shipped model, so every mistake shows."""
+    from solutions.ch03_hooks import permanent_hook_demo as reference
+
+    model = _model(device)
+    losses = reference(model, rep_tokens(model), (1, 0), (0, 1))
+    assert abs(losses["after_full_reset"] - losses["clean"]) < 1e-5
+    values = [losses["clean"], losses["hooked"], losses["after_reset"]]
+    assert min(abs(a - b) for i, a in enumerate(values) for b in values[i + 1:]) > 1e-2, losses
+    assert not any(hp.fwd_hooks for hp in model.hook_dict.values()), "the reference left hooks on the model"
+
+
+test_exercise, test_mutant_rejected = chapter.tests()
