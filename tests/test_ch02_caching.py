@@ -132,8 +132,28 @@ SCORES = {
 MIN_GAP = 0.02  # thresholds sit at least 0.01 away from every score: summation order cannot flip a decision
 
 
+@functools.cache
+def _uneven_batch_cache(device):
+    """A cache whose patterns differ from prompt to prompt: prompt 0 is the real repeated-random-token prompt,
+    the others are random causal patterns, so a detector that reads one prompt (or one head) gives itself away."""
+    from transformer_lens import ActivationCache
+
+    real = _repeated_random(device)[2]
+    generator = torch.Generator().manual_seed(7)
+    patterns = {}
+    for layer in range(real.model.cfg.n_layers):
+        pattern = real["pattern", layer].clone()
+        n = pattern.shape[-1]
+        scores = torch.randn(pattern.shape[0] - 1, *pattern.shape[1:], generator=generator).to(pattern.device)
+        future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=pattern.device), diagonal=1)
+        pattern[1:] = (3 * scores).masked_fill(future, float("-inf")).softmax(-1)
+        patterns[f"blocks.{layer}.attn.hook_pattern"] = pattern
+    return ActivationCache(patterns, real.model)
+
+
 def _detector_cases(device, kind):
-    for cache, label in _caches(device):
+    caches = _caches(device) + [(_uneven_batch_cache(device), "a batch of 4 prompts with very different patterns")]
+    for cache, label in caches:
         n_layers = cache.model.cfg.n_layers
         scores = torch.cat([SCORES[kind](cache["pattern", layer]) for layer in range(n_layers)]).cpu()
         if (scores - 0.4).abs().min() > MIN_GAP / 2:

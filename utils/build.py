@@ -185,6 +185,17 @@ def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
     }
 
 
+def exercise_names(src: Path) -> list[str]:
+    """The functions defined by the exercise cells (those with solution markers) of a chapter source."""
+    names = []
+    for index, cell in enumerate(jupytext.read(src, fmt="py:percent").cells, start=1):
+        if cell.cell_type == "code":
+            solution, _ = split_solution(cell.source, f"{src.name}, cell {index}")
+            if solution != cell.source:
+                names += _functions(solution, f"{src.name}, cell {index}")
+    return names
+
+
 def sources(root: Path = ROOT) -> list[Path]:
     return sorted((root / "chapters" / "src").glob("[0-9][0-9]_*.py"))
 

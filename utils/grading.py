@@ -78,6 +78,8 @@ def to_wire(value: Any) -> Any:
 
     if isinstance(value, torch.Tensor):
         return value.detach()  # a non-leaf tensor that requires grad cannot be pickled
+    if type(value).__name__ == "FactoredMatrix":
+        return type(value)(value.A.detach(), value.B.detach())
     if hasattr(value, "cache_dict") and hasattr(value, "model"):  # ActivationCache
         return CacheRef(dict(value.cache_dict), _model_ref(value.model), value.has_batch_dim)
     if isinstance(value, torch.nn.Module) and hasattr(value, "hook_dict"):  # HookedTransformer
@@ -194,6 +196,16 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
                        f"checked ({type(e).__name__})"))
 
 
+def _parent_model(ref: ModelRef):
+    """The grading process's own copy of a model a learner's output refers to (e.g. a returned cache)."""
+    from utils.models import LOADED, load_model
+
+    for model in list(LOADED):
+        if _model_ref(model) == ref:
+            return model
+    return load_model(ref.name, **dict(ref.processing))
+
+
 class Worker:
     """One spawned process that runs learner code; restarted after a crash or a time-out."""
 
@@ -236,7 +248,7 @@ class Worker:
             raise CheckFailure(Status.CRASHED, f"the process running your code died ({why}): os._exit, a crash "
                                "in native code or running out of memory") from None
         if reply[0] == "ok":
-            return reply[1]
+            return from_wire(reply[1], _parent_model)
         raise CheckFailure(Status(reply[1]), reply[2])
 
 

@@ -37,7 +37,8 @@ warnings.filterwarnings(
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 SHIPPED = {
-    "attn2l": "2-layer attention-only transformer (d_model 128, 2 heads per layer) with induction heads; shipped, offline",
+    "attn2l": "2-layer attention-only transformer (d_model 128, 2 heads of d_head 64) with induction heads; "
+              "shipped, offline",
     "mlp4l": "4-layer transformer with MLPs (d_model 128, 4 heads per layer) for IOI and induction; shipped, offline",
 }
 ONLINE = {

@@ -1,0 +1,556 @@
+"""Known mistakes for chapter 4 (induction heads). Each one is a mistake learners really make; its description is
+shown to a learner whose output matches it."""
+
+import einops
+import torch
+from transformer_lens import FactoredMatrix
+from transformer_lens.utilities import get_act_name
+
+from utils.checking import Mutant, Status
+
+# Messages the structural check of generate_repeated_tokens prints itself (random outputs cannot be matched).
+IGNORES_GENERATOR = "ignoring the generator argument (torch.randint without generator=generator)"
+SAME_ROW = "using the same random sequence for every row of the batch"
+NOT_REPEATED = "drawing a fresh random sequence for the second copy instead of repeating the first"
+
+
+# ---------------------------------------------------------------------------------------------- repeated tokens
+def _allowed(model):
+    special = set(model.tokenizer.all_special_ids)
+    return torch.tensor([t for t in range(model.cfg.d_vocab) if t not in special])
+
+
+def _draw(model, batch_size, seq_len, generator):
+    allowed = _allowed(model)
+    return allowed[torch.randint(0, len(allowed), (batch_size, seq_len), generator=generator)]
+
+
+def _bos(model, batch_size):
+    return torch.full((batch_size, 1), model.tokenizer.bos_token_id)
+
+
+def gen_no_bos(model, seq_len, batch_size=1, *, generator=None):
+    r = _draw(model, batch_size, seq_len, generator)
+    return torch.cat([r, r], dim=1).to(model.cfg.device)
+
+
+def gen_fresh_second_copy(model, seq_len, batch_size=1, *, generator=None):
+    r1, r2 = _draw(model, batch_size, seq_len, generator), _draw(model, batch_size, seq_len, generator)
+    return torch.cat([_bos(model, batch_size), r1, r2], dim=1).to(model.cfg.device)
+
+
+def gen_same_row(model, seq_len, batch_size=1, *, generator=None):
+    r = _draw(model, 1, seq_len, generator).expand(batch_size, seq_len)
+    return torch.cat([_bos(model, batch_size), r, r], dim=1).to(model.cfg.device)
+
+
+def gen_ignores_generator(model, seq_len, batch_size=1, *, generator=None):
+    allowed = _allowed(model)
+    r = allowed[torch.randint(0, len(allowed), (batch_size, seq_len))]
+    return torch.cat([_bos(model, batch_size), r, r], dim=1).to(model.cfg.device)
+
+
+def gen_on_cpu(model, seq_len, batch_size=1, *, generator=None):
+    r = _draw(model, batch_size, seq_len, generator)
+    return torch.cat([_bos(model, batch_size), r, r], dim=1)
+
+
+# ---------------------------------------------------------------------------------------------- run and cache
+def _gen(model, seq_len, batch_size, generator):
+    r = _draw(model, batch_size, seq_len, generator)
+    return torch.cat([_bos(model, batch_size), r, r], dim=1).to(model.cfg.device)
+
+
+def run_generates_twice(model, seq_len, batch_size=1, *, generator=None):
+    tokens = _gen(model, seq_len, batch_size, generator)
+    logits, cache = model.run_with_cache(_gen(model, seq_len, batch_size, generator))
+    return tokens, logits, cache
+
+
+def run_wrong_order(model, seq_len, batch_size=1, *, generator=None):
+    tokens = _gen(model, seq_len, batch_size, generator)
+    logits, cache = model.run_with_cache(tokens)
+    return logits, tokens, cache
+
+
+def run_probabilities(model, seq_len, batch_size=1, *, generator=None):
+    tokens = _gen(model, seq_len, batch_size, generator)
+    logits, cache = model.run_with_cache(tokens)
+    return tokens, logits.softmax(-1), cache
+
+
+def run_without_bos(model, seq_len, batch_size=1, *, generator=None):
+    tokens = _gen(model, seq_len, batch_size, generator)[:, 1:]
+    logits, cache = model.run_with_cache(tokens, prepend_bos=False)
+    return tokens, logits, cache
+
+
+# ---------------------------------------------------------------------------------------------- detector
+def _detector(cache, threshold, offset=1, all_positions=False, below=False, as_tuples=False):
+    found = []
+    for layer in range(cache.model.cfg.n_layers):
+        pattern = cache["pattern", layer]
+        seq_len = (pattern.shape[-1] - 1) // 2
+        if offset == "prev":
+            q = torch.arange(1, pattern.shape[-1], device=pattern.device)
+            scores = pattern[:, :, q, q - 1].mean(dim=(0, 2))
+        elif all_positions:
+            scores = pattern.diagonal(-(seq_len - offset), -2, -1).sum(-1).mean(0) / pattern.shape[-1]
+        else:
+            q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=pattern.device)
+            scores = pattern[:, :, q, q - seq_len + offset].mean(dim=(0, 2))
+        for head in range(cache.model.cfg.n_heads):
+            if (scores[head] < threshold) if below else (scores[head] > threshold):
+                found.append((layer, head) if as_tuples else f"{layer}.{head}")
+    return found
+
+
+def detector_duplicate_offset(cache, threshold=0.4):
+    return _detector(cache, threshold, offset=0)
+
+
+def detector_previous_token(cache, threshold=0.4):
+    return _detector(cache, threshold, offset="prev")
+
+
+def detector_all_positions(cache, threshold=0.4):
+    return _detector(cache, threshold, all_positions=True)
+
+
+def detector_below_threshold(cache, threshold=0.4):
+    return _detector(cache, threshold, below=True)
+
+
+def detector_tuples(cache, threshold=0.4):
+    return _detector(cache, threshold, as_tuples=True)
+
+
+# ---------------------------------------------------------------------------------------------- induction scores
+def _scores(model, tokens, seq_len, *, offset=1, whole_diagonal=False, same_row=False, reduce="mean"):
+    scores = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
+    q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
+
+    def hook_fn(pattern, hook):
+        if whole_diagonal:
+            value = pattern.diagonal(-(seq_len - 1), -2, -1).mean(dim=(0, 2))
+        elif reduce == "sum":
+            value = pattern[:, :, q, q - seq_len + offset].mean(dim=2).sum(0)
+        else:
+            value = pattern[:, :, q, q - seq_len + offset].mean(dim=(0, 2))
+        if same_row:
+            scores[:] = value
+        else:
+            scores[hook.layer()] = value
+
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), hook_fn)])
+    return scores
+
+
+def scores_duplicate_offset(model, tokens, seq_len):
+    return _scores(model, tokens, seq_len, offset=0)
+
+
+def scores_whole_diagonal(model, tokens, seq_len):
+    return _scores(model, tokens, seq_len, whole_diagonal=True)
+
+
+def scores_same_row(model, tokens, seq_len):
+    return _scores(model, tokens, seq_len, same_row=True)
+
+
+def scores_sum_over_batch(model, tokens, seq_len):
+    return _scores(model, tokens, seq_len, reduce="sum")
+
+
+# ---------------------------------------------------------------------------------------------- logit attribution
+def _attr(embed, l1, l2, W_U, targets, keep_last=False, order=("e", "1", "2")):
+    W = W_U[:, targets]
+    n = len(targets)
+    e = einops.einsum(embed[:n], W, "s d, d s -> s")[:, None]
+    a = einops.einsum(l1[:n], W, "s h d, d s -> s h")
+    b = einops.einsum(l2[:n], W, "s h d, d s -> s h")
+    parts = {"e": e, "1": a, "2": b}
+    return torch.cat([parts[k] for k in order], dim=-1)
+
+
+def attr_no_shift(embed, l1_results, l2_results, W_U, tokens):
+    return _attr(embed, l1_results, l2_results, W_U, tokens[:-1])
+
+
+def attr_layers_swapped(embed, l1_results, l2_results, W_U, tokens):
+    return _attr(embed, l1_results, l2_results, W_U, tokens[1:], order=("e", "2", "1"))
+
+
+def attr_no_direct_path(embed, l1_results, l2_results, W_U, tokens):
+    return _attr(embed, l1_results, l2_results, W_U, tokens[1:], order=("1", "2"))
+
+
+def attr_all_positions(embed, l1_results, l2_results, W_U, tokens):
+    W = W_U[:, tokens]
+    e = einops.einsum(embed, W, "s d, d s -> s")[:, None]
+    return torch.cat([e, einops.einsum(l1_results, W, "s h d, d s -> s h"),
+                      einops.einsum(l2_results, W, "s h d, d s -> s h")], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------- OV circuit
+def ov_no_unembed(model, layer, head):
+    return FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head])
+
+
+def ov_transposed(model, layer, head):
+    return FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head] @ model.W_U).T
+
+
+def ov_layer_zero(model, layer, head):
+    return FactoredMatrix(model.W_E @ model.W_V[0, head], model.W_O[0, head] @ model.W_U)
+
+
+def ov_qk_instead(model, layer, head):
+    return FactoredMatrix(model.W_E @ model.W_Q[layer, head], model.W_K[layer, head].T @ model.W_E.T)
+
+
+def ov_materialised(model, layer, head):
+    return model.W_E @ model.W_V[layer, head] @ model.W_O[layer, head] @ model.W_U
+
+
+# ---------------------------------------------------------------------------------------------- top-1 accuracy
+def _top1(fm, batch_size, *, dim=-1, offset=True, as_tensor=False):
+    n_rows = fm.shape[-2]
+    correct = torch.tensor(0)
+    for start in range(0, n_rows, batch_size):
+        block = fm[start: start + batch_size].AB
+        first = start if offset else 0
+        idx = torch.arange(first, first + block.shape[0], device=block.device)
+        if dim == 0:  # argmax down the columns of the block
+            correct += (block.argmax(dim=0)[: block.shape[0]] == idx).sum().cpu()
+        else:
+            correct += (block.argmax(dim=-1) == idx).sum().cpu()
+    acc = correct / n_rows
+    return acc if as_tensor else acc.item()
+
+
+def top1_argmax_over_rows(full_OV_circuit, batch_size=1000):
+    return _top1(full_OV_circuit, batch_size, dim=0)
+
+
+def top1_no_offset(full_OV_circuit, batch_size=1000):
+    return _top1(full_OV_circuit, batch_size, offset=False)
+
+
+def top1_returns_tensor(full_OV_circuit, batch_size=1000):
+    return _top1(full_OV_circuit, batch_size, as_tensor=True)
+
+
+def top1_first_block_only(full_OV_circuit, batch_size=1000):
+    block = full_OV_circuit[:batch_size].AB
+    idx = torch.arange(block.shape[0], device=block.device)
+    return (block.argmax(-1) == idx).float().mean().item()
+
+
+# ---------------------------------------------------------------------------------------------- positional pattern
+def _pos(model, layer, head, *, normalise=True, scale=True, mask=True, dim=-1):
+    x = model.W_pos
+    if normalise:
+        x = x - x.mean(-1, keepdim=True)
+        x = x / x.pow(2).mean(-1, keepdim=True).sqrt()
+    scores = x @ model.W_Q[layer, head] @ model.W_K[layer, head].T @ x.T
+    if scale:
+        scores = scores / model.cfg.d_head**0.5
+    if mask:
+        n = scores.shape[-1]
+        scores = scores.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool, device=scores.device), 1),
+                                    float("-inf"))
+    return scores.softmax(dim=dim)
+
+
+def pos_no_layernorm(model, layer, head):
+    return _pos(model, layer, head, normalise=False)
+
+
+def pos_no_scale(model, layer, head):
+    return _pos(model, layer, head, scale=False)
+
+
+def pos_no_mask(model, layer, head):
+    return _pos(model, layer, head, mask=False)
+
+
+def pos_softmax_over_queries(model, layer, head):
+    return _pos(model, layer, head, dim=-2)
+
+
+# ---------------------------------------------------------------------------------------------- decompositions
+def _qk_input(cache, *, scale_layer=1, results_layer=0, pos=True, scale=True):
+    W_O = cache.model.W_O[results_layer]
+    results = einops.einsum(cache["z", results_layer], W_O, "p h d, h d m -> h p m")
+    parts = [cache["embed"][None]] + ([cache["pos_embed"][None]] if pos else []) + [results]
+    pieces = torch.cat(parts, dim=0)
+    return pieces / cache["scale", scale_layer, "ln1"] if scale else pieces
+
+
+def qk_input_no_scale(cache):
+    return _qk_input(cache, scale=False)
+
+
+def qk_input_layer0_scale(cache):
+    return _qk_input(cache, scale_layer=0)
+
+
+def qk_input_layer1_heads(cache):
+    return _qk_input(cache, results_layer=1)
+
+
+def qk_input_no_pos(cache):
+    return _qk_input(cache, pos=False)
+
+
+def _project(x, W, bias=None):
+    out = einops.einsum(x, W, "n p m, m d -> n p d")
+    return out if bias is None else out + bias
+
+
+def q_layer_zero(decomposed_qk_input, ind_head_index, model):
+    return _project(decomposed_qk_input, model.W_Q[0, ind_head_index])
+
+
+def q_uses_keys(decomposed_qk_input, ind_head_index, model):
+    return _project(decomposed_qk_input, model.W_K[1, ind_head_index])
+
+
+def q_with_bias(decomposed_qk_input, ind_head_index, model):
+    return _project(decomposed_qk_input, model.W_Q[1, ind_head_index], model.b_Q[1, ind_head_index])
+
+
+def k_layer_zero(decomposed_qk_input, ind_head_index, model):
+    return _project(decomposed_qk_input, model.W_K[0, ind_head_index])
+
+
+def k_uses_queries(decomposed_qk_input, ind_head_index, model):
+    return _project(decomposed_qk_input, model.W_Q[1, ind_head_index])
+
+
+def k_with_bias(decomposed_qk_input, ind_head_index, model):
+    return _project(decomposed_qk_input, model.W_K[1, ind_head_index], model.b_K[1, ind_head_index])
+
+
+def scores_decomp_no_scale(decomposed_q, decomposed_k, model):
+    return einops.einsum(decomposed_q, decomposed_k, "a q d, b k d -> a b q k")
+
+
+def scores_decomp_scale_d_head(decomposed_q, decomposed_k, model):
+    return einops.einsum(decomposed_q, decomposed_k, "a q d, b k d -> a b q k") / model.cfg.d_head
+
+
+def scores_decomp_components_swapped(decomposed_q, decomposed_k, model):
+    return einops.einsum(decomposed_q, decomposed_k, "a q d, b k d -> b a q k") / model.cfg.d_head**0.5
+
+
+def scores_decomp_positions_swapped(decomposed_q, decomposed_k, model):
+    return einops.einsum(decomposed_q, decomposed_k, "a q d, b k d -> a b k q") / model.cfg.d_head**0.5
+
+
+# ---------------------------------------------------------------------------------------------- K-composition
+def kcomp_transposed(model, prev_token_head_index, ind_head_index):
+    Q = model.W_E @ model.W_Q[1, ind_head_index]
+    K = model.W_E @ model.OV[0, prev_token_head_index].AB @ model.W_K[1, ind_head_index]
+    return FactoredMatrix(K, Q.T)
+
+
+def kcomp_no_prev_head(model, prev_token_head_index, ind_head_index):
+    return FactoredMatrix(model.W_E @ model.W_Q[1, ind_head_index], (model.W_E @ model.W_K[1, ind_head_index]).T)
+
+
+def kcomp_layers_swapped(model, prev_token_head_index, ind_head_index):
+    Q = model.W_E @ model.W_Q[0, ind_head_index]
+    K = model.W_E @ model.OV[1, prev_token_head_index].AB @ model.W_K[0, ind_head_index]
+    return FactoredMatrix(Q, K.T)
+
+
+def kcomp_q_composition(model, prev_token_head_index, ind_head_index):
+    Q = model.W_E @ model.OV[0, prev_token_head_index].AB @ model.W_Q[1, ind_head_index]
+    K = model.W_E @ model.W_K[1, ind_head_index]
+    return FactoredMatrix(Q, K.T)
+
+
+# ---------------------------------------------------------------------------------------------- composition scores
+def comp_unnormalised(W_A, W_B):
+    return (W_A @ W_B).norm().item()
+
+
+def comp_only_W_A_norm(W_A, W_B):
+    return ((W_A @ W_B).norm() / W_A.norm()).item()
+
+
+def comp_wrong_order(W_A, W_B):
+    return ((W_B @ W_A).norm() / (W_A.norm() * W_B.norm())).item()
+
+
+def comp_returns_tensor(W_A, W_B):
+    return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
+
+
+def batched_no_broadcast(W_As, W_Bs):
+    return (W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())
+
+
+def batched_axes_swapped(W_As, W_Bs):
+    W_As = FactoredMatrix(W_As.A[None], W_As.B[None])
+    W_Bs = FactoredMatrix(W_Bs.A[:, None], W_Bs.B[:, None])
+    return (W_Bs @ W_As).norm() / (W_As.norm() * W_Bs.norm())
+
+
+def batched_unnormalised(W_As, W_Bs):
+    W_As = FactoredMatrix(W_As.A[:, None], W_As.B[:, None])
+    W_Bs = FactoredMatrix(W_Bs.A[None], W_Bs.B[None])
+    return (W_As @ W_Bs).norm()
+
+
+def batched_squared_norms(W_As, W_Bs):
+    W_As = FactoredMatrix(W_As.A[:, None], W_As.B[:, None])
+    W_Bs = FactoredMatrix(W_Bs.A[None], W_Bs.B[None])
+    return (W_As @ W_Bs).norm() / (W_As.norm() ** 2 * W_Bs.norm() ** 2)
+
+
+# ---------------------------------------------------------------------------------------------- ablation
+def _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, *, ablate_layer=0, offset=1, all_heads=False):
+    q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
+    result = {}
+
+    def ablation_hook(z, hook):
+        if prev_head_index is not None:
+            z[:, :, prev_head_index] = 0.0
+        return z
+
+    def score_hook(pattern, hook):
+        heads = slice(None) if all_heads else ind_head_index
+        result["score"] = pattern[:, heads, q, q - seq_len + offset].mean().item() if not all_heads else \
+            pattern[:, :, q, q - seq_len + offset].mean().item()
+
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", ablate_layer), ablation_hook),
+                                                              (get_act_name("pattern", 1), score_hook)])
+    return result["score"]
+
+
+def ablation_too_late(model, tokens, seq_len, prev_head_index, ind_head_index):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, ablate_layer=1)
+
+
+def ablation_duplicate_offset(model, tokens, seq_len, prev_head_index, ind_head_index):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, offset=0)
+
+
+def ablation_all_heads_score(model, tokens, seq_len, prev_head_index, ind_head_index):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, all_heads=True)
+
+
+MUTANTS = {
+    "generate_repeated_tokens": [
+        Mutant(gen_no_bos, "forgetting the BOS token at the start", Status.WRONG_SHAPE),
+        Mutant(gen_fresh_second_copy, NOT_REPEATED),
+        Mutant(gen_same_row, SAME_ROW),
+        Mutant(gen_ignores_generator, IGNORES_GENERATOR),
+        Mutant(gen_on_cpu, "leaving the tokens on the CPU (.to(model.cfg.device) missing)", Status.WRONG_DEVICE,
+               only_on=("cuda", "mps")),
+    ],
+    "run_and_cache_model_repeated_tokens": [
+        Mutant(run_generates_twice, "generating the tokens twice: the logits and cache belong to other tokens than "
+               "the ones returned"),
+        Mutant(run_wrong_order, "returning (logits, tokens, cache) instead of (tokens, logits, cache)",
+               Status.WRONG_SHAPE),
+        Mutant(run_probabilities, "returning probabilities (softmax) instead of logits"),
+        Mutant(run_without_bos, "dropping the BOS token before running the model", Status.WRONG_SHAPE),
+    ],
+    "induction_attn_detector": [
+        Mutant(detector_all_positions, "averaging over all query positions instead of the second copy only"),
+        Mutant(detector_duplicate_offset, "looking at the earlier copy of the same token (key q - seq_len) instead "
+               "of the token after it (q - seq_len + 1)"),
+        Mutant(detector_previous_token, "measuring attention to the previous token (a previous-token detector)"),
+        Mutant(detector_below_threshold, "keeping the heads below the threshold (< instead of >)"),
+        Mutant(detector_tuples, "returning (layer, head) tuples instead of 'layer.head' strings", Status.WRONG_TYPE),
+    ],
+    "induction_scores": [
+        Mutant(scores_duplicate_offset, "looking at the earlier copy of the same token (key q - seq_len) instead of "
+               "the token after it (q - seq_len + 1)"),
+        Mutant(scores_whole_diagonal, "averaging the whole diagonal, which includes two positions before the second "
+               "copy"),
+        Mutant(scores_same_row, "writing every layer's scores into all rows (scores[:] = ... instead of "
+               "scores[hook.layer()] = ...)"),
+        Mutant(scores_sum_over_batch, "summing over the batch instead of averaging"),
+    ],
+    "logit_attribution": [
+        Mutant(attr_no_shift, "not shifting the targets: using tokens[:-1] (the current token) instead of "
+               "tokens[1:] (the next one)"),
+        Mutant(attr_layers_swapped, "putting layer 1's heads before layer 0's"),
+        Mutant(attr_no_direct_path, "leaving out the direct path (embed) column", Status.WRONG_SHAPE),
+        Mutant(attr_all_positions, "keeping the last position (seq instead of seq - 1 rows)", Status.WRONG_SHAPE),
+    ],
+    "full_ov_circuit": [
+        Mutant(ov_no_unembed, "forgetting W_U at the end (the circuit must end in logits)", Status.WRONG_SHAPE),
+        Mutant(ov_transposed, "returning the transpose (rows must be the attended token, columns the logits)"),
+        Mutant(ov_layer_zero, "always using layer 0's weights instead of the given layer"),
+        Mutant(ov_qk_instead, "using the QK matrices (W_Q W_K^T) instead of the OV matrices (W_V W_O)"),
+        Mutant(ov_materialised, "multiplying everything out into a dense tensor instead of a FactoredMatrix",
+               Status.WRONG_SHAPE),
+    ],
+    "top_1_acc": [
+        Mutant(top1_argmax_over_rows, "taking the argmax over rows (dim 0) instead of over each row's columns"),
+        Mutant(top1_no_offset, "comparing each block with arange(len(block)) instead of arange(start, start + "
+               "len(block))"),
+        Mutant(top1_first_block_only, "only looking at the first batch_size rows"),
+        Mutant(top1_returns_tensor, "returning a tensor instead of a Python float (.item())", Status.WRONG_TYPE),
+    ],
+    "pos_by_pos_pattern": [
+        Mutant(pos_no_layernorm, "using the raw W_pos without the LayerNorm normalisation"),
+        Mutant(pos_no_scale, "forgetting the 1/sqrt(d_head) scale"),
+        Mutant(pos_no_mask, "forgetting the causal mask"),
+        Mutant(pos_softmax_over_queries, "taking the softmax over queries (dim -2) instead of keys"),
+    ],
+    "decompose_qk_input": [
+        Mutant(qk_input_no_scale, "forgetting to divide by layer 1's LayerNorm scale"),
+        Mutant(qk_input_layer0_scale, "dividing by layer 0's LayerNorm scale instead of layer 1's"),
+        Mutant(qk_input_layer1_heads, "using layer 1's head outputs (layer 1 reads layer 0's)"),
+        Mutant(qk_input_no_pos, "leaving out the positional embedding", Status.WRONG_SHAPE),
+    ],
+    "decompose_q": [
+        Mutant(q_layer_zero, "using layer 0's W_Q instead of layer 1's"),
+        Mutant(q_uses_keys, "using W_K instead of W_Q"),
+        Mutant(q_with_bias, "adding the bias b_Q to every piece (the bias is not part of any piece)"),
+    ],
+    "decompose_k": [
+        Mutant(k_layer_zero, "using layer 0's W_K instead of layer 1's"),
+        Mutant(k_uses_queries, "using W_Q instead of W_K"),
+        Mutant(k_with_bias, "adding the bias b_K to every piece (the bias is not part of any piece)"),
+    ],
+    "decompose_attn_scores": [
+        Mutant(scores_decomp_no_scale, "forgetting the 1/sqrt(d_head) scale"),
+        Mutant(scores_decomp_scale_d_head, "dividing by d_head instead of sqrt(d_head)"),
+        Mutant(scores_decomp_components_swapped, "putting the key pieces before the query pieces"),
+        Mutant(scores_decomp_positions_swapped, "putting key positions before query positions"),
+    ],
+    "find_K_comp_full_circuit": [
+        Mutant(kcomp_transposed, "returning the transpose (rows must be query tokens, columns key tokens)"),
+        Mutant(kcomp_no_prev_head, "leaving out the previous-token head's W_V W_O on the key side"),
+        Mutant(kcomp_layers_swapped, "swapping the layers (the previous-token head is in layer 0, the induction "
+               "head in layer 1)"),
+        Mutant(kcomp_q_composition, "putting the previous-token head on the query side (Q-composition)"),
+    ],
+    "get_comp_score": [
+        Mutant(comp_unnormalised, "forgetting to divide by ||W_A|| ||W_B||"),
+        Mutant(comp_only_W_A_norm, "dividing by ||W_A|| only"),
+        Mutant(comp_wrong_order, "multiplying W_B @ W_A instead of W_A @ W_B"),
+        Mutant(comp_returns_tensor, "returning a tensor instead of a Python float (.item())", Status.WRONG_TYPE),
+    ],
+    "get_batched_comp_scores": [
+        Mutant(batched_no_broadcast, "not adding the new axes: pairs head i with head i only", Status.WRONG_SHAPE),
+        Mutant(batched_axes_swapped, "adding the new axes the other way round (rows must be W_As' heads)"),
+        Mutant(batched_unnormalised, "forgetting to divide by the norms"),
+        Mutant(batched_squared_norms, "dividing by the squared norms"),
+    ],
+    "ablation_induction_score": [
+        Mutant(ablation_too_late, "ablating the head in layer 1 (hook_z of layer 1 comes after layer 1's "
+               "pattern)"),
+        Mutant(ablation_duplicate_offset, "measuring attention to the earlier copy of the same token (q - seq_len) "
+               "instead of the token after it"),
+        Mutant(ablation_all_heads_score, "averaging the score over all layer-1 heads instead of ind_head_index"),
+    ],
+}

@@ -1,0 +1,527 @@
+"""Checkers for chapter 4 (induction heads), plus tests that the shipped model tells the chapter's story.
+
+Cases are built from the shipped ``attn2l`` model (loaded once per device), real ``[BOS] + r + r`` tokens from
+seeded generators, real caches, and seeded random tensors; ``tests/framework.py`` compares the learner's
+function with ``solutions.ch04_induction`` and ``tests/mutants/ch04_induction.py`` holds the known mistakes.
+Exercises whose outputs are random (the repeated tokens) or objects (``FactoredMatrix``, caches) are checked
+by custom checks or through a transform into plain tensors.
+"""
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from transformer_lens import ActivationCache, FactoredMatrix
+from transformer_lens.utilities import get_act_name
+
+from tests.framework import Chapter
+from tests.mutants.ch04_induction import IGNORES_GENERATOR, MUTANTS, NOT_REPEATED, SAME_ROW
+from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs, compare, explain, tolerance_for
+
+chapter = Chapter("ch04_induction", mutants=MUTANTS)
+ROOT = Path(__file__).resolve().parents[1]
+
+# Logits, scores and products of several weight matrices accumulate float32 rounding over d_model (128) or
+# d_vocab (2048) terms, in an order a learner may change: 1e-4 absolute is enough on CPU; other devices reorder
+# reductions (and may use TF32), hence looser bounds there.
+LOGIT_TOL = {"cpu": (1e-4, 1e-3), "cuda": (2e-3, 1e-2), "mps": (5e-3, 1e-2)}
+
+
+@functools.cache
+def _model(device):
+    from utils.models import load_model
+
+    if not (ROOT / "models" / "attn2l" / "config.json").exists():
+        pytest.skip("models/attn2l is not shipped yet")
+    return load_model("attn2l", device=device)
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@functools.cache
+def _rep(device, seq_len, batch, seed):
+    """Reference ``[BOS] + r + r`` tokens and their cache (batch dimension kept)."""
+    from solutions.ch04_induction import generate_repeated_tokens
+
+    model = _model(device)
+    tokens = generate_repeated_tokens(model, seq_len, batch, generator=_gen(seed))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    return tokens, cache
+
+
+def _single(device, seq_len, seed):
+    """A one-sequence cache without batch dimension."""
+    _, cache = _rep(device, seq_len, 1, seed)
+    return ActivationCache({k: v[0] for k, v in cache.items()}, cache.model, has_batch_dim=False)
+
+
+def _pattern_scores(cache, offset_from_copy=1):
+    """[layer, head] mean attention of second-copy queries to key q - seq_len + offset_from_copy."""
+    out = []
+    for layer in range(cache.model.cfg.n_layers):
+        pattern = cache["pattern", layer]
+        seq_len = (pattern.shape[-1] - 1) // 2
+        q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=pattern.device)
+        out.append(pattern[:, :, q, q - seq_len + offset_from_copy].mean(dim=(0, 2)))
+    return torch.stack(out)
+
+
+def _prev_scores(cache):
+    out = []
+    for layer in range(cache.model.cfg.n_layers):
+        out.append(cache["pattern", layer].diagonal(-1, -2, -1)[..., 1:].mean(dim=(0, 2)))
+    return torch.stack(out)
+
+
+def _key_heads(device):
+    """(top previous-token head of layer 0, top induction head of layer 1), computed, never hard-coded."""
+    _, cache = _rep(device, 50, 10, 0)
+    return int(_prev_scores(cache)[0].argmax()), int(_pattern_scores(cache)[1].argmax())
+
+
+# ------------------------------------------------------------------------------------------------ repeated tokens
+def _check_repeated_tokens(got, model, seq_len, batch_size, label):
+    """Structure of [BOS] + r + r; raises CheckFailure with a learner-facing message."""
+    expected_like = torch.zeros(batch_size, 1 + 2 * seq_len, dtype=torch.long, device=model.cfg.device)
+    compare(got, expected_like, name="tokens", dims="batch full_seq_len", values=False)
+    got = got.detach().as_subclass(torch.Tensor).cpu()
+    bos = model.tokenizer.bos_token_id
+    if not bool((got[:, 0] == bos).all()):
+        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: tokens[:, 0] should be the BOS token (id {bos}) in "
+                           f"every row, got {got[:, 0].tolist()[:8]}")
+    first, second = got[:, 1: 1 + seq_len], got[:, 1 + seq_len:]
+    if not bool((first == second).all()):
+        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: the second copy tokens[:, 1 + seq_len:] differs from "
+                           f"the first tokens[:, 1:1 + seq_len] (typical cause: {NOT_REPEATED})")
+    special = torch.tensor(sorted(model.tokenizer.all_special_ids))
+    if bool(((first < 0) | (first >= model.cfg.d_vocab)).any()) or bool(torch.isin(first, special).any()):
+        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: r contains special tokens or ids outside "
+                           f"[0, d_vocab): draw from the non-special tokens only")
+    if batch_size > 1 and seq_len > 2 and bool((first == first[:1]).all()):
+        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: every row is the same sequence (typical "
+                           f"cause: {SAME_ROW})")
+    n_draws = batch_size * seq_len
+    if n_draws >= 200:  # uniform draws from ~2000 ids: far more distinct values than this
+        distinct = len(torch.unique(first))
+        expected_distinct = model.cfg.d_vocab * (1 - (1 - 1 / model.cfg.d_vocab) ** n_draws)
+        if distinct < 0.7 * expected_distinct:
+            raise CheckFailure(Status.WRONG_VALUES, f"on {label}: only {distinct} distinct tokens in {n_draws} draws "
+                               f"(uniform draws give about {expected_distinct:.0f}): draw uniformly from the whole "
+                               "vocabulary")
+
+
+@chapter.exercise(custom=True, hint="r = allowed[torch.randint(0, len(allowed), (batch_size, seq_len), "
+                  "generator=generator)]; torch.cat([bos, r, r], dim=1).to(model.cfg.device)")
+def generate_repeated_tokens(exercise, fn, reference, device):
+    """Custom check: the output is random, so check its structure and that the generator drives it."""
+    model = _model(device)
+    cases = [Case((model, 50, 8), {"generator": _gen(0)}, label="seq_len=50, batch_size=8"),
+             Case((model, 5, 1), {"generator": _gen(1)}, label="seq_len=5, batch_size=1"),
+             Case((model, 30, 4), {"generator": _gen(2)}, label="seq_len=30, batch_size=4")]
+    for case in cases:
+        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+        try:
+            _check_repeated_tokens(got, model, *case.args[1:], case.label)
+        except CheckFailure as failure:
+            prefix = "" if failure.message.startswith("on ") else f"on {case.label}: "
+            raise failure.with_context(prefix, explain(got, case, exercise.mutants, exercise.hint,
+                                                       dims="batch full_seq_len")) from None
+        again = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+        other = call_learner(fn, *case.args, generator=_gen(1000 + case.args[1]))
+        got, again, other = (t.detach().as_subclass(torch.Tensor) for t in (got, again, other))
+        if not torch.equal(got, again) or torch.equal(got, other):
+            raise CheckFailure(Status.WRONG_VALUES, f"on {case.label}: identically seeded generators must give the "
+                               "same tokens and differently seeded ones different tokens (typical cause: "
+                               f"{IGNORES_GENERATOR})")
+    return len(cases)
+
+
+def _cache_tensor(cache, name):
+    """One activation of a returned cache (an ActivationCache or a dict), as a plain tensor."""
+    if hasattr(cache, "cache_dict"):
+        return cache.cache_dict[name]
+    return cache[name]
+
+
+def _flatten_run(out):
+    """(tokens, logits, cache) -> plain tensors (tokens, logits, layer-0 pattern, layer-1 pattern)."""
+    tokens, logits, cache = out
+    return (tokens, logits, _cache_tensor(cache, "blocks.0.attn.hook_pattern"),
+            _cache_tensor(cache, "blocks.1.attn.hook_pattern"))
+
+
+@chapter.exercise(custom=True, hint="generate the tokens once with generate_repeated_tokens(..., "
+                  "generator=generator), then logits, cache = model.run_with_cache(tokens)")
+def run_and_cache_model_repeated_tokens(exercise, fn, reference, device):
+    """Custom check: the logits and the cache must be the model's on the tokens returned (which are random)."""
+    model = _model(device)
+    atol, rtol = tolerance_for(device, LOGIT_TOL)
+    cases = [Case((model, 20, 3), {"generator": _gen(0)}, label="seq_len=20, batch_size=3"),
+             Case((model, 6, 1), {"generator": _gen(1)}, label="seq_len=6, batch_size=1")]
+    for case in cases:
+        seq_len, batch_size = case.args[1:]
+        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+        try:
+            if not isinstance(got, (tuple, list)) or len(got) != 3:
+                raise CheckFailure(Status.WRONG_TYPE, f"returned {type(got).__name__}, expected a tuple (tokens, "
+                                   "logits, cache)")
+            tokens, logits, cache = got
+            compare(tokens, torch.zeros(batch_size, 1 + 2 * seq_len, dtype=torch.long, device=device),
+                    name="tokens", dims="batch full_seq_len", values=False)
+            tokens = tokens.detach().as_subclass(torch.Tensor)
+            with torch.no_grad():
+                exp_logits, exp_cache = model.run_with_cache(tokens)
+            compare(logits, exp_logits, name="logits", dims="batch pos d_vocab", atol=atol, rtol=rtol)
+            for layer in range(model.cfg.n_layers):
+                name = get_act_name("pattern", layer)
+                try:
+                    pattern = _cache_tensor(cache, name)
+                except Exception:
+                    raise CheckFailure(Status.WRONG_TYPE, f"cache is {type(cache).__name__} and cache[{name!r}] "
+                                       "failed: return the ActivationCache of model.run_with_cache(tokens)") from None
+                compare(pattern, exp_cache[name], name=f"cache[{name!r}]", dims="batch head query key",
+                        atol=atol, rtol=rtol)
+            _check_repeated_tokens(tokens, model, seq_len, batch_size, case.label)
+        except CheckFailure as failure:
+            prefix = "" if failure.message.startswith("on ") else f"on {case.label}: "
+            try:
+                flat = _flatten_run(got)
+            except Exception:
+                flat = got
+            raise failure.with_context(prefix, explain(flat, case, exercise.mutants, exercise.hint,
+                                                       transform=_flatten_run, atol=atol, rtol=rtol)) from None
+    return len(cases)
+
+
+# ------------------------------------------------------------------------------------------------ detector
+def _heads_mask(heads, model):
+    mask = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
+    for name in heads:
+        layer, head = (int(x) for x in name.split("."))
+        mask[layer, head] = True
+    return mask
+
+
+@chapter.exercise(custom=True, hint="for each layer: q = arange(seq_len + 1, 2 * seq_len + 1); score = "
+                  "cache['pattern', layer][:, :, q, q - seq_len + 1].mean(dim=(0, 2)); keep f'{layer}.{head}' where "
+                  "score > threshold")
+def induction_attn_detector(exercise, fn, reference, device):
+    """Custom check: compare the sets of heads (order does not matter) as a [layer, head] mask."""
+    model = _model(device)
+    _, cache = _rep(device, 50, 10, 0)
+    top = float(_pattern_scores(cache).max())
+    cases = [Case((cache,), {"threshold": 0.2}, label="seq_len=50, batch=10, threshold=0.2"),
+             Case((cache,), {"threshold": 0.75 * top}, label=f"seq_len=50, batch=10, threshold={0.75 * top:.3f} "
+                  "(3/4 of the best score)"),
+             Case((_rep(device, 20, 4, 1)[1],), label="seq_len=20, batch=4, default threshold 0.4")]
+
+    def to_mask(heads):
+        return _heads_mask(heads, model)
+
+    for case in cases:
+        expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+        if not isinstance(got, (list, tuple)) or not all(isinstance(h, str) for h in got):
+            raise CheckFailure(Status.WRONG_TYPE, f"on {case.label}: returned {got!r:.200}, expected a list of "
+                               "strings like ['1.0', '1.3']")
+        try:
+            got_mask = to_mask(got)
+        except (ValueError, IndexError):
+            raise CheckFailure(Status.WRONG_TYPE, f"on {case.label}: returned {got!r:.200}; write each head as "
+                               "'layer.head', e.g. '1.3'") from None
+        try:
+            compare(got_mask, to_mask(expected), name="detected heads", dims="layer head")
+        except CheckFailure as failure:
+            raise failure.with_context(f"on {case.label} (True = detected; got {sorted(got)}, expected "
+                                       f"{sorted(expected)}): ",
+                                       explain(got_mask, case, exercise.mutants, exercise.hint, transform=to_mask,
+                                               dims="layer head")) from None
+    return len(cases)
+
+
+# ------------------------------------------------------------------------------------------------ induction scores
+@chapter.exercise(dims="layer head", hint="in the hook: scores[hook.layer()] = pattern[:, :, q, q - seq_len + 1]"
+                  ".mean(dim=(0, 2)) with q = arange(seq_len + 1, 2 * seq_len + 1)")
+def induction_scores(device):
+    model = _model(device)
+    for seq_len, batch, seed in [(20, 4, 1), (50, 10, 0), (7, 1, 2)]:
+        tokens, _ = _rep(device, seq_len, batch, seed)
+        yield Case((model, tokens, seq_len), label=f"[BOS] + r + r, seq_len={seq_len}, batch={batch}")
+
+
+# ------------------------------------------------------------------------------------------------ logit attribution
+def _randn(*shape, device, seed=0, scale=1.0):
+    return (torch.randn(*shape, generator=_gen(seed)) * scale).to(device)
+
+
+@chapter.exercise(dims="seq_minus_1 n_components", tol=LOGIT_TOL,
+                  hint="W_U_correct = W_U[:, tokens[1:]]; einsum each of embed[:-1], l1_results[:-1], "
+                  "l2_results[:-1] with it; cat [direct, layer 0 heads, layer 1 heads] on the last dim")
+def logit_attribution(device):
+    yield Case((_randn(6, 16, device=device), _randn(6, 3, 16, device=device, seed=1),
+                _randn(6, 3, 16, device=device, seed=2), _randn(16, 50, device=device, seed=3),
+                torch.randint(0, 50, (6,), generator=_gen(4)).to(device)),
+               label="random: seq=6, 3 heads, d_model=16, d_vocab=50")
+    model = _model(device)
+    cache = _single(device, 10, 3)
+    tokens, _ = _rep(device, 10, 1, 3)
+    results = [torch.einsum("phd,hdm->phm", cache["z", layer], model.W_O[layer]).detach() for layer in range(2)]
+    yield Case((cache["embed"] + cache["pos_embed"], results[0], results[1], model.W_U.detach(), tokens[0]),
+               label="attn2l on [BOS] + r + r with seq_len=10 (unscaled residual pieces)")
+
+
+# ------------------------------------------------------------------------------------------------ OV circuit
+ROWS = torch.arange(0, 2048, 37)  # a sample of rows: enough to tell circuits apart, cheap to multiply out
+
+
+def _plain(t):
+    return t.detach().as_subclass(torch.Tensor)
+
+
+def _fm_rows(out):
+    """A FactoredMatrix -> some of its rows multiplied out (a plain tensor); anything else unchanged."""
+    if isinstance(out, FactoredMatrix):
+        A = _plain(out.A)
+        return A[ROWS.to(A.device)[ROWS < A.shape[-2]]] @ _plain(out.B)
+    return out
+
+
+@chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows,
+                  hint="FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head] @ model.W_U)")
+def full_ov_circuit(device):
+    model = _model(device)
+    _, ind = _key_heads(device)
+    yield Case((model, 1, ind), label=f"layer 1, head {ind} (rows 0, 37, 74, ... of the circuit)")
+    last = model.cfg.n_heads - 1
+    yield Case((model, 0, last), label=f"layer 0, head {last}")
+    other = (ind + 1) % model.cfg.n_heads
+    yield Case((model, 1, other), label=f"layer 1, head {other}")
+
+
+# ------------------------------------------------------------------------------------------------ top-1 accuracy
+def _random_fm(n, rank, device, seed, noise=1.0):
+    """A FactoredMatrix with a diagonal-heavy product (some rows' argmax on the diagonal, some not)."""
+    A = torch.randn(n, rank, generator=_gen(seed))
+    B = A.T + noise * torch.randn(rank, n, generator=_gen(seed + 1))
+    return FactoredMatrix(A.to(device), B.to(device))
+
+
+@chapter.exercise(hint="loop over blocks of rows: rows = full_OV_circuit[start:start + batch_size].AB; compare "
+                  "rows.argmax(-1) with torch.arange(start, start + len(rows)); return correct / n_rows as a float")
+def top_1_acc(device):
+    with torch.no_grad():
+        model = _model(device)
+        _, ind = _key_heads(device)
+        W_E, W_U = model.W_E.detach(), model.W_U.detach()
+        real = FactoredMatrix(W_E @ model.W_V[1, ind].detach(), model.W_O[1, ind].detach() @ W_U)
+    yield Case((real,), label=f"the full OV circuit of head 1.{ind} (2048 rows, default batch_size=1000)")
+    yield Case((_random_fm(300, 16, device, 0), 64), label="a random 300 x 300 FactoredMatrix, batch_size=64")
+    yield Case((_random_fm(50, 8, device, 2, noise=0.5), 1000), label="50 x 50, batch_size larger than the matrix")
+
+
+# ------------------------------------------------------------------------------------------------ positional pattern
+@chapter.exercise(dims="query_pos key_pos", tol={"cpu": (1e-5, 1e-3), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)},
+                  hint="normalise W_pos rows (centre, divide by the root mean square), scores = x @ W_QK @ x.T / "
+                  "sqrt(d_head), mask strictly above the diagonal with -inf, softmax over the last dim")
+def pos_by_pos_pattern(device):
+    model = _model(device)
+    prev, _ = _key_heads(device)
+    yield Case((model, 0, prev), label=f"layer 0, head {prev}")
+    yield Case((model, 1, 1), label="layer 1, head 1")
+
+
+# ------------------------------------------------------------------------------------------------ decompositions
+@chapter.exercise(dims="piece posn d_model", hint="[embed, pos_embed, z @ W_O per layer-0 head] stacked on a new "
+                  "first dim, all divided by cache['scale', 1, 'ln1']")
+def decompose_qk_input(device):
+    yield Case((_single(device, 10, 3),), label="one [BOS] + r + r sequence, seq_len=10 (no batch dimension)")
+    yield Case((_single(device, 30, 5),), label="one sequence, seq_len=30")
+
+
+@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_Q[1, ind_head_index]")
+def decompose_q(device):
+    model = _model(device)
+    _, ind = _key_heads(device)
+    d_model = model.cfg.d_model
+    yield Case((_randn(6, 9, d_model, device=device), ind, model), label=f"random pieces [6, 9, d_model], head {ind}")
+    from solutions.ch04_induction import decompose_qk_input as ref_input
+    pieces = ref_input(_single(device, 10, 3)).detach()
+    other = (ind + 1) % model.cfg.n_heads
+    yield Case((pieces, other, model), label=f"real pieces, head {other}")
+
+
+@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_K[1, ind_head_index]")
+def decompose_k(device):
+    model = _model(device)
+    _, ind = _key_heads(device)
+    d_model = model.cfg.d_model
+    yield Case((_randn(6, 9, d_model, device=device, seed=5), ind, model),
+               label=f"random pieces [6, 9, d_model], head {ind}")
+    from solutions.ch04_induction import decompose_qk_input as ref_input
+    pieces = ref_input(_single(device, 10, 3)).detach()
+    other = (ind + 1) % model.cfg.n_heads
+    yield Case((pieces, other, model), label=f"real pieces, head {other}")
+
+
+@chapter.exercise(dims="q_comp k_comp posn_q posn_k", tol=LOGIT_TOL,
+                  hint="einsum 'q_comp posn_q d_head, k_comp posn_k d_head -> q_comp k_comp posn_q posn_k', then "
+                  "divide by sqrt(d_head)")
+def decompose_attn_scores(device):
+    model = _model(device)
+    yield Case((_randn(6, 7, 32, device=device), _randn(6, 7, 32, device=device, seed=1), model),
+               label="6 pieces, 7 positions, d_head=32")
+    yield Case((_randn(3, 4, 32, device=device, seed=2), _randn(5, 6, 32, device=device, seed=3), model),
+               label="3 query pieces x 5 key pieces, 4 query x 6 key positions")
+
+
+# ------------------------------------------------------------------------------------------------ K-composition
+@chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows,
+                  hint="Q = W_E @ W_Q[1, ind]; K = W_E @ W_V[0, prev] @ W_O[0, prev] @ W_K[1, ind]; "
+                  "FactoredMatrix(Q, K.T)")
+def find_K_comp_full_circuit(device):
+    model = _model(device)
+    prev, ind = _key_heads(device)
+    yield Case((model, prev, ind), label=f"previous-token head 0.{prev}, induction head 1.{ind}")
+    n = model.cfg.n_heads
+    yield Case((model, (prev + 1) % n, (ind + 1) % n), label=f"heads 0.{(prev + 1) % n} and 1.{(ind + 1) % n}")
+
+
+# ------------------------------------------------------------------------------------------------ composition scores
+@chapter.exercise(hint="((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()")
+def get_comp_score(device):
+    yield Case((_randn(8, 8, device=device), _randn(8, 8, device=device, seed=1)), label="random 8 x 8 matrices")
+    yield Case((_randn(10, 4, device=device, seed=2) @ _randn(4, 10, device=device, seed=3),
+                _randn(10, 10, device=device, seed=4)), label="a rank-4 W_A, 10 x 10")
+    model = _model(device)
+    prev, ind = _key_heads(device)
+    yield Case((model.OV[0, prev].AB.detach(), model.QK[1, ind].T.AB.detach()),
+               label=f"W_OV of head 0.{prev}, W_QK^T of head 1.{ind}")
+
+
+def _fm_random(n_heads, d_model, rank, device, seed):
+    return FactoredMatrix(_randn(n_heads, d_model, rank, device=device, seed=seed),
+                          _randn(n_heads, rank, d_model, device=device, seed=seed + 1))
+
+
+def _detached_fm(fm):
+    return FactoredMatrix(fm.A.detach(), fm.B.detach())
+
+
+@chapter.exercise(dims="heads_A heads_B", hint="FactoredMatrix(W_As.A[:, None], W_As.B[:, None]) and "
+                  "FactoredMatrix(W_Bs.A[None], W_Bs.B[None]); then (W_As @ W_Bs).norm() / (W_As.norm() * "
+                  "W_Bs.norm())")
+def get_batched_comp_scores(device):
+    model = _model(device)
+    yield Case((_detached_fm(model.OV[0]), _detached_fm(model.QK[1].T)),
+               label="W_OV of layer 0 vs W_QK^T of layer 1 (all heads)")
+    yield Case((_fm_random(3, 12, 4, device, 0), _fm_random(5, 12, 4, device, 2)), label="3 x 5 random heads")
+
+
+# ------------------------------------------------------------------------------------------------ ablation
+@chapter.exercise(hint="hook get_act_name('z', 0) sets z[:, :, prev_head_index] = 0 and returns z; hook "
+                  "get_act_name('pattern', 1) stores pattern[:, ind_head_index, q, q - seq_len + 1].mean().item()")
+def ablation_induction_score(device):
+    model = _model(device)
+    prev, ind = _key_heads(device)
+    tokens, _ = _rep(device, 20, 4, 1)
+    yield Case((model, tokens, 20, prev, ind), label=f"ablating 0.{prev}, score of 1.{ind}, seq_len=20, batch=4")
+    yield Case((model, tokens, 20, None, ind), label=f"no ablation, score of 1.{ind}")
+    n = model.cfg.n_heads
+    yield Case((model, tokens, 20, (prev + 1) % n, (ind + 1) % n),
+               label=f"ablating 0.{(prev + 1) % n}, score of 1.{(ind + 1) % n}")
+
+
+test_exercise, test_mutant_rejected = chapter.tests()
+
+
+# ------------------------------------------------------------------------------------------------ the story
+# The chapter promises these on the shipped model; the notebook computes the same quantities.
+def _second_copy_loss(model, tokens, seq_len, fwd_hooks=()):
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
+    logp = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+    return -logp[:, seq_len + 1:].mean().item()
+
+
+def _first_copy_loss(model, tokens, seq_len):
+    with torch.no_grad():
+        logits = model(tokens)
+    logp = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+    return -logp[:, 1:seq_len].mean().item()
+
+
+def _zero_head(head):
+    def hook(z, hook):
+        z[:, :, head] = 0.0
+        return z
+    return hook
+
+
+def test_story_induction_heads_have_the_highest_scores(attn2l, device):
+    from solutions.ch04_induction import induction_attn_detector as detect
+    from solutions.ch04_induction import induction_scores as scores_of
+
+    tokens, cache = _rep(device, 50, 10, 0)
+    found = detect(cache)
+    scores = scores_of(attn2l, tokens, 50)
+    assert found, f"no induction head above 0.4: scores {scores}"
+    mask = _heads_mask(found, attn2l).to(scores.device)
+    assert scores[mask].min() > scores[~mask].max() if (~mask).any() else True
+    best = divmod(int(scores.argmax()), attn2l.cfg.n_heads)
+    assert f"{best[0]}.{best[1]}" in found
+
+
+def test_story_ablating_induction_heads_hurts_far_more(attn2l, device):
+    """Zero-ablating the detected induction heads together wipes out the second copy's advantage, and hurts the
+    second copy far more than ablating any single head outside the circuit's two key parts (the induction heads
+    and the previous-token head they depend on)."""
+    from solutions.ch04_induction import induction_attn_detector as detect
+
+    tokens, cache = _rep(device, 50, 10, 0)
+    clean_first, clean = _first_copy_loss(attn2l, tokens, 50), _second_copy_loss(attn2l, tokens, 50)
+    found = [tuple(int(x) for x in name.split(".")) for name in detect(cache)]
+    together = _second_copy_loss(attn2l, tokens, 50, [(get_act_name("z", layer), _zero_head(h)) for layer, h in found])
+    assert clean < clean_first / 3 and together > 0.9 * clean_first, (clean_first, clean, together)
+    prev, _ = _key_heads(device)
+    others = [(layer, h) for layer in range(attn2l.cfg.n_layers) for h in range(attn2l.cfg.n_heads)
+              if (layer, h) not in found and (layer, h) != (0, prev)]
+    other_increase = max([_second_copy_loss(attn2l, tokens, 50, [(get_act_name("z", layer), _zero_head(h))]) - clean
+                          for layer, h in others] or [0.0])
+    assert together - clean > 2 * max(other_increase, 0.1), (clean, together, other_increase)
+
+
+def test_story_K_composition_stands_out_from_the_random_baseline(attn2l, device):
+    from solutions.ch04_induction import get_batched_comp_scores, random_comp_scores
+
+    prev, ind = _key_heads(device)
+    random_scores = random_comp_scores(attn2l.cfg.d_model, attn2l.cfg.d_head, generator=_gen(0))
+    baseline, spread = random_scores.mean().item(), random_scores.std().item()
+    with torch.no_grad():
+        k_comp = get_batched_comp_scores(attn2l.OV[0], attn2l.QK[1].T)
+    # random matrices score baseline +- spread (about 0.088 +- 0.0015 in 128 dimensions)
+    assert k_comp[prev, ind] > max(1.3 * baseline, baseline + 10 * spread), (k_comp, baseline, spread)
+    assert int(k_comp[:, ind].argmax()) == prev, k_comp
+
+
+def test_story_induction_OV_circuit_copies(attn2l, device):
+    from solutions.ch04_induction import find_K_comp_full_circuit, full_ov_circuit, top_1_acc
+
+    prev, ind = _key_heads(device)
+    chance = 1 / attn2l.cfg.d_vocab
+    with torch.no_grad():
+        assert top_1_acc(full_ov_circuit(attn2l, 1, ind)) > 100 * chance
+        assert top_1_acc(find_K_comp_full_circuit(attn2l, prev, ind).T) > 100 * chance
+
+
+def test_story_previous_token_head_feeds_the_induction_head(attn2l, device):
+    from solutions.ch04_induction import ablation_induction_score
+
+    prev, ind = _key_heads(device)
+    tokens, _ = _rep(device, 50, 10, 0)
+    clean = ablation_induction_score(attn2l, tokens, 50, None, ind)
+    ablated = ablation_induction_score(attn2l, tokens, 50, prev, ind)
+    assert ablated < 0.5 * clean, (clean, ablated)
