@@ -4,6 +4,7 @@ make; its description is shown to a learner whose output matches it."""
 import torch
 import torch.nn.functional as F
 
+from tests.mutants.ch00_pytorch_einops import log_probs_no_shift, log_probs_probabilities, log_probs_raw_logits
 from utils.checking import Mutant, Status
 
 
@@ -65,19 +66,8 @@ def token_position_tensor(model, prompt, token_str, prepend_bos=True):
     return (tokens == model.to_single_token(token_str)).nonzero()[0, 0]
 
 
-# get_log_probs ------------------------------------------------------------------------------------------
-def log_probs_no_shift(logits, tokens):
-    return logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)[:, 1:]
-
-
-def log_probs_probabilities(logits, tokens):
-    return logits[:, :-1].softmax(-1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
-
-
-def log_probs_raw_logits(logits, tokens):
-    return logits[:, :-1].gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
-
-
+# get_log_probs (the same exercise as chapter 0's next_token_log_probs, on a real model's logits: the same
+# mistakes, imported from there) -------------------------------------------------------------------------
 def log_probs_softmax_over_positions(logits, tokens):
     return logits[:, :-1].log_softmax(1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
 
