@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tests.framework import shipped_model  # noqa: E402
 from utils.checking import CheckFailure, Status  # noqa: E402
 from utils.device import get_device  # noqa: E402
 from utils.extract import UnreadableNotebook, load_submission  # noqa: E402
@@ -130,18 +131,10 @@ def device(request):
     return get_device(request.config.getoption("--device"))
 
 
-def _shipped_model(name: str, device):
-    from utils.models import load_model
-
-    if not (ROOT / "models" / name / "config.json").exists():
-        pytest.skip(f"models/{name} is not shipped yet")
-    return load_model(name, device=device)
-
-
 @pytest.fixture(scope="session")
 def attn2l(device):
     """The shipped 2-layer attention-only model (default processing), loaded once per session."""
-    return _shipped_model("attn2l", device)
+    return shipped_model("attn2l", device)
 
 
 @pytest.fixture(scope="session")

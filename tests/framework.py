@@ -18,6 +18,7 @@ expected status and names the mistake.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
@@ -26,6 +27,17 @@ import pytest
 import torch
 
 from utils.checking import Case, CheckFailure, Mutant, Status, check_cases, tolerance_for
+
+@functools.cache
+def shipped_model(name: str, device: torch.device):
+    """A shipped model on ``device`` with default processing, loaded once per process (skips the calling test
+    while ``models/<name>`` is not shipped)."""
+    from utils.models import MODELS_DIR, load_model
+
+    if not (MODELS_DIR / name / "config.json").exists():
+        pytest.skip(f"models/{name} is not shipped yet")
+    return load_model(name, device=device)
+
 
 CaseFactory = Callable[[torch.device], Iterable[Case]]
 CustomCheck = Callable[["Exercise", Callable, Callable, torch.device], int]

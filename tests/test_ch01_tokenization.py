@@ -6,15 +6,13 @@ engineered logits and edge cases; ``tests/framework.py`` compares the learner's 
 The reference itself is tested against TransformerLens at the bottom (loss, generate, get_token_position).
 """
 
-import functools
 
 import pytest
 import torch
 
-from tests.framework import Chapter
+from tests.framework import Chapter, shipped_model
 from tests.mutants.ch01_tokenization import MUTANTS
 from utils.checking import Case
-from utils.models import MODELS_DIR, load_model
 
 chapter = Chapter("ch01_tokenization", mutants=MUTANTS)
 
@@ -28,12 +26,8 @@ TEXTS = [IOI_PROMPT, "Hello world", "interpretability", "Sarah went to the park.
 WORDS = ["Mary", "the", "interpretability", "store", "banana", "Victoria", "necklace", "Einstein", "drink", "Hello"]
 
 
-@functools.cache
 def _model(device):
-    """The shipped attn2l model on ``device``, loaded once (skips while the model is not shipped yet)."""
-    if not (MODELS_DIR / "attn2l" / "config.json").exists():
-        pytest.skip("models/attn2l is not shipped yet")
-    return load_model("attn2l", device=device)
+    return shipped_model("attn2l", device)
 
 
 @torch.no_grad()

@@ -8,12 +8,10 @@ score would change. ``tests/mutants/ch02_caching.py`` holds the known mistakes.
 
 import functools
 
-import pytest
 import torch
 
-from tests.framework import Chapter
+from tests.framework import Chapter, shipped_model
 from tests.mutants.ch02_caching import MUTANTS
-from utils import models as cs_models
 from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs
 
 chapter = Chapter("ch02_caching", mutants=MUTANTS)
@@ -37,11 +35,8 @@ SENTENCES = [  # 16 tokens each with BOS: no padding
 ]
 
 
-@functools.cache
 def _model(device):
-    if "attn2l" not in cs_models.available_models():
-        pytest.skip("models/attn2l is not shipped yet")
-    return cs_models.load_model("attn2l", device=device)
+    return shipped_model("attn2l", device)
 
 
 def _ioi_prompts(template_index):

@@ -8,12 +8,10 @@ checker, and only their return values are compared (``call_learner`` removes any
 
 import functools
 
-import pytest
 import torch
 from transformer_lens.utilities import get_act_name
 
-import utils.models
-from tests.framework import Chapter
+from tests.framework import Chapter, shipped_model
 from tests.mutants.ch03_hooks import MUTANTS
 from utils.checking import Case
 
@@ -30,11 +28,8 @@ TEXT_BATCH = ["When Mary and John went to the store, John gave a drink to",
 LOSS_TOL = {"cpu": (1e-4, 1e-4), "cuda": (1e-3, 1e-3), "mps": (5e-3, 1e-2)}
 
 
-@functools.cache
 def _model(device):
-    if not (utils.models.MODELS_DIR / "attn2l" / "config.json").exists():
-        pytest.skip("models/attn2l is not shipped yet")
-    return utils.models.load_model("attn2l", device=device)
+    return shipped_model("attn2l", device)
 
 
 def rep_tokens(model, seq_len=20, batch=3, seed=0):

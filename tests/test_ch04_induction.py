@@ -10,12 +10,11 @@ by custom checks or through a transform into plain tensors.
 import functools
 from pathlib import Path
 
-import pytest
 import torch
 from transformer_lens import ActivationCache, FactoredMatrix
 from transformer_lens.utilities import get_act_name
 
-from tests.framework import Chapter
+from tests.framework import Chapter, shipped_model
 from tests.mutants.ch04_induction import IGNORES_GENERATOR, MUTANTS, NOT_REPEATED, SAME_ROW
 from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs, compare, explain, tolerance_for
 
@@ -28,13 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LOGIT_TOL = {"cpu": (1e-4, 1e-3), "cuda": (2e-3, 1e-2), "mps": (5e-3, 1e-2)}
 
 
-@functools.cache
 def _model(device):
-    from utils.models import load_model
-
-    if not (ROOT / "models" / "attn2l" / "config.json").exists():
-        pytest.skip("models/attn2l is not shipped yet")
-    return load_model("attn2l", device=device)
+    return shipped_model("attn2l", device)
 
 
 def _gen(seed):
