@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from utils.checking import CheckFailure, Status, call_learner
+from utils.notebook import report_outcome, result_line
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MEMORY_LIMIT_GB = 6.0
@@ -302,13 +303,6 @@ class Result:
     max_points: float = 1.0
 
 
-def result_line(exercise: str, status: str, message: str, cases: Any = None) -> str:
-    """The one-line verdict, in the same words in notebooks (check cells) and in grading feedback."""
-    if status == Status.PASS.value:
-        return f"✅ {exercise} passed" + (f" ({cases} cases)" if cases is not None else "")
-    return f"❌ {exercise} — {status}: {message}"
-
-
 def load_points(path: Path | None) -> dict[str, dict[str, float]]:
     """Points per exercise from a TOML manifest (``[ch00_pytorch_einops] split_heads = 2``); default 1."""
     if path is None or not Path(path).exists():
@@ -333,10 +327,7 @@ class Gradebook:
         props = dict(report.user_properties)
         if "learner" not in props or not (report.when == "call" or report.failed or report.skipped):
             return
-        status = props.get("status", Status.PASS.value if report.passed else Status.ERROR.value)
-        message = "" if report.passed else str(report.longrepr).strip()
-        if message.startswith(f"{status}: "):
-            message = message[len(status) + 2:]
+        status, message = report_outcome(report)
         max_points = float(self.points.get(props["chapter"], {}).get(props["exercise"], 1))
         self.results.append(Result(props["learner"], props["chapter"], props["exercise"], status, message,
                                    round(report.duration, 3), max_points if report.passed else 0.0, max_points))

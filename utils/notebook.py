@@ -58,14 +58,22 @@ def run_check(fn: Callable, chapter: str, device: str | None = None) -> tuple[bo
         detail = pytest_output.getvalue().strip().splitlines()[-1:] or [f"pytest exit code {int(exit_code)}"]
         return False, f"❌ no checker named {name!r} in {test_file.name} ({detail[0]})"
     report = plugin.reports[-1]
-    props = dict(report.user_properties)
-    if report.passed:
-        return True, f"✅ {name} passed ({props.get('cases', '?')} cases)"
-    status = props.get("status", "ERROR")
-    message = str(report.longrepr).strip()
-    if message.startswith(f"{status}: "):
-        message = message[len(status) + 2:]
-    return False, f"❌ {name} — {status}: {message}"
+    status, message = report_outcome(report)
+    return report.passed, result_line(name, status, message, dict(report.user_properties).get("cases", "?"))
+
+
+def report_outcome(report: pytest.TestReport) -> tuple[str, str]:
+    """(status, learner-facing message) of a checker's pytest report (see tests/conftest.py)."""
+    status = dict(report.user_properties).get("status") or ("PASS" if report.passed else "ERROR")
+    message = "" if report.passed else str(report.longrepr).strip()
+    return status, message.removeprefix(f"{status}: ")
+
+
+def result_line(exercise: str, status: str, message: str, cases=None) -> str:
+    """The one-line verdict, in the same words in notebooks (check cells) and in grading feedback."""
+    if status == "PASS":
+        return f"✅ {exercise} passed" + (f" ({cases} cases)" if cases is not None else "")
+    return f"❌ {exercise} — {status}: {message}"
 
 
 def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], None]:
