@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.grading import main as grade_main  # noqa: E402
+from utils.run_notebooks import notebook_client  # noqa: E402
 
 COMPLETE = ROOT / "examples" / "submissions" / "complete.ipynb"
 
@@ -29,8 +29,7 @@ COMPLETE = ROOT / "examples" / "submissions" / "complete.ipynb"
 def execute_top_to_bottom(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
-                   resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
+    notebook_client(nb, ROOT / "chapters").execute()
     return time.perf_counter() - start
 
 

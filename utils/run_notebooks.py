@@ -35,10 +35,15 @@ def _check_lines(nb) -> tuple[int, int]:
     return passed, failed
 
 
+def notebook_client(nb, cwd: Path, timeout: int = 600) -> NotebookClient:
+    """A headless client for ``nb`` running in ``cwd`` on this interpreter's kernel, without its log noise."""
+    return NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
+                          resources={"metadata": {"path": str(cwd)}})
+
+
 def run_notebook(path: Path, timeout: int, out_dir: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = notebook_client(nb, path.parent, timeout)
     start, error = time.perf_counter(), None
     try:
         client.execute()
