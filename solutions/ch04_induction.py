@@ -115,30 +115,39 @@ def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float
     return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
 
-def decompose_qk_input(cache: ActivationCache) -> Float[Tensor, "n_heads_plus_2 posn d_model"]:
-    """`[embed, pos_embed, head 0.0 output, ..., head 0.(n_heads-1) output]`, each divided by layer 1's ln1 scale.
-
-    `cache` has no batch dimension.
+def decompose_qk_input(
+    cache: ActivationCache, *, prev_layer: int = 0, ind_layer: int = 1
+) -> Float[Tensor, "n_heads_plus_2 posn d_model"]:
+    """`[embed, pos_embed, output of head prev_layer.0, ..., of head prev_layer.(n_heads-1)]`, each divided by
+    layer `ind_layer`'s ln1 scale. `cache` has no batch dimension.
     """
-    W_O = cache.model.W_O[0]
-    results = einops.einsum(cache["z", 0], W_O, "posn head d_head, head d_head d_model -> head posn d_model")
+    W_O = cache.model.W_O[prev_layer]
+    results = einops.einsum(cache["z", prev_layer], W_O, "posn head d_head, head d_head d_model -> head posn d_model")
     pieces = torch.cat([cache["embed"][None], cache["pos_embed"][None], results], dim=0)
-    return pieces / cache["scale", 1, "ln1"]
+    return pieces / cache["scale", ind_layer, "ln1"]
 
 
 def decompose_q(
-    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"], ind_head_index: int, model: HookedTransformer
+    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"],
+    ind_head_index: int,
+    model: HookedTransformer,
+    *,
+    ind_layer: int = 1,
 ) -> Float[Tensor, "n_heads_plus_2 posn d_head"]:
-    """Each piece's contribution to the query of head `1.ind_head_index` (no bias)."""
-    W_Q = model.W_Q[1, ind_head_index]
+    """Each piece's contribution to the query of head `ind_layer.ind_head_index` (no bias)."""
+    W_Q = model.W_Q[ind_layer, ind_head_index]
     return einops.einsum(decomposed_qk_input, W_Q, "n posn d_model, d_model d_head -> n posn d_head")
 
 
 def decompose_k(
-    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"], ind_head_index: int, model: HookedTransformer
+    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"],
+    ind_head_index: int,
+    model: HookedTransformer,
+    *,
+    ind_layer: int = 1,
 ) -> Float[Tensor, "n_heads_plus_2 posn d_head"]:
-    """Each piece's contribution to the key of head `1.ind_head_index` (no bias)."""
-    W_K = model.W_K[1, ind_head_index]
+    """Each piece's contribution to the key of head `ind_layer.ind_head_index` (no bias)."""
+    W_K = model.W_K[ind_layer, ind_head_index]
     return einops.einsum(decomposed_qk_input, W_K, "n posn d_model, d_model d_head -> n posn d_head")
 
 
@@ -154,15 +163,16 @@ def decompose_attn_scores(
 
 
 def find_K_comp_full_circuit(
-    model: HookedTransformer, prev_token_head_index: int, ind_head_index: int
+    model: HookedTransformer, prev_token_head_index: int, ind_head_index: int, *, prev_layer: int = 0,
+    ind_layer: int = 1,
 ) -> FactoredMatrix:
-    """`W_E W_Q[1, ind] (W_E W_V[0, prev] W_O[0, prev] W_K[1, ind])^T` as a FactoredMatrix.
-
-    Rows are query tokens, columns key tokens (the token the previous-token head saw).
+    """`W_E W_Q[ind_layer, ind] (W_E W_V[prev_layer, prev] W_O[prev_layer, prev] W_K[ind_layer, ind])^T` as a
+    FactoredMatrix. Rows are query tokens, columns key tokens (the token the previous-token head saw).
     """
     W_E = model.W_E
-    Q = W_E @ model.W_Q[1, ind_head_index]
-    K = W_E @ model.W_V[0, prev_token_head_index] @ model.W_O[0, prev_token_head_index] @ model.W_K[1, ind_head_index]
+    Q = W_E @ model.W_Q[ind_layer, ind_head_index]
+    W_OV = model.W_V[prev_layer, prev_token_head_index] @ model.W_O[prev_layer, prev_token_head_index]
+    K = W_E @ W_OV @ model.W_K[ind_layer, ind_head_index]
     return FactoredMatrix(Q, K.T)
 
 
@@ -196,8 +206,12 @@ def ablation_induction_score(
     seq_len: int,
     prev_head_index: int | None,
     ind_head_index: int,
+    *,
+    prev_layer: int = 0,
+    ind_layer: int = 1,
 ) -> float:
-    """Induction score of head `1.ind_head_index` with head `0.prev_head_index` zero-ablated (None: no ablation)."""
+    """Induction score of head `ind_layer.ind_head_index` with head `prev_layer.prev_head_index` zero-ablated
+    (None: no ablation)."""
     q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
     result = {}
 
@@ -211,6 +225,6 @@ def ablation_induction_score(
     def score_hook(pattern: Float[Tensor, "batch head query key"], hook: HookPoint) -> None:
         result["score"] = pattern[:, ind_head_index, q, q - seq_len + 1].mean().item()
 
-    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", 0), ablation_hook),
-                                                              (get_act_name("pattern", 1), score_hook)])
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", prev_layer), ablation_hook),
+                                                              (get_act_name("pattern", ind_layer), score_hook)])
     return result["score"]

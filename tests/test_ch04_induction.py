@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LOGIT_TOL = {"cpu": (1e-4, 1e-3), "cuda": (2e-3, 1e-2), "mps": (5e-3, 1e-2)}
 
 
-def _model(device):
-    return shipped_model("attn2l", device)
+def _model(device, name="attn2l"):
+    return shipped_model(name, device)
+
+
+def _deep(device):
+    """The 4-layer model and layer arguments that are not the defaults (0, 1): catches hard-coded layers."""
+    model = _model(device, "mlp4l")
+    return model, dict(prev_layer=model.cfg.n_layers - 2, ind_layer=model.cfg.n_layers - 1)
 
 
 def _gen(seed):
@@ -36,20 +42,20 @@ def _gen(seed):
 
 
 @functools.cache
-def _rep(device, seq_len, batch, seed):
+def _rep(device, seq_len, batch, seed, name="attn2l"):
     """Reference ``[BOS] + r + r`` tokens and their cache (batch dimension kept)."""
     from solutions.ch04_induction import generate_repeated_tokens
 
-    model = _model(device)
+    model = _model(device, name)
     tokens = generate_repeated_tokens(model, seq_len, batch, generator=_gen(seed))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
     return tokens, cache
 
 
-def _single(device, seq_len, seed):
+def _single(device, seq_len, seed, name="attn2l"):
     """A one-sequence cache without batch dimension."""
-    _, cache = _rep(device, seq_len, 1, seed)
+    _, cache = _rep(device, seq_len, 1, seed, name)
     return ActivationCache({k: v[0] for k, v in cache.items()}, cache.model, has_batch_dim=False)
 
 
@@ -329,36 +335,44 @@ def pos_by_pos_pattern(device):
 
 
 # ------------------------------------------------------------------------------------------------ decompositions
-@chapter.exercise(dims="piece posn d_model", hint="[embed, pos_embed, z @ W_O per layer-0 head] stacked on a new "
-                  "first dim, all divided by cache['scale', 1, 'ln1']")
+@chapter.exercise(dims="piece posn d_model", hint="[embed, pos_embed, z @ W_O per head of prev_layer] stacked on a "
+                  "new first dim, all divided by cache['scale', ind_layer, 'ln1']")
 def decompose_qk_input(device):
     yield Case((_single(device, 10, 3),), label="one [BOS] + r + r sequence, seq_len=10 (no batch dimension)")
     yield Case((_single(device, 30, 5),), label="one sequence, seq_len=30")
+    _, layers = _deep(device)
+    yield Case((_single(device, 10, 3, "mlp4l"),), layers, label=f"mlp4l, seq_len=10, {_kw(layers)}")
 
 
-@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_Q[1, ind_head_index]")
-def decompose_q(device):
-    model = _model(device)
-    _, ind = _key_heads(device)
-    d_model = model.cfg.d_model
-    yield Case((_randn(6, 9, d_model, device=device), ind, model), label=f"random pieces [6, 9, d_model], head {ind}")
+def _kw(kwargs):
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def _decompose_cases(device, seed):
+    """Cases for decompose_q / decompose_k: random pieces, real attn2l pieces, real mlp4l pieces in a later layer."""
     from solutions.ch04_induction import decompose_qk_input as ref_input
-    pieces = ref_input(_single(device, 10, 3)).detach()
-    other = (ind + 1) % model.cfg.n_heads
-    yield Case((pieces, other, model), label=f"real pieces, head {other}")
 
-
-@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_K[1, ind_head_index]")
-def decompose_k(device):
     model = _model(device)
     _, ind = _key_heads(device)
-    d_model = model.cfg.d_model
-    yield Case((_randn(6, 9, d_model, device=device, seed=5), ind, model),
+    yield Case((_randn(6, 9, model.cfg.d_model, device=device, seed=seed), ind, model),
                label=f"random pieces [6, 9, d_model], head {ind}")
-    from solutions.ch04_induction import decompose_qk_input as ref_input
     pieces = ref_input(_single(device, 10, 3)).detach()
     other = (ind + 1) % model.cfg.n_heads
     yield Case((pieces, other, model), label=f"real pieces, head {other}")
+    deep, layers = _deep(device)
+    pieces = ref_input(_single(device, 10, 3, "mlp4l"), **layers).detach()
+    yield Case((pieces, 1, deep), {"ind_layer": layers["ind_layer"]},
+               label=f"mlp4l pieces, head 1, ind_layer={layers['ind_layer']}")
+
+
+@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_Q[ind_layer, ind_head_index]")
+def decompose_q(device):
+    yield from _decompose_cases(device, seed=0)
+
+
+@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_K[ind_layer, ind_head_index]")
+def decompose_k(device):
+    yield from _decompose_cases(device, seed=5)
 
 
 @chapter.exercise(dims="q_comp k_comp posn_q posn_k", tol=LOGIT_TOL,
@@ -374,14 +388,16 @@ def decompose_attn_scores(device):
 
 # ------------------------------------------------------------------------------------------------ K-composition
 @chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows,
-                  hint="Q = W_E @ W_Q[1, ind]; K = W_E @ W_V[0, prev] @ W_O[0, prev] @ W_K[1, ind]; "
-                  "FactoredMatrix(Q, K.T)")
+                  hint="Q = W_E @ W_Q[ind_layer, ind]; K = W_E @ W_V[prev_layer, prev] @ W_O[prev_layer, prev] @ "
+                  "W_K[ind_layer, ind]; FactoredMatrix(Q, K.T)")
 def find_K_comp_full_circuit(device):
     model = _model(device)
     prev, ind = _key_heads(device)
     yield Case((model, prev, ind), label=f"previous-token head 0.{prev}, induction head 1.{ind}")
     n = model.cfg.n_heads
     yield Case((model, (prev + 1) % n, (ind + 1) % n), label=f"heads 0.{(prev + 1) % n} and 1.{(ind + 1) % n}")
+    deep, layers = _deep(device)
+    yield Case((deep, 0, 1), layers, label=f"mlp4l, heads 0 and 1, {_kw(layers)}")
 
 
 # ------------------------------------------------------------------------------------------------ composition scores
@@ -416,8 +432,9 @@ def get_batched_comp_scores(device):
 
 
 # ------------------------------------------------------------------------------------------------ ablation
-@chapter.exercise(hint="hook get_act_name('z', 0) sets z[:, :, prev_head_index] = 0 and returns z; hook "
-                  "get_act_name('pattern', 1) stores pattern[:, ind_head_index, q, q - seq_len + 1].mean().item()")
+@chapter.exercise(hint="hook get_act_name('z', prev_layer) sets z[:, :, prev_head_index] = 0 and returns z; "
+                  "hook get_act_name('pattern', ind_layer) stores pattern[:, ind_head_index, q, q - seq_len + 1]"
+                  ".mean().item()")
 def ablation_induction_score(device):
     model = _model(device)
     prev, ind = _key_heads(device)
@@ -427,6 +444,9 @@ def ablation_induction_score(device):
     n = model.cfg.n_heads
     yield Case((model, tokens, 20, (prev + 1) % n, (ind + 1) % n),
                label=f"ablating 0.{(prev + 1) % n}, score of 1.{(ind + 1) % n}")
+    deep, layers = _deep(device)
+    deep_tokens, _ = _rep(device, 20, 4, 1, "mlp4l")
+    yield Case((deep, deep_tokens, 20, 1, 2), layers, label=f"mlp4l, ablating head 1, score of head 2, {_kw(layers)}")
 
 
 test_exercise, test_mutant_rejected = chapter.tests()

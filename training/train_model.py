@@ -153,6 +153,11 @@ def train(args) -> None:
     total_steps = args.tokens // tokens_per_step
     log, start, tokens_seen, stopped_early = [], time.time(), 0, False
     in_warmup, warmup_done_at, ind = True, None, 0.0
+    # --warmup-mlp-off: the MLPs' outputs are scaled by mlp_scale["value"] (0 during the warm-up, so the model
+    # trains as an attention-only one, then ramped up to 1 over --mlp-ramp-tokens).
+    mlp_scale = {"value": 0.0 if args.warmup_mlp_off and not cfg.attn_only else 1.0}
+    if mlp_scale["value"] < 1.0:
+        model.add_perma_hook(lambda name: name.endswith("hook_mlp_out"), lambda out, hook: out * mlp_scale["value"])
 
     bar = tqdm(range(total_steps), desc=f"train {args.config}", unit="step", mininterval=5)
     for step in bar:
@@ -162,6 +167,10 @@ def train(args) -> None:
             in_warmup, warmup_done_at = False, tokens_seen
             tqdm.write(f"warm-up done at {tokens_seen:,} tokens (induction {ind:.2f})")
         frac = 1.0 if in_warmup else args.random_frac
+        if warmup_done_at is not None and mlp_scale["value"] < 1.0:
+            mlp_scale["value"] = min(1.0, (tokens_seen - warmup_done_at) / max(1, args.mlp_ramp_tokens))
+            if mlp_scale["value"] >= 1.0:
+                model.reset_hooks(including_permanent=True)
         tokens = data.next(args.batch_size, frac).to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total_steps, args.lr)
@@ -209,7 +218,8 @@ def train(args) -> None:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_tokens=warmup_done_at or tokens_seen, random_frac=args.random_frac,
         warmup_min_tokens=args.warmup_tokens, warmup_max_tokens=args.warmup_max_tokens,
-        warmup_induction=args.warmup_induction,
+        warmup_induction=args.warmup_induction, warmup_mlp_off=args.warmup_mlp_off,
+        mlp_ramp_tokens=args.mlp_ramp_tokens,
         wall_time_s=round(wall, 1), stopped_early=stopped_early,
         device=device if device != "cpu" else
         f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
@@ -289,6 +299,9 @@ def main() -> None:
     ap.add_argument("--warmup-induction", type=float, default=0.5)
     ap.add_argument("--random-frac", type=float, default=None,
                     help="fraction of random rows after the warm-up (default: per config)")
+    ap.add_argument("--warmup-mlp-off", action="store_true",
+                    help="train with the MLP outputs switched off during the warm-up, then ramp them in")
+    ap.add_argument("--mlp-ramp-tokens", type=int, default=1_000_000)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long; 0 = none")
     ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")

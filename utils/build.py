@@ -12,7 +12,8 @@ Source conventions (strict: anything else is a build error naming the file and l
   are replaced in the learner notebook by ``raise NotImplementedError()``; markers do not nest and must pair;
 - every exercise cell is followed by a markdown cell tagged ``hint`` (``# %% [markdown] tags=["hint"]``);
 - the build adds, after each exercise, a ``check(fn)`` cell per function the cell defines;
-- code cells tagged ``module`` (imports, constants) also go into the solutions module.
+- code cells tagged ``module`` (imports, constants) also go into the solutions module;
+- a code cell tagged ``parameters`` keeps the tag (papermill's convention: ``utils.run_notebooks --param``).
 
 Usage: ``python -m utils.build`` writes the files; ``python -m utils.build --check`` lists stale ones, exit 1.
 """
@@ -30,6 +31,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 REPO_URL = "https://github.com/circuit-school/circuit-school"  # where Colab clones the repo from
 BEGIN, END = "# SOLUTION", "# END SOLUTION"
+KEPT_TAGS = {"parameters"}  # papermill's tag: `python -m utils.run_notebooks --param NAME=VALUE` overrides that cell
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 
 SETUP_CELL = '''\
@@ -123,8 +125,10 @@ def _notebook(cells: list, chapter: str, kind: str, rel: Path) -> str:
         "language_info": {"name": "python"},
         "circuit_school": {"chapter": chapter, "kind": kind, "generated_from": str(rel)},
     }
-    for i, (cell_type, source) in enumerate(cells):
+    for i, (cell_type, source, *tags) in enumerate(cells):
         cell = nbformat.v4.new_code_cell(source) if cell_type == "code" else nbformat.v4.new_markdown_cell(source)
+        if tags:
+            cell.metadata["tags"] = tags
         cell.id = f"{kind}-{i:03d}"
         nb.cells.append(cell)
     return nbformat.writes(nb) + "\n"
@@ -171,8 +175,9 @@ def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
             module.append(solution_code)
             pending = (where, solution_code)
         else:
-            learner.append(("code", cell.source))
-            solutions.append(("code", cell.source))
+            kept = [t for t in tags if t in KEPT_TAGS]
+            learner.append(("code", cell.source, *kept))
+            solutions.append(("code", cell.source, *kept))
             if "module" in tags:
                 module.append(cell.source)
     if pending is not None:

@@ -46,6 +46,17 @@ ONLINE = {
 }
 ALTERNATIVES = {"gpt2-small": "attn2l (induction) or mlp4l (IOI)"}
 
+SAES_DIR = MODELS_DIR / "saes"
+# Online SAEs are named "<SAE-Lens release>/<sae_id>" (SAE.from_pretrained(release, sae_id)).
+ONLINE_SAE_RELEASES = {
+    "gpt2-small-res-jb": (
+        [f"blocks.{layer}.hook_resid_pre" for layer in range(12)] + ["blocks.11.hook_resid_post"],
+        "GPT-2 small residual-stream SAE (Joseph Bloom, 24576 latents) on {sae_id}; for load_model('gpt2-small'); "
+        "needs network access",
+    ),
+}
+SAE_ALTERNATIVE = "mlp4l-res1"  # the shipped SAE to suggest when an online one cannot be loaded
+
 # The processing options of HookedTransformer.from_pretrained, with its defaults.
 PROCESSING_DEFAULTS = dict(
     fold_ln=True,
@@ -203,3 +214,99 @@ def _load_online(name: str, device, opts: dict):
             raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
     model.eval()
     return model
+
+
+def available_saes() -> dict[str, str]:
+    """All SAE names ``load_sae`` accepts, each with a one-line description.
+
+    Shipped SAEs are the folders of ``models/saes/`` that hold a ``cfg.json`` (their description comes from
+    ``train_info.json``); online SAEs are named ``"<release>/<sae_id>"`` after SAE-Lens's pretrained
+    releases (e.g. ``"gpt2-small-res-jb/blocks.8.hook_resid_pre"``) and are always listed.
+
+    Returns:
+        ``{name: description}``, e.g. ``{"mlp4l-res1": "TopK SAE (k=16, ...) on mlp4l's blocks.1.hook_resid_post;
+        shipped, offline", "gpt2-small-res-jb/blocks.0.hook_resid_pre": "GPT-2 small ...", ...}``.
+    """
+    shipped = {}
+    if SAES_DIR.is_dir():
+        for folder in sorted(SAES_DIR.iterdir()):
+            if not (folder / "cfg.json").exists():
+                continue
+            try:
+                info = json.loads((folder / "train_info.json").read_text())
+                shipped[folder.name] = info.get("description") or (
+                    f"SAE on {info['model']}'s {info['hook_name']}; shipped, offline")
+            except (OSError, ValueError, KeyError):
+                cfg = json.loads((folder / "cfg.json").read_text())
+                meta = cfg.get("metadata") or {}
+                shipped[folder.name] = (f"{cfg.get('architecture', '?')} SAE on {meta.get('model_name')}'s "
+                                        f"{meta.get('hook_name')}; shipped, offline")
+    online = {f"{release}/{sae_id}": desc.format(sae_id=sae_id)
+              for release, (ids, desc) in ONLINE_SAE_RELEASES.items() for sae_id in ids}
+    return {**shipped, **online}
+
+
+def load_sae(name: str, device=None):
+    """Load a sparse autoencoder by name as an SAE-Lens ``SAE`` on ``device``.
+
+    Shipped SAEs (``models/saes/<name>/``, SAE-Lens's disk format) load through ``SAE.load_from_disk``;
+    online ones (``"<release>/<sae_id>"``) through ``SAE.from_pretrained(release, sae_id)`` when the hub is
+    reachable. The hook point the SAE reads is ``sae.cfg.metadata.hook_name``; its model is
+    ``sae.cfg.metadata.model_name``, loaded with ``load_model``'s default processing.
+
+    Args:
+        name: a key of ``available_saes()``: a shipped SAE (``"mlp4l-res1"``) or an online one
+            (``"gpt2-small-res-jb/blocks.8.hook_resid_pre"``).
+        device: ``"cpu"``, ``"cuda"``, a ``torch.device`` or None for ``utils.device.get_device()``.
+
+    Returns:
+        An ``sae_lens.SAE``. ``sae.encode(acts)`` maps ``[batch, pos, d_in]`` activations to
+        ``[batch, pos, d_sae]`` latents, ``sae.decode(latents)`` maps them back, ``sae(acts)`` does both.
+
+    Raises:
+        ModelUnavailableError: an online SAE while the hub is unreachable (within ~2 s), naming the shipped
+            alternative; or an unknown name.
+
+    Example:
+        >>> model = load_model("mlp4l", device="cpu")
+        >>> sae = load_sae("mlp4l-res1", device="cpu")
+        >>> hook = sae.cfg.metadata.hook_name                    # "blocks.1.hook_resid_post"
+        >>> _, cache = model.run_with_cache("When Mary and John went to the store")
+        >>> feats = sae.encode(cache[hook])                      # [1, pos, d_sae], k active per position
+        >>> feats.shape, (feats[0, -1] != 0).sum().item()
+        (torch.Size([1, 9, 1024]), 16)
+        >>> sae.decode(feats).shape                              # [1, pos, d_model]
+        torch.Size([1, 9, 128])
+    """
+    device = str(_default_device() if device is None else device)
+    release, _, sae_id = name.partition("/")
+    if release in ONLINE_SAE_RELEASES and sae_id in ONLINE_SAE_RELEASES[release][0]:
+        return _load_online_sae(name, release, sae_id, device)
+    folder = SAES_DIR / name
+    if "/" in name or not (folder / "cfg.json").exists():
+        raise ModelUnavailableError(f"unknown SAE {name!r} (no {folder}/cfg.json); available: "
+                                    f"{sorted(available_saes())}")
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(folder, device=device)
+    sae.eval()
+    return sae
+
+
+def _load_online_sae(name: str, release: str, sae_id: str, device: str):
+    """Delegate to ``SAE.from_pretrained``; fail fast with a clear message when offline."""
+    hint = (
+        f"{name!r} needs the Hugging Face hub, which is not reachable here (offline, HF_HUB_OFFLINE=1, "
+        f"or no network). Use a shipped SAE instead: load_sae({SAE_ALTERNATIVE!r}) on load_model('mlp4l') "
+        f"(all SAEs: available_saes())."
+    )
+    if not hub_reachable():
+        raise ModelUnavailableError(hint)
+    from sae_lens import SAE
+
+    try:
+        sae = SAE.from_pretrained(release, sae_id, device=device)
+    except OSError as e:  # e.g. the hub went away mid-download
+        raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
+    sae.eval()
+    return sae

@@ -5,7 +5,11 @@ on the chosen device), and prints one line per chapter: whether it ran, how long
 cells passed, and the first error. A JSON report goes to ``reports/notebooks.json``; the executed notebooks
 (with outputs) go to ``reports/executed/`` so the committed notebooks stay output-free.
 
-Usage: ``python -m utils.run_notebooks [--device cpu] [--only 00] [--timeout 600]``; exit 1 if any failed.
+Parameters work as in papermill: ``--param MODEL_NAME='"mlp4l"'`` adds a cell assigning ``MODEL_NAME`` right
+after the notebook's cell tagged ``parameters`` (a notebook without one is an error).
+
+Usage: ``python -m utils.run_notebooks [--device cpu] [--only 00] [--timeout 600] [--param NAME=VALUE]``; exit 1
+if any failed.
 """
 
 from __future__ import annotations
@@ -41,8 +45,21 @@ def notebook_client(nb, cwd: Path, timeout: int = 600) -> NotebookClient:
                           resources={"metadata": {"path": str(cwd)}})
 
 
-def run_notebook(path: Path, timeout: int, out_dir: Path) -> dict:
+def inject_parameters(nb, params: dict[str, str]) -> None:
+    """Insert ``NAME = VALUE`` lines (VALUE is Python source) after the cell tagged ``parameters``."""
+    if not params:
+        return
+    index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)
+    if index is None:
+        raise ValueError("the notebook has no cell tagged 'parameters' to override")
+    source = "# Injected parameters\n" + "\n".join(f"{name} = {value}" for name, value in params.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(index + 1, cell)
+
+
+def run_notebook(path: Path, timeout: int, out_dir: Path, params: dict[str, str] | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
+    inject_parameters(nb, params or {})
     client = notebook_client(nb, path.parent, timeout)
     start, error = time.perf_counter(), None
     try:
@@ -51,12 +68,14 @@ def run_notebook(path: Path, timeout: int, out_dir: Path) -> dict:
         error = f"{type(e).__name__}: " + (str(e).strip().splitlines() or [""])[-1][:300]
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out_dir / path.name)
+    quotes = "\"'"
+    suffix = "".join(f".{name}={value.strip(quotes)}" for name, value in (params or {}).items())
+    nbformat.write(nb, out_dir / path.name.replace(".ipynb", f"{suffix}.ipynb"))
     passed, failed = _check_lines(nb)
     if error is None and failed:
         error = f"{failed} check cell(s) failed"
-    return {"notebook": str(path.relative_to(ROOT)), "ok": error is None, "seconds": round(seconds, 1),
-            "checks_passed": passed, "checks_failed": failed, "error": error}
+    return {"notebook": str(path.relative_to(ROOT)), "params": params or {}, "ok": error is None,
+            "seconds": round(seconds, 1), "checks_passed": passed, "checks_failed": failed, "error": error}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="run only notebooks whose name contains this")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--report-dir", default=str(ROOT / "reports"))
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter (VALUE is Python source, e.g. MODEL_NAME='\"mlp4l\"')")
     args = parser.parse_args(argv)
+    try:
+        params = dict(p.split("=", 1) for p in args.param)
+    except ValueError:
+        parser.error("--param takes NAME=VALUE")
     if args.device:
         os.environ["CS_DEVICE"] = args.device
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -79,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     print(f"{'chapter':<40} {'result':<8} {'seconds':>8} {'checks':>7}")
     for path in notebooks:
-        result = run_notebook(path, args.timeout, report_dir / "executed")
+        try:
+            result = run_notebook(path, args.timeout, report_dir / "executed", params)
+        except ValueError as e:
+            result = {"notebook": str(path.relative_to(ROOT)), "params": params, "ok": False, "seconds": 0.0,
+                      "checks_passed": 0, "checks_failed": 0, "error": str(e)}
         results.append(result)
         chapter = path.name.removesuffix("_solutions.ipynb")
         status = "ok" if result["ok"] else "FAILED"

@@ -14,8 +14,13 @@
 # `d_model` 128, a context of 128 tokens, a 2048-token byte-level BPE vocabulary). It was trained offline on
 # synthetic English-like text (people, places, objects, "When Mary and John went to the store, John gave a
 # drink to" sentences) plus rows of random tokens repeated to fill the context — the data that makes
-# induction general. When you are online, `"gpt2-small"` works too (its induction heads sit in layers 5–7, so
-# the two-layer sections need their layer numbers changed).
+# induction general.
+#
+# **One setting, three models.** `MODEL_NAME` below picks the model; every other cell works unchanged. Try
+# `"mlp4l"` (the shipped 4-layer model with MLPs, trained on the same data) and, when you are online,
+# `"gpt2-small"` (12 layers; its induction heads sit in layers 5–7). In a deeper model the previous-token head
+# and the induction head need not be in layers 0 and 1: the notebook finds their layers (`prev_layer`,
+# `ind_layer`) and passes them to the functions that take them.
 #
 # **How to work:** replace each `raise NotImplementedError()` with your code, run the cell, then run the check
 # cell under it. Nothing in this chapter hard-codes a head: every head index is *computed* from the model.
@@ -45,7 +50,11 @@ from IPython.display import display  # noqa: E402
 from utils.models import load_model  # noqa: E402
 
 torch.set_grad_enabled(False)  # we only read the model in this chapter
-MODEL_NAME = "attn2l"  # the shipped 2-layer attention-only model; "gpt2-small" works when you are online
+
+# %% tags=["parameters"]
+MODEL_NAME = "attn2l"  # or "mlp4l" (shipped, 4 layers with MLPs), or "gpt2-small" when you are online
+
+# %%
 model = load_model(MODEL_NAME, device=device)
 print(model.cfg.n_layers, "layers,", model.cfg.n_heads, "heads of d_head", model.cfg.d_head,
       "| d_model", model.cfg.d_model, "| d_vocab", model.cfg.d_vocab, "| n_ctx", model.cfg.n_ctx)
@@ -218,11 +227,13 @@ px.imshow(ind_scores.cpu(), text_auto=".2f", color_continuous_scale="Blues", zmi
 px.imshow(prev_pattern_scores.cpu(), text_auto=".2f", color_continuous_scale="Blues", zmin=0, zmax=1,
           labels=dict(x="head", y="layer"), title="Previous-token scores").show()
 
-# Computed, never hard-coded: the best induction head and the best previous-token head of layer 0.
+# Computed, never hard-coded: the best induction head, and the best previous-token head in an earlier layer
+# (the induction head can only read what earlier layers wrote).
 ind_layer, ind_head = divmod(int(ind_scores.argmax()), model.cfg.n_heads)
-prev_head = int(prev_pattern_scores[0].argmax())
-print(f"top induction head: {ind_layer}.{ind_head} (score {ind_scores.max():.2f}); "
-      f"top previous-token head: 0.{prev_head} (score {prev_pattern_scores[0].max():.2f})")
+assert ind_layer > 0, f"{MODEL_NAME}'s best induction score is in layer 0: this model has no induction circuit"
+prev_layer, prev_head = divmod(int(prev_pattern_scores[:ind_layer].argmax()), model.cfg.n_heads)
+print(f"top induction head: {ind_layer}.{ind_head} (score {ind_scores.max():.2f}); top previous-token head "
+      f"before it: {prev_layer}.{prev_head} (score {prev_pattern_scores[prev_layer, prev_head]:.2f})")
 
 # %% [markdown]
 # Zoom into the two heads: the previous-token head draws the line just below the diagonal, the induction
@@ -233,8 +244,9 @@ short = torch.cat([rep_tokens[:1, :16], rep_tokens[:1, 1:16]], dim=1)  # [BOS] +
 _, short_cache = model.run_with_cache(short)
 display(cv.attention.attention_heads(
     tokens=model.to_str_tokens(short[0]),
-    attention=torch.stack([short_cache["pattern", 0][0, prev_head], short_cache["pattern", ind_layer][0, ind_head]]),
-    attention_head_names=[f"0.{prev_head} previous-token", f"{ind_layer}.{ind_head} induction"]))
+    attention=torch.stack([short_cache["pattern", prev_layer][0, prev_head],
+                           short_cache["pattern", ind_layer][0, ind_head]]),
+    attention_head_names=[f"{prev_layer}.{prev_head} previous-token", f"{ind_layer}.{ind_head} induction"]))
 
 # %% [markdown]
 # ## 4. Causal evidence: ablating heads
@@ -263,12 +275,12 @@ px.imshow(ablated - second_loss, text_auto=".2f", color_continuous_scale="Reds",
           title="Increase in second-copy loss when one head is zero-ablated").show()
 
 # %% [markdown]
-# Which heads matter? The induction heads of the last layer, as expected, and the previous-token head of
-# layer 0: without it the induction heads have nothing to look for, and the second copy becomes as
-# unpredictable as the first. In the shipped model the *other* layer-0 head matters too; sections 7–8 show
-# what it contributes. The induction heads share the work: ablating one hurts much less than ablating all of
-# them together. (Zero-ablation pushes the model off its usual activations, so a loss *above* the first copy's
-# is possible; what matters is that the second copy's advantage is gone.)
+# Which heads matter? The induction heads, as expected, and the previous-token head before them: without it
+# the induction heads have nothing to look for, and the second copy becomes as unpredictable as the first.
+# In `attn2l` the *other* layer-0 head matters too; sections 7–8 show what it contributes. Where several
+# induction heads share the work, ablating one hurts much less than ablating all of them together.
+# (Zero-ablation pushes the model off its usual activations, so a loss *above* the first copy's is possible;
+# what matters is that the second copy's advantage is gone.)
 
 # %%
 induction_heads = [tuple(map(int, name.split("."))) for name in induction_attn_detector(rep_cache)]
@@ -276,7 +288,7 @@ hooks = [(get_act_name("z", layer), zero_head_hook(h)) for layer, h in induction
 all_ablated = second_copy_loss(model, rep_tokens, SEQ_LEN, hooks)
 print(f"all detected induction heads ablated: second-copy loss {all_ablated:.2f} "
       f"(clean {second_loss:.2f}, first copy {first_loss:.2f})")
-print(f"previous-token head 0.{prev_head} ablated: second-copy loss {ablated[0, prev_head]:.2f}")
+print(f"previous-token head {prev_layer}.{prev_head} ablated: second-copy loss {ablated[prev_layer, prev_head]:.2f}")
 print("heads whose ablation adds more than 1 nat:",
       [f"{layer}.{h}" for layer, h in (ablated - second_loss > 1).nonzero().tolist()])
 
@@ -323,7 +335,9 @@ def logit_attribution(
 # To make the attributions add up *exactly* to the logits, feed the function the pieces of the final
 # residual stream divided by the final LayerNorm's scale, with the attention biases `b_O` in the direct path
 # (`center_writing_weights` made the stream mean-zero, so the centring does nothing). Each head's output is
-# `z @ W_O` for that head.
+# `z @ W_O` for that head. We pass the heads of the previous-token head's layer and of the induction head's
+# layer: in a 2-layer attention-only model that is everything; in a model with MLPs or more layers the other
+# pieces are left out, so the columns show the two layers' heads but no longer sum to the logits.
 
 # %%
 def head_results(cache, layer):
@@ -333,13 +347,17 @@ def head_results(cache, layer):
 
 scale = rep_cache["ln_final.hook_scale"][0]  # [pos, 1]
 direct_path = (rep_cache["embed"][0] + rep_cache["pos_embed"][0] + model.b_O.sum(0)) / scale
-attr = logit_attribution(direct_path, head_results(rep_cache, 0)[0] / scale[..., None],
-                         head_results(rep_cache, 1)[0] / scale[..., None], model.W_U, rep_tokens[0])
-correct_logits = rep_logits[0, :-1].gather(-1, rep_tokens[0, 1:, None])[:, 0]
-print("attributions + b_U sum to the logits:",
-      torch.allclose(attr.sum(-1) + model.b_U[rep_tokens[0, 1:]], correct_logits, atol=1e-3))
+attr = logit_attribution(direct_path, head_results(rep_cache, prev_layer)[0] / scale[..., None],
+                         head_results(rep_cache, ind_layer)[0] / scale[..., None], model.W_U, rep_tokens[0])
+if model.cfg.attn_only and model.cfg.n_layers == 2:  # the pieces are the whole residual stream
+    correct_logits = rep_logits[0, :-1].gather(-1, rep_tokens[0, 1:, None])[:, 0]
+    print("attributions + b_U sum to the logits:",
+          torch.allclose(attr.sum(-1) + model.b_U[rep_tokens[0, 1:]], correct_logits, atol=1e-3))
+else:
+    print(f"{MODEL_NAME}: columns for the direct path and layers {prev_layer} and {ind_layer} only "
+          "(other layers and MLPs left out)")
 
-names = ["direct"] + [f"{layer}.{h}" for layer in range(2) for h in range(model.cfg.n_heads)]
+names = ["direct"] + [f"{layer}.{h}" for layer in (prev_layer, ind_layer) for h in range(model.cfg.n_heads)]
 px.imshow(attr.T.cpu(), y=names, color_continuous_scale="RdBu", color_continuous_midpoint=0,
           labels=dict(x="position", y="component"),
           title="Logit attribution on [BOS] + r + r: the induction heads light up on the second copy").show()
@@ -416,7 +434,9 @@ px.imshow(ov_accs, text_auto=".2f", color_continuous_scale="Blues", zmin=0, zmax
 # after LayerNorm, which (with the weights folded) centres each vector and divides it by its root mean square;
 # `W_pos` is tiny next to that scale, so normalise its rows first: `x = W_pos - W_pos.mean(-1, keepdim=True)`,
 # `x = x / x.pow(2).mean(-1, keepdim=True).sqrt()`. Then: scores `x W_QK x^T / sqrt(d_head)`, causal mask,
-# softmax over keys. (We leave out the token embeddings and the query/key biases: a simplification.)
+# softmax over keys. (We leave out the token embeddings and the query/key biases: a simplification. For a
+# previous-token head in a later layer, as in deeper models, the earlier layers' outputs are left out too, so
+# the picture is rougher.)
 
 # %%
 def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float[Tensor, "n_ctx n_ctx"]:
@@ -438,86 +458,97 @@ def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float
 # attention pattern.
 
 # %%
-pos_pattern = pos_by_pos_pattern(model, 0, prev_head)
+pos_pattern = pos_by_pos_pattern(model, prev_layer, prev_head)
 for h in range(model.cfg.n_heads):
-    p = pos_by_pos_pattern(model, 0, h)
-    print(f"head 0.{h}: mean positional attention to the previous position {p.diagonal(-1).mean():.2f}, "
+    p = pos_by_pos_pattern(model, prev_layer, h)
+    print(f"head {prev_layer}.{h}: mean positional attention to the previous position {p.diagonal(-1).mean():.2f}, "
           f"to its own position {p.diagonal(0).mean():.2f}")
 px.imshow(pos_pattern[:40, :40].cpu(), color_continuous_scale="Blues",
           labels=dict(x="key position", y="query position"),
-          title=f"Positional attention pattern of head 0.{prev_head} (first 40 positions)").show()
+          title=f"Positional attention pattern of head {prev_layer}.{prev_head} (first 40 positions)").show()
 
 # %% [markdown]
 # The previous-token head's positional pattern sits just below the diagonal: position alone tells it where
-# to look. In the shipped model the other layer-0 head attends mostly to **its own position**: it re-writes
-# the current token into the residual stream. Keep it in mind for the next section.
+# to look. In `attn2l` the other layer-0 head attends mostly to **its own position**: it re-writes the current
+# token into the residual stream. Keep it in mind for the next section.
 
 # %% [markdown]
 # ## 8. Decomposing the induction head's attention scores
 #
-# The induction head's query and key are read from the residual stream *before layer 1*, which is a sum of
-# `n_heads + 2` pieces: the token embedding, the positional embedding, and each layer-0 head's output.
-# Because queries and keys are linear in the (normalised) residual stream, the attention score splits into a
-# sum over (query piece, key piece) pairs. If induction works by K-composition, the dominant key piece
+# The induction head's query and key are read from the residual stream *before its layer*. In `attn2l` that
+# is a sum of `n_heads + 2` pieces: the token embedding, the positional embedding, and each layer-0 head's
+# output. Because queries and keys are linear in the (normalised) residual stream, the attention score splits
+# into a sum over (query piece, key piece) pairs. If induction works by K-composition, the dominant key piece
 # should be **the previous-token head's output** ("the token before me was A"), paired with a query piece that
-# says "I am A": the token embedding itself, or a layer-0 head that attends to the current token and re-writes
-# it (as in the shipped model).
+# says "I am A": the token embedding itself, or an earlier head that attends to the current token and
+# re-writes it (as in `attn2l`).
 #
-# First, the pieces. Divide each by layer 1's LayerNorm scale (`cache["scale", 1, "ln1"]`) so that they add
-# up to the normalised input (apart from the bias `b_O` of layer 0). The cache has **no batch dimension**
-# here (`cache.remove_batch_dim()`), and each head's output is `z @ W_O` (the weights are
-# `cache.model.W_O`).
+# First, the pieces: the embeddings and the outputs of every head in layer `prev_layer` (the previous-token
+# head's layer; 0 by default). Divide each by the LayerNorm scale of layer `ind_layer` (the induction head's
+# layer; 1 by default), `cache["scale", ind_layer, "ln1"]`, so that they are on the scale of the normalised
+# input. (In `attn2l` the pieces add up to that input apart from the bias `b_O` of layer 0; in a deeper model
+# the other layers' outputs are left out.) The cache has **no batch dimension** here
+# (`cache.remove_batch_dim()`), and each head's output is `z @ W_O` (the weights are `cache.model.W_O`).
 
 # %%
-def decompose_qk_input(cache: ActivationCache) -> Float[Tensor, "n_heads_plus_2 posn d_model"]:
-    """`[embed, pos_embed, head 0.0 output, ..., head 0.(n_heads-1) output]`, each divided by layer 1's ln1 scale.
-
-    `cache` has no batch dimension.
+def decompose_qk_input(
+    cache: ActivationCache, *, prev_layer: int = 0, ind_layer: int = 1
+) -> Float[Tensor, "n_heads_plus_2 posn d_model"]:
+    """`[embed, pos_embed, output of head prev_layer.0, ..., of head prev_layer.(n_heads-1)]`, each divided by
+    layer `ind_layer`'s ln1 scale. `cache` has no batch dimension.
     """
     # SOLUTION
-    W_O = cache.model.W_O[0]
-    results = einops.einsum(cache["z", 0], W_O, "posn head d_head, head d_head d_model -> head posn d_model")
+    W_O = cache.model.W_O[prev_layer]
+    results = einops.einsum(cache["z", prev_layer], W_O, "posn head d_head, head d_head d_model -> head posn d_model")
     pieces = torch.cat([cache["embed"][None], cache["pos_embed"][None], results], dim=0)
-    return pieces / cache["scale", 1, "ln1"]
+    return pieces / cache["scale", ind_layer, "ln1"]
     # END SOLUTION
 
 
 # %% [markdown] tags=["hint"]
-# `results = einops.einsum(cache["z", 0], cache.model.W_O[0], "posn head d_head, head d_head d_model -> head
-# posn d_model")`, then `torch.cat([cache["embed"][None], cache["pos_embed"][None], results])` divided by
-# `cache["scale", 1, "ln1"]` (shape `[posn, 1]`, it broadcasts).
+# `results = einops.einsum(cache["z", prev_layer], cache.model.W_O[prev_layer], "posn head d_head, head d_head
+# d_model -> head posn d_model")`, then `torch.cat([cache["embed"][None], cache["pos_embed"][None], results])`
+# divided by `cache["scale", ind_layer, "ln1"]` (shape `[posn, 1]`, it broadcasts).
 
 # %% [markdown]
 # Now project every piece with the induction head's query and key weights.
 
 # %%
 def decompose_q(
-    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"], ind_head_index: int, model: HookedTransformer
+    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"],
+    ind_head_index: int,
+    model: HookedTransformer,
+    *,
+    ind_layer: int = 1,
 ) -> Float[Tensor, "n_heads_plus_2 posn d_head"]:
-    """Each piece's contribution to the query of head `1.ind_head_index` (no bias)."""
+    """Each piece's contribution to the query of head `ind_layer.ind_head_index` (no bias)."""
     # SOLUTION
-    W_Q = model.W_Q[1, ind_head_index]
+    W_Q = model.W_Q[ind_layer, ind_head_index]
     return einops.einsum(decomposed_qk_input, W_Q, "n posn d_model, d_model d_head -> n posn d_head")
     # END SOLUTION
 
 
 # %% [markdown] tags=["hint"]
-# `einops.einsum(decomposed_qk_input, model.W_Q[1, ind_head_index], "n posn d_model, d_model d_head -> n posn
-# d_head")`: layer **1**, because the induction head is there.
+# `einops.einsum(decomposed_qk_input, model.W_Q[ind_layer, ind_head_index], "n posn d_model, d_model d_head ->
+# n posn d_head")`: the induction head's layer `ind_layer` (1 in `attn2l`), not layer 0.
 
 # %%
 def decompose_k(
-    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"], ind_head_index: int, model: HookedTransformer
+    decomposed_qk_input: Float[Tensor, "n_heads_plus_2 posn d_model"],
+    ind_head_index: int,
+    model: HookedTransformer,
+    *,
+    ind_layer: int = 1,
 ) -> Float[Tensor, "n_heads_plus_2 posn d_head"]:
-    """Each piece's contribution to the key of head `1.ind_head_index` (no bias)."""
+    """Each piece's contribution to the key of head `ind_layer.ind_head_index` (no bias)."""
     # SOLUTION
-    W_K = model.W_K[1, ind_head_index]
+    W_K = model.W_K[ind_layer, ind_head_index]
     return einops.einsum(decomposed_qk_input, W_K, "n posn d_model, d_model d_head -> n posn d_head")
     # END SOLUTION
 
 
 # %% [markdown] tags=["hint"]
-# The same as `decompose_q` with `model.W_K[1, ind_head_index]`.
+# The same as `decompose_q` with `model.W_K[ind_layer, ind_head_index]`.
 
 # %% [markdown]
 # Finally the scores: every (query piece, key piece) pair, for every (query position, key position), scaled by
@@ -547,19 +578,20 @@ def decompose_attn_scores(
 
 # %%
 single_cache = ActivationCache({k: v[:1] for k, v in rep_cache.items()}, model).remove_batch_dim()
-qk_input = decompose_qk_input(single_cache)
-dq, dk = decompose_q(qk_input, ind_head, model), decompose_k(qk_input, ind_head, model)
+qk_input = decompose_qk_input(single_cache, prev_layer=prev_layer, ind_layer=ind_layer)
+dq = decompose_q(qk_input, ind_head, model, ind_layer=ind_layer)
+dk = decompose_k(qk_input, ind_head, model, ind_layer=ind_layer)
 pair_scores = decompose_attn_scores(dq, dk, model)
 causal = torch.tril(torch.ones(pair_scores.shape[-2:], dtype=torch.bool, device=pair_scores.device))
 pair_std = pair_scores[..., causal].std(-1)
-pieces = ["embed", "pos"] + [f"0.{h}" for h in range(model.cfg.n_heads)]
+pieces = ["embed", "pos"] + [f"{prev_layer}.{h}" for h in range(model.cfg.n_heads)]
 px.imshow(pair_std.cpu(), x=pieces, y=pieces, text_auto=".1f", color_continuous_scale="Blues",
           labels=dict(x="key piece", y="query piece"),
           title=f"Std of attention-score contributions, head {ind_layer}.{ind_head}").show()
 for rank, flat in enumerate(pair_std.flatten().argsort(descending=True)[:3].tolist()):
     q_piece, k_piece = divmod(flat, len(pieces))
     print(f"pair #{rank + 1}: query = {pieces[q_piece]}, key = {pieces[k_piece]} (std {pair_std.flatten()[flat]:.2f})")
-print(f"(the previous-token head is 0.{prev_head})")
+print(f"(the previous-token head is {prev_layer}.{prev_head})")
 
 # %% [markdown]
 # ## 9. K-composition from the weights
@@ -571,39 +603,44 @@ print(f"(the previous-token head is 0.{prev_head})")
 #
 # so the **full K-composition circuit** is `W_E W_Q^{1.h} (W_E W_V^{0.p} W_O^{0.p} W_K^{1.h})^T`, a
 # `[d_vocab, d_vocab]` matrix of (query token, previous token) scores. For an induction circuit it should
-# be large on the diagonal: a token attends to positions whose previous token is itself.
+# be large on the diagonal: a token attends to positions whose previous token is itself. (Here `0` and `1`
+# are `prev_layer` and `ind_layer`, the defaults; in a deeper model pass the layers you found. There the
+# path through earlier layers and MLPs is left out: the circuit is the direct K-composition only.)
 
 # %%
 def find_K_comp_full_circuit(
-    model: HookedTransformer, prev_token_head_index: int, ind_head_index: int
+    model: HookedTransformer, prev_token_head_index: int, ind_head_index: int, *, prev_layer: int = 0,
+    ind_layer: int = 1,
 ) -> FactoredMatrix:
-    """`W_E W_Q[1, ind] (W_E W_V[0, prev] W_O[0, prev] W_K[1, ind])^T` as a FactoredMatrix.
-
-    Rows are query tokens, columns key tokens (the token the previous-token head saw).
+    """`W_E W_Q[ind_layer, ind] (W_E W_V[prev_layer, prev] W_O[prev_layer, prev] W_K[ind_layer, ind])^T` as a
+    FactoredMatrix. Rows are query tokens, columns key tokens (the token the previous-token head saw).
     """
     # SOLUTION
     W_E = model.W_E
-    Q = W_E @ model.W_Q[1, ind_head_index]
-    K = W_E @ model.W_V[0, prev_token_head_index] @ model.W_O[0, prev_token_head_index] @ model.W_K[1, ind_head_index]
+    Q = W_E @ model.W_Q[ind_layer, ind_head_index]
+    W_OV = model.W_V[prev_layer, prev_token_head_index] @ model.W_O[prev_layer, prev_token_head_index]
+    K = W_E @ W_OV @ model.W_K[ind_layer, ind_head_index]
     return FactoredMatrix(Q, K.T)
     # END SOLUTION
 
 
 # %% [markdown] tags=["hint"]
-# `Q = W_E @ model.W_Q[1, ind]` (`[d_vocab, d_head]`), `K = W_E @ model.W_V[0, prev] @ model.W_O[0, prev] @
-# model.W_K[1, ind]` (`[d_vocab, d_head]`), and `FactoredMatrix(Q, K.T)`. The OV matrices of layer **0** (the
-# previous-token head) feed the key of layer **1**.
+# `Q = W_E @ model.W_Q[ind_layer, ind]` (`[d_vocab, d_head]`), `K = W_E @ model.W_V[prev_layer, prev] @
+# model.W_O[prev_layer, prev] @ model.W_K[ind_layer, ind]` (`[d_vocab, d_head]`), and `FactoredMatrix(Q, K.T)`.
+# The OV matrices of the previous-token head's layer (0 by default) feed the key of the induction head's (1).
 
 # %%
-k_comp_acc = top_1_acc(find_K_comp_full_circuit(model, prev_head, ind_head).T)
-print(f"K-composition circuit 0.{prev_head} -> {ind_layer}.{ind_head}: the top key token is the query token "
-      f"for {k_comp_acc:.1%} of tokens (chance {1 / model.cfg.d_vocab:.2%})")
+k_comp_acc = top_1_acc(find_K_comp_full_circuit(model, prev_head, ind_head, prev_layer=prev_layer,
+                                                 ind_layer=ind_layer).T)
+print(f"K-composition circuit {prev_layer}.{prev_head} -> {ind_layer}.{ind_head}: the top key token is the query "
+      f"token for {k_comp_acc:.1%} of tokens (chance {1 / model.cfg.d_vocab:.2%})")
 
 # %% [markdown]
 # ## 10. Composition scores
 #
-# Which layer-0 heads compose with which layer-1 heads, and how strongly? A **composition score** measures how
-# much of the output space of `W_A` (a layer-0 head's `W_OV`) is read by `W_B` (a layer-1 head's `W_QK` or
+# Which heads of the previous-token head's layer compose with which heads of the induction head's layer, and
+# how strongly? A **composition score** measures how
+# much of the output space of `W_A` (an earlier head's `W_OV`) is read by `W_B` (a later head's `W_QK` or
 # `W_OV`): `||W_A W_B||_F / (||W_A||_F ||W_B||_F)`. Write it for two plain matrices.
 
 # %%
@@ -658,26 +695,27 @@ def random_comp_scores(d_model: int, d_head: int, n_samples: int = 200,
 # %%
 random_scores = random_comp_scores(model.cfg.d_model, model.cfg.d_head, generator=torch.Generator().manual_seed(0))
 baseline, spread = random_scores.mean().item(), random_scores.std().item()
-W_OV0 = model.OV[0]
-comp = {"Q": get_batched_comp_scores(W_OV0, model.QK[1]),
-        "K": get_batched_comp_scores(W_OV0, model.QK[1].T),
-        "V": get_batched_comp_scores(W_OV0, model.OV[1])}
+W_OV_prev = model.OV[prev_layer]  # every head of the previous-token head's layer
+comp = {"Q": get_batched_comp_scores(W_OV_prev, model.QK[ind_layer]),
+        "K": get_batched_comp_scores(W_OV_prev, model.QK[ind_layer].T),
+        "V": get_batched_comp_scores(W_OV_prev, model.OV[ind_layer])}
 print(f"random baseline: {baseline:.4f} +- {spread:.4f} (mean +- std of {len(random_scores)} random pairs)")
 for kind, scores in comp.items():
     px.imshow((scores - baseline).cpu(), text_auto=".2f", color_continuous_scale="RdBu", color_continuous_midpoint=0,
-              labels=dict(x="layer-1 head", y="layer-0 head"),
+              labels=dict(x=f"layer-{ind_layer} head", y=f"layer-{prev_layer} head"),
               title=f"{kind}-composition scores minus the random baseline ({baseline:.3f})").show()
 k_score = comp["K"][prev_head, ind_head].item()
-print(f"K-composition of 0.{prev_head} with {ind_layer}.{ind_head}: {k_score:.3f}, "
+print(f"K-composition of {prev_layer}.{prev_head} with {ind_layer}.{ind_head}: {k_score:.3f}, "
       f"{(k_score - baseline) / spread:.0f} standard deviations above the random baseline")
 
 # %% [markdown]
 # ## 11. Ablation: does the induction head need the previous-token head?
 #
-# The last piece of causal evidence: zero-ablate the previous-token head's output (`hook_z` of layer 0) and
-# measure the induction score of a layer-1 head on `[BOS] + r + r`. Use `model.run_with_hooks` with two hooks:
-# one that ablates (returns the modified `z`), one on layer 1's `hook_pattern` that records the score (the
-# same score as in section 3, for one head). With `prev_head_index=None`, ablate nothing.
+# The last piece of causal evidence: zero-ablate the previous-token head's output (`hook_z` of layer
+# `prev_layer`, 0 by default) and measure the induction score of a head in layer `ind_layer` (1 by default) on
+# `[BOS] + r + r`. Use `model.run_with_hooks` with two hooks: one that ablates (returns the modified `z`), one
+# on layer `ind_layer`'s `hook_pattern` that records the score (the same score as in section 3, for one head).
+# With `prev_head_index=None`, ablate nothing.
 
 # %%
 def ablation_induction_score(
@@ -686,8 +724,12 @@ def ablation_induction_score(
     seq_len: int,
     prev_head_index: int | None,
     ind_head_index: int,
+    *,
+    prev_layer: int = 0,
+    ind_layer: int = 1,
 ) -> float:
-    """Induction score of head `1.ind_head_index` with head `0.prev_head_index` zero-ablated (None: no ablation)."""
+    """Induction score of head `ind_layer.ind_head_index` with head `prev_layer.prev_head_index` zero-ablated
+    (None: no ablation)."""
     # SOLUTION
     q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
     result = {}
@@ -702,8 +744,8 @@ def ablation_induction_score(
     def score_hook(pattern: Float[Tensor, "batch head query key"], hook: HookPoint) -> None:
         result["score"] = pattern[:, ind_head_index, q, q - seq_len + 1].mean().item()
 
-    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", 0), ablation_hook),
-                                                              (get_act_name("pattern", 1), score_hook)])
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", prev_layer), ablation_hook),
+                                                              (get_act_name("pattern", ind_layer), score_hook)])
     return result["score"]
     # END SOLUTION
 
@@ -711,29 +753,32 @@ def ablation_induction_score(
 # %% [markdown] tags=["hint"]
 # `ablation_hook(z, hook)`: `z[:, :, prev_head_index] = 0.0; return z` (skip when `prev_head_index is None`).
 # `score_hook(pattern, hook)`: store `pattern[:, ind_head_index, q, q - seq_len + 1].mean().item()` in a dict
-# of your function. Hook names: `get_act_name("z", 0)` and `get_act_name("pattern", 1)`.
+# of your function. Hook names: `get_act_name("z", prev_layer)` and `get_act_name("pattern", ind_layer)`.
 
 # %%
-baseline_score = ablation_induction_score(model, rep_tokens, SEQ_LEN, None, ind_head)
-ablation_scores = torch.tensor([ablation_induction_score(model, rep_tokens, SEQ_LEN, h, ind_head)
+layers = dict(prev_layer=prev_layer, ind_layer=ind_layer)
+baseline_score = ablation_induction_score(model, rep_tokens, SEQ_LEN, None, ind_head, **layers)
+ablation_scores = torch.tensor([ablation_induction_score(model, rep_tokens, SEQ_LEN, h, ind_head, **layers)
                                 for h in range(model.cfg.n_heads)])
-px.bar(x=[f"0.{h}" for h in range(model.cfg.n_heads)], y=(ablation_scores - baseline_score).tolist(),
-       labels=dict(x="ablated layer-0 head", y="change in induction score"),
-       title=f"Induction score of head {ind_layer}.{ind_head} when one layer-0 head is ablated "
+px.bar(x=[f"{prev_layer}.{h}" for h in range(model.cfg.n_heads)], y=(ablation_scores - baseline_score).tolist(),
+       labels=dict(x=f"ablated layer-{prev_layer} head", y="change in induction score"),
+       title=f"Induction score of head {ind_layer}.{ind_head} when one layer-{prev_layer} head is ablated "
              f"(clean: {baseline_score:.2f})").show()
+print(f"ablating the previous-token head {prev_layer}.{prev_head}: induction score of {ind_layer}.{ind_head} "
+      f"{baseline_score:.2f} -> {ablation_scores[prev_head]:.2f}")
 
 # %% [markdown]
 # ## Summary
 #
 # - **Find:** on `[BOS] + r + r`, induction heads attend from each second-copy token to the token after its
-#   earlier copy (a stripe `seq_len - 1` below the diagonal); a layer-0 head attends to the previous token.
+#   earlier copy (a stripe `seq_len - 1` below the diagonal); an earlier head attends to the previous token.
 # - **Confirm:** ablating the induction heads (together) or the previous-token head destroys the drop in loss
 #   on the second copy; ablating the previous-token head lowers the induction head's score.
 # - **Explain:** the induction head's OV circuit copies (its full OV circuit is diagonal-heavy); the
 #   previous-token head gets its position from `W_pos`; the two meet through **K-composition**: the
 #   induction head's key reads what the previous-token head wrote (the dominant key piece of the score
 #   decomposition), which the composition scores show from the weights alone, far above the random baseline.
-# - Nothing here was hard-coded: every head index came from a score, so the same cells work on another model
-#   (with more layers, pass the layer numbers you find instead of 0 and 1).
+# - Nothing here was hard-coded: every head and layer index came from a score, so the same cells work on
+#   another model: set `MODEL_NAME = "mlp4l"` (or `"gpt2-small"` online) and run the notebook again.
 #
 # Next: **Chapter 5**, activation patching on the IOI task.

@@ -12,6 +12,7 @@ from utils.checking import Mutant, Status
 IGNORES_GENERATOR = "ignoring the generator argument (torch.randint without generator=generator)"
 SAME_ROW = "using the same random sequence for every row of the batch"
 NOT_REPEATED = "drawing a fresh random sequence for the second copy instead of repeating the first"
+FIXED = "ignoring the prev_layer / ind_layer arguments (always layers 0 and 1): wrong for deeper models like mlp4l"
 
 
 # ---------------------------------------------------------------------------------------------- repeated tokens
@@ -280,28 +281,35 @@ def pos_softmax_over_queries(model, layer, head):
 
 
 # ---------------------------------------------------------------------------------------------- decompositions
-def _qk_input(cache, *, scale_layer=1, results_layer=0, pos=True, scale=True):
+# The correct functions take keyword-only prev_layer=0 / ind_layer=1; each mutant honours them except where ignoring
+# them is the mistake (caught by the checker's case on mlp4l, whose layers are not 0 and 1).
+def _qk_input(cache, *, prev_layer=0, ind_layer=1, scale_layer=None, results_layer=None, pos=True, scale=True):
+    results_layer = prev_layer if results_layer is None else results_layer
     W_O = cache.model.W_O[results_layer]
     results = einops.einsum(cache["z", results_layer], W_O, "p h d, h d m -> h p m")
     parts = [cache["embed"][None]] + ([cache["pos_embed"][None]] if pos else []) + [results]
     pieces = torch.cat(parts, dim=0)
-    return pieces / cache["scale", scale_layer, "ln1"] if scale else pieces
+    return pieces / cache["scale", ind_layer if scale_layer is None else scale_layer, "ln1"] if scale else pieces
 
 
-def qk_input_no_scale(cache):
-    return _qk_input(cache, scale=False)
+def qk_input_no_scale(cache, *, prev_layer=0, ind_layer=1):
+    return _qk_input(cache, prev_layer=prev_layer, ind_layer=ind_layer, scale=False)
 
 
-def qk_input_layer0_scale(cache):
-    return _qk_input(cache, scale_layer=0)
+def qk_input_prev_layer_scale(cache, *, prev_layer=0, ind_layer=1):
+    return _qk_input(cache, prev_layer=prev_layer, ind_layer=ind_layer, scale_layer=prev_layer)
 
 
-def qk_input_layer1_heads(cache):
-    return _qk_input(cache, results_layer=1)
+def qk_input_ind_layer_heads(cache, *, prev_layer=0, ind_layer=1):
+    return _qk_input(cache, prev_layer=prev_layer, ind_layer=ind_layer, results_layer=ind_layer)
 
 
-def qk_input_no_pos(cache):
-    return _qk_input(cache, pos=False)
+def qk_input_no_pos(cache, *, prev_layer=0, ind_layer=1):
+    return _qk_input(cache, prev_layer=prev_layer, ind_layer=ind_layer, pos=False)
+
+
+def qk_input_fixed_layers(cache, *, prev_layer=0, ind_layer=1):
+    return _qk_input(cache)
 
 
 def _project(x, W, bias=None):
@@ -309,28 +317,36 @@ def _project(x, W, bias=None):
     return out if bias is None else out + bias
 
 
-def q_layer_zero(decomposed_qk_input, ind_head_index, model):
+def q_layer_zero(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
     return _project(decomposed_qk_input, model.W_Q[0, ind_head_index])
 
 
-def q_uses_keys(decomposed_qk_input, ind_head_index, model):
-    return _project(decomposed_qk_input, model.W_K[1, ind_head_index])
-
-
-def q_with_bias(decomposed_qk_input, ind_head_index, model):
-    return _project(decomposed_qk_input, model.W_Q[1, ind_head_index], model.b_Q[1, ind_head_index])
-
-
-def k_layer_zero(decomposed_qk_input, ind_head_index, model):
-    return _project(decomposed_qk_input, model.W_K[0, ind_head_index])
-
-
-def k_uses_queries(decomposed_qk_input, ind_head_index, model):
+def q_fixed_layer(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
     return _project(decomposed_qk_input, model.W_Q[1, ind_head_index])
 
 
-def k_with_bias(decomposed_qk_input, ind_head_index, model):
-    return _project(decomposed_qk_input, model.W_K[1, ind_head_index], model.b_K[1, ind_head_index])
+def q_uses_keys(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
+    return _project(decomposed_qk_input, model.W_K[ind_layer, ind_head_index])
+
+
+def q_with_bias(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
+    return _project(decomposed_qk_input, model.W_Q[ind_layer, ind_head_index], model.b_Q[ind_layer, ind_head_index])
+
+
+def k_layer_zero(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
+    return _project(decomposed_qk_input, model.W_K[0, ind_head_index])
+
+
+def k_fixed_layer(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
+    return _project(decomposed_qk_input, model.W_K[1, ind_head_index])
+
+
+def k_uses_queries(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
+    return _project(decomposed_qk_input, model.W_Q[ind_layer, ind_head_index])
+
+
+def k_with_bias(decomposed_qk_input, ind_head_index, model, *, ind_layer=1):
+    return _project(decomposed_qk_input, model.W_K[ind_layer, ind_head_index], model.b_K[ind_layer, ind_head_index])
 
 
 def scores_decomp_no_scale(decomposed_q, decomposed_k, model):
@@ -350,26 +366,37 @@ def scores_decomp_positions_swapped(decomposed_q, decomposed_k, model):
 
 
 # ---------------------------------------------------------------------------------------------- K-composition
-def kcomp_transposed(model, prev_token_head_index, ind_head_index):
-    Q = model.W_E @ model.W_Q[1, ind_head_index]
-    K = model.W_E @ model.OV[0, prev_token_head_index].AB @ model.W_K[1, ind_head_index]
-    return FactoredMatrix(K, Q.T)
-
-
-def kcomp_no_prev_head(model, prev_token_head_index, ind_head_index):
-    return FactoredMatrix(model.W_E @ model.W_Q[1, ind_head_index], (model.W_E @ model.W_K[1, ind_head_index]).T)
-
-
-def kcomp_layers_swapped(model, prev_token_head_index, ind_head_index):
-    Q = model.W_E @ model.W_Q[0, ind_head_index]
-    K = model.W_E @ model.OV[1, prev_token_head_index].AB @ model.W_K[0, ind_head_index]
+def _kcomp(model, prev, ind, *, prev_layer=0, ind_layer=1, q_side=False, with_prev=True):
+    Q = model.W_E @ model.W_Q[ind_layer, ind]
+    K = model.W_E @ model.W_K[ind_layer, ind]
+    OV = model.OV[prev_layer, prev].AB
+    if with_prev and q_side:
+        Q = model.W_E @ OV @ model.W_Q[ind_layer, ind]
+    elif with_prev:
+        K = model.W_E @ OV @ model.W_K[ind_layer, ind]
     return FactoredMatrix(Q, K.T)
 
 
-def kcomp_q_composition(model, prev_token_head_index, ind_head_index):
-    Q = model.W_E @ model.OV[0, prev_token_head_index].AB @ model.W_Q[1, ind_head_index]
-    K = model.W_E @ model.W_K[1, ind_head_index]
-    return FactoredMatrix(Q, K.T)
+def kcomp_transposed(model, prev_token_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _kcomp(model, prev_token_head_index, ind_head_index, prev_layer=prev_layer, ind_layer=ind_layer).T
+
+
+def kcomp_no_prev_head(model, prev_token_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _kcomp(model, prev_token_head_index, ind_head_index, prev_layer=prev_layer, ind_layer=ind_layer,
+                  with_prev=False)
+
+
+def kcomp_layers_swapped(model, prev_token_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _kcomp(model, prev_token_head_index, ind_head_index, prev_layer=ind_layer, ind_layer=prev_layer)
+
+
+def kcomp_q_composition(model, prev_token_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _kcomp(model, prev_token_head_index, ind_head_index, prev_layer=prev_layer, ind_layer=ind_layer,
+                  q_side=True)
+
+
+def kcomp_fixed_layers(model, prev_token_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _kcomp(model, prev_token_head_index, ind_head_index)
 
 
 # ---------------------------------------------------------------------------------------------- composition scores
@@ -412,7 +439,8 @@ def batched_squared_norms(W_As, W_Bs):
 
 
 # ---------------------------------------------------------------------------------------------- ablation
-def _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, *, ablate_layer=0, offset=1, all_heads=False):
+def _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1, ablate_layer=None,
+              offset=1, all_heads=False):
     q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
     result = {}
 
@@ -423,24 +451,31 @@ def _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, *, ablate
 
     def score_hook(pattern, hook):
         heads = slice(None) if all_heads else ind_head_index
-        result["score"] = pattern[:, heads, q, q - seq_len + offset].mean().item() if not all_heads else \
-            pattern[:, :, q, q - seq_len + offset].mean().item()
+        result["score"] = pattern[:, heads, q, q - seq_len + offset].mean().item()
 
+    ablate_layer = prev_layer if ablate_layer is None else ablate_layer
     model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", ablate_layer), ablation_hook),
-                                                              (get_act_name("pattern", 1), score_hook)])
+                                                              (get_act_name("pattern", ind_layer), score_hook)])
     return result["score"]
 
 
-def ablation_too_late(model, tokens, seq_len, prev_head_index, ind_head_index):
-    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, ablate_layer=1)
+def ablation_too_late(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, prev_layer=prev_layer,
+                     ind_layer=ind_layer, ablate_layer=ind_layer)
 
 
-def ablation_duplicate_offset(model, tokens, seq_len, prev_head_index, ind_head_index):
-    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, offset=0)
+def ablation_duplicate_offset(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, prev_layer=prev_layer,
+                     ind_layer=ind_layer, offset=0)
 
 
-def ablation_all_heads_score(model, tokens, seq_len, prev_head_index, ind_head_index):
-    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, all_heads=True)
+def ablation_all_heads_score(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, prev_layer=prev_layer,
+                     ind_layer=ind_layer, all_heads=True)
+
+
+def ablation_fixed_layers(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index)
 
 
 MUTANTS = {
@@ -506,18 +541,23 @@ MUTANTS = {
         Mutant(pos_softmax_over_queries, "taking the softmax over queries (dim -2) instead of keys"),
     ],
     "decompose_qk_input": [
-        Mutant(qk_input_no_scale, "forgetting to divide by layer 1's LayerNorm scale"),
-        Mutant(qk_input_layer0_scale, "dividing by layer 0's LayerNorm scale instead of layer 1's"),
-        Mutant(qk_input_layer1_heads, "using layer 1's head outputs (layer 1 reads layer 0's)"),
+        Mutant(qk_input_no_scale, "forgetting to divide by layer ind_layer's LayerNorm scale"),
+        Mutant(qk_input_prev_layer_scale, "dividing by the LayerNorm scale of prev_layer instead of ind_layer (the "
+               "induction head's layer)"),
+        Mutant(qk_input_ind_layer_heads, "using the head outputs of ind_layer (the induction head reads the "
+               "previous-token head's layer, prev_layer)"),
         Mutant(qk_input_no_pos, "leaving out the positional embedding", Status.WRONG_SHAPE),
+        Mutant(qk_input_fixed_layers, FIXED),
     ],
     "decompose_q": [
-        Mutant(q_layer_zero, "using layer 0's W_Q instead of layer 1's"),
+        Mutant(q_layer_zero, "using layer 0's W_Q instead of the induction head's layer (ind_layer)"),
+        Mutant(q_fixed_layer, FIXED),
         Mutant(q_uses_keys, "using W_K instead of W_Q"),
         Mutant(q_with_bias, "adding the bias b_Q to every piece (the bias is not part of any piece)"),
     ],
     "decompose_k": [
-        Mutant(k_layer_zero, "using layer 0's W_K instead of layer 1's"),
+        Mutant(k_layer_zero, "using layer 0's W_K instead of the induction head's layer (ind_layer)"),
+        Mutant(k_fixed_layer, FIXED),
         Mutant(k_uses_queries, "using W_Q instead of W_K"),
         Mutant(k_with_bias, "adding the bias b_K to every piece (the bias is not part of any piece)"),
     ],
@@ -530,9 +570,10 @@ MUTANTS = {
     "find_K_comp_full_circuit": [
         Mutant(kcomp_transposed, "returning the transpose (rows must be query tokens, columns key tokens)"),
         Mutant(kcomp_no_prev_head, "leaving out the previous-token head's W_V W_O on the key side"),
-        Mutant(kcomp_layers_swapped, "swapping the layers (the previous-token head is in layer 0, the induction "
-               "head in layer 1)"),
+        Mutant(kcomp_layers_swapped, "swapping the layers (the previous-token head is in prev_layer, the "
+               "induction head in ind_layer)"),
         Mutant(kcomp_q_composition, "putting the previous-token head on the query side (Q-composition)"),
+        Mutant(kcomp_fixed_layers, FIXED),
     ],
     "get_comp_score": [
         Mutant(comp_unnormalised, "forgetting to divide by ||W_A|| ||W_B||"),
@@ -547,10 +588,12 @@ MUTANTS = {
         Mutant(batched_squared_norms, "dividing by the squared norms"),
     ],
     "ablation_induction_score": [
-        Mutant(ablation_too_late, "ablating the head in layer 1 (hook_z of layer 1 comes after layer 1's "
+        Mutant(ablation_too_late, "ablating the head in the induction head's layer (its hook_z comes after its "
                "pattern)"),
         Mutant(ablation_duplicate_offset, "measuring attention to the earlier copy of the same token (q - seq_len) "
                "instead of the token after it"),
-        Mutant(ablation_all_heads_score, "averaging the score over all layer-1 heads instead of ind_head_index"),
+        Mutant(ablation_all_heads_score, "averaging the score over all heads of ind_layer instead of "
+               "ind_head_index"),
+        Mutant(ablation_fixed_layers, FIXED),
     ],
 }

@@ -1,0 +1,43 @@
+"""Every chapter's solutions notebook executes end to end, offline, on CPU (what `make notebooks` does), and
+chapter 4 runs unchanged on the 4-layer model with one parameter."""
+
+import json
+
+import nbformat
+import pytest
+
+from utils import run_notebooks
+from utils.models import MODELS_DIR
+
+pytestmark = pytest.mark.tooling
+
+NOTEBOOKS = sorted((run_notebooks.ROOT / "chapters" / "solutions").glob("*_solutions.ipynb"))
+RUNS = [pytest.param(nb.name, {}, id=nb.name.removesuffix("_solutions.ipynb")) for nb in NOTEBOOKS]
+RUNS.append(pytest.param("04_induction_solutions.ipynb", {"MODEL_NAME": '"mlp4l"'}, id="04_induction-mlp4l"))
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name, params", RUNS)
+def test_solutions_notebook_runs(name, params, tmp_path, monkeypatch):
+    if params.get("MODEL_NAME") == '"mlp4l"' and not (MODELS_DIR / "mlp4l" / "config.json").exists():
+        pytest.skip("models/mlp4l is not shipped yet")
+    monkeypatch.setenv("CS_DEVICE", "cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = ["--only", name.removesuffix("_solutions.ipynb"), "--report-dir", str(tmp_path)]
+    args += [f"--param={k}={v}" for k, v in params.items()]
+    assert run_notebooks.main(args) == 0, json.loads((tmp_path / "notebooks.json").read_text())
+    [result] = json.loads((tmp_path / "notebooks.json").read_text())
+    assert result["ok"] and result["checks_passed"] > 0 and result["checks_failed"] == 0, result
+
+
+def test_parameters_are_injected_after_the_parameters_cell():
+    nb = nbformat.read(run_notebooks.ROOT / "chapters" / "solutions" / "04_induction_solutions.ipynb", as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    run_notebooks.inject_parameters(nb, {"MODEL_NAME": '"mlp4l"'})
+    assert nb.cells[index + 1].source.endswith('MODEL_NAME = "mlp4l"')
+
+
+def test_a_notebook_without_a_parameters_cell_cannot_take_parameters():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    with pytest.raises(ValueError, match="parameters"):
+        run_notebooks.inject_parameters(nb, {"x": "2"})
