@@ -88,15 +88,22 @@ def mlp4l():
     return _load("mlp4l")
 
 
+MLP4L_NO_IOI = pytest.mark.xfail(strict=True, reason="issue 3 open: the CPU-trained mlp4l (30M tokens) has not learned "
+                                 "IOI: 48% accuracy, mean logit diff -0.13 on held-out names x templates")
+
+
+@MLP4L_NO_IOI
 def test_mlp4l_does_ioi_on_heldout_names_and_templates(mlp4l):
     m = evaluate.ioi_metrics(mlp4l)
     assert m["ioi_acc"] >= 0.95 and m["ioi_logit_diff"] >= 3, m
 
 
+@MLP4L_NO_IOI
 def test_mlp4l_ioi_circuit_is_localized(mlp4l):
-    """Patching the outputs of at most 3 heads from clean into names-swapped runs recovers >= 50%."""
+    """Patching the outputs of at most 3 heads from clean into names-swapped runs recovers >= 50% of a real clean
+    logit difference (>= 3, the IOI threshold: recovering half of a logit difference near 0 shows no circuit)."""
     p = evaluate.ioi_patching(mlp4l, k=3)
-    assert p["clean_ld"] > 0 > p["corrupted_ld"], p
+    assert p["clean_ld"] >= 3 and p["corrupted_ld"] < 0, p
     assert p["top_heads_recovery"] >= 0.5, p
 
 

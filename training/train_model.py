@@ -60,13 +60,18 @@ TRAIN_DEFAULTS = {
     # only the random rows reward (text prefers a smeared head). With 15% it scored 0.49 on 100 random
     # tokens after 20M tokens (0.79 at early positions, 0.32 late); lr 2e-3 without weight decay formed
     # a weak induction head (0.24) that never sharpened. Still short of a 0.7 previous-token head on CPU
-    # budgets (0.55 at 20M tokens; d_head 32 gave 0.57 with a weaker induction head): more tokens (GPU).
+    # budgets (0.55 at 20M tokens; d_head 32 gave 0.57 with a weaker induction head; W_pos initialised with
+    # sinusoids, so that "the previous position" is one linear map at every position, gave 0.39 at 9M tokens
+    # vs 0.49 without; weight decay 0.1 gave 0.47 at 9M tokens): more tokens (GPU).
     "attn2l": dict(tokens=20_000_000, warmup_tokens=3_000_000, warmup_max_tokens=3_000_000,
-                   weight_decay=0.01, lr=1e-3, random_frac=0.35),
-    # MLP models sometimes form no induction head during a fixed warm-up on small budgets: keep all rows
-    # random until the induction score reaches --warmup-induction (at most --warmup-max-tokens).
-    "mlp4l": dict(tokens=30_000_000, warmup_tokens=3_000_000, warmup_max_tokens=8_000_000,
-                  weight_decay=0.1, lr=1e-3, random_frac=0.15),
+                   weight_decay=0.01, lr=1e-3, random_frac=0.35, warmup_mlp_off=False),
+    # The MLP model formed no induction head in 7.4M all-random warm-up tokens (2 seeds, loss stuck near 5.5-6).
+    # With the MLPs switched off during the warm-up (an attention-only model), induction appeared after 5.7M
+    # tokens with seed 2 (not within 8M with seed 3); then the MLPs are ramped in over 1M tokens. The warm-up
+    # lasts until the induction score reaches --warmup-induction (at least --warmup-tokens, at most
+    # --warmup-max-tokens). IOI: 48% on held-out names x templates after 30M tokens (not learned; GPU budget).
+    "mlp4l": dict(tokens=30_000_000, warmup_tokens=2_000_000, warmup_max_tokens=8_000_000,
+                  weight_decay=0.1, lr=1e-3, random_frac=0.15, warmup_mlp_off=True),
 }
 COMMON = dict(n_ctx=128, d_vocab=2048, normalization_type="LN", positional_embedding_type="standard",
               default_prepend_bos=True)
@@ -198,6 +203,8 @@ def train(args) -> None:
                             induction=round(ind, 3), **extra, minutes=round(elapsed / 60, 2)))
             bar.set_postfix(loss=f"{loss.item():.3f}", ind=f"{ind:.2f}", tok=f"{tokens_seen/1e6:.1f}M")
             tqdm.write(json.dumps(log[-1]))
+        if args.stop_tokens and tokens_seen >= args.stop_tokens:
+            break  # a replay of a run stopped at the wall-clock limit: same schedule, same stopping point
         if args.max_minutes and time.time() - start > args.max_minutes * 60:
             stopped_early = True
             tqdm.write(f"stopping: wall-clock limit of {args.max_minutes} min reached")
@@ -214,7 +221,7 @@ def train(args) -> None:
     (out / "config.json").write_text(json.dumps(cfg_kwargs, indent=2) + "\n")
     tokenizer.save_pretrained(out)
     info = dict(
-        config=args.config, seed=args.seed, tokens_seen=tokens_seen, steps=step + 1,
+        config=args.config, seed=args.seed, tokens_seen=tokens_seen, steps=step + 1, scheduled_tokens=args.tokens,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_tokens=warmup_done_at or tokens_seen, random_frac=args.random_frac,
         warmup_min_tokens=args.warmup_tokens, warmup_max_tokens=args.warmup_max_tokens,
@@ -240,6 +247,8 @@ def write_card(name: str, model: HookedTransformer | None = None) -> dict:
                            center_unembed=False)
     metrics = evaluate.measure(model)
     cfg = json.loads((out / "config.json").read_text())
+    # the learning-rate schedule spans --tokens (runs before this field existed used their config's default)
+    scheduled = info.get("scheduled_tokens", TRAIN_DEFAULTS[info["config"]]["tokens"])
     cfg_line = ", ".join(f"{k}={v}" for k, v in cfg.items())
     lines = [
         f"# {name}",
@@ -251,7 +260,10 @@ def write_card(name: str, model: HookedTransformer | None = None) -> dict:
         "Generated English-like text (`training/corpus.py`: people, places, objects; IOI sentences in "
         f"{'ABBA and BABA'} orders with held-out names and templates; documents with repeated spans) plus rows "
         "of uniformly random tokens from the whole vocabulary (a sequence of 8-40 tokens tiled to fill the "
-        f"row): 100% of rows for the first {info['warmup_tokens']:,} tokens, then {info['random_frac']:.0%}.",
+        f"row): 100% of rows for the first {info['warmup_tokens']:,} tokens, then {info['random_frac']:.0%}."
+        + (f" During that warm-up the MLP outputs were switched off (an attention-only model, in which induction "
+           f"forms sooner); they were then ramped in over {info['mlp_ramp_tokens']:,} tokens."
+           if info.get("warmup_mlp_off") and not cfg.get("attn_only") else ""),
         "Tokenizer: byte-level BPE, 2048 tokens, `<|endoftext|>` = BOS/EOS/pad (`training/tokenizer.py`).",
         "",
         "## Config",
@@ -269,11 +281,13 @@ def write_card(name: str, model: HookedTransformer | None = None) -> dict:
         evaluate.format_metrics(metrics),
         "",
         "## Reproduce",
-        f"`python -m training.train_model --config {info['config']} --tokens {info['tokens_seen']} "
+        f"`python -m training.train_model --config {info['config']} --tokens {scheduled} "
+        + (f"--stop-tokens {info['tokens_seen']} " if info["stopped_early"] else "") +
         f"--seed {info['seed']} --batch-size {info['batch_size']} --lr {info['lr']} "
         f"--weight-decay {info['weight_decay']} --random-frac {info['random_frac']} "
         f"--warmup-tokens {info.get('warmup_min_tokens', info['warmup_tokens'])} "
-        f"--warmup-max-tokens {info.get('warmup_max_tokens', info['warmup_tokens'])} --device auto`",
+        f"--warmup-max-tokens {info.get('warmup_max_tokens', info['warmup_tokens'])} "
+        f"--{'' if info.get('warmup_mlp_off') else 'no-'}warmup-mlp-off --device auto`",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))
@@ -299,11 +313,14 @@ def main() -> None:
     ap.add_argument("--warmup-induction", type=float, default=0.5)
     ap.add_argument("--random-frac", type=float, default=None,
                     help="fraction of random rows after the warm-up (default: per config)")
-    ap.add_argument("--warmup-mlp-off", action="store_true",
-                    help="train with the MLP outputs switched off during the warm-up, then ramp them in")
+    ap.add_argument("--warmup-mlp-off", action=argparse.BooleanOptionalAction, default=None,
+                    help="train with the MLP outputs switched off during the warm-up, then ramp them in "
+                    "(default: per config)")
     ap.add_argument("--mlp-ramp-tokens", type=int, default=1_000_000)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long; 0 = none")
+    ap.add_argument("--stop-tokens", type=int, default=0,
+                    help="stop (and save) after this many tokens, keeping the schedule of --tokens; 0 = none")
     ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")
     args = ap.parse_args()
     args.name = args.name or args.config

@@ -39,12 +39,13 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 SHIPPED = {
     "attn2l": "2-layer attention-only transformer (d_model 128, 2 heads of d_head 64) with induction heads; "
               "shipped, offline",
-    "mlp4l": "4-layer transformer with MLPs (d_model 128, 4 heads per layer) for IOI and induction; shipped, offline",
+    "mlp4l": "4-layer transformer with MLPs (d_model 128, 4 heads per layer) with induction heads (IOI not learned "
+             "yet); shipped, offline",
 }
 ONLINE = {
     "gpt2-small": "GPT-2 small (12 layers, d_model 768) from the Hugging Face hub; needs network access",
 }
-ALTERNATIVES = {"gpt2-small": "attn2l (induction) or mlp4l (IOI)"}
+ALTERNATIVES = {"gpt2-small": "attn2l (2 layers, attention only) or mlp4l (4 layers with MLPs)"}
 
 SAES_DIR = MODELS_DIR / "saes"
 # Online SAEs are named "<SAE-Lens release>/<sae_id>" (SAE.from_pretrained(release, sae_id)).
