@@ -194,6 +194,8 @@ def train(args) -> None:
                 rand = evaluate.random_tokens(model, seq_len=100, batch=10, seed=2)
                 prev = evaluate.prev_token_scores(model, rand).max().item()
                 extra = {"prev": round(prev, 3)}
+                if args.warmup_mlp_off and not cfg.attn_only:
+                    extra["mlp_scale"] = round(mlp_scale["value"], 3)
                 if not cfg.attn_only and not in_warmup:
                     ioi = evaluate.ioi_metrics(model, n_pairs=10)
                     extra.update(ioi_acc=round(ioi["ioi_acc"], 3), ioi_ld=round(ioi["ioi_logit_diff"], 2))
@@ -204,14 +206,15 @@ def train(args) -> None:
             bar.set_postfix(loss=f"{loss.item():.3f}", ind=f"{ind:.2f}", tok=f"{tokens_seen/1e6:.1f}M")
             tqdm.write(json.dumps(log[-1]))
         if args.stop_tokens and tokens_seen >= args.stop_tokens:
-            break  # a replay of a run stopped at the wall-clock limit: same schedule, same stopping point
+            stopped_early = True  # e.g. a replay of a run stopped at the wall-clock limit: same schedule and end
+            break
         if args.max_minutes and time.time() - start > args.max_minutes * 60:
             stopped_early = True
             tqdm.write(f"stopping: wall-clock limit of {args.max_minutes} min reached")
             break
     wall = time.time() - start
 
-    out = MODELS / args.name
+    out = Path(args.models_dir) / args.name
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
@@ -226,25 +229,24 @@ def train(args) -> None:
         warmup_tokens=warmup_done_at or tokens_seen, random_frac=args.random_frac,
         warmup_min_tokens=args.warmup_tokens, warmup_max_tokens=args.warmup_max_tokens,
         warmup_induction=args.warmup_induction, warmup_mlp_off=args.warmup_mlp_off,
-        mlp_ramp_tokens=args.mlp_ramp_tokens,
+        mlp_ramp_tokens=args.mlp_ramp_tokens, eval_every=args.eval_every,
         wall_time_s=round(wall, 1), stopped_early=stopped_early,
         device=device if device != "cpu" else
         f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
         torch=torch.__version__, log=log,
     )
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    write_card(args.name, model)
+    write_card(args.name, model, Path(args.models_dir))
 
 
-def write_card(name: str, model: HookedTransformer | None = None) -> dict:
+def write_card(name: str, model: HookedTransformer | None = None, models_dir: Path = MODELS) -> dict:
     """Measure the model in ``models/<name>`` and write its README.md model card. Returns the metrics."""
-    out = MODELS / name
+    out = models_dir / name
     info = json.loads((out / "train_info.json").read_text())
-    if model is None:
-        from utils.models import load_model
+    if model is None:  # the raw weights, through the same loader as load_model
+        from utils.models import PROCESSING_DEFAULTS, _load_shipped
 
-        model = load_model(name, device="cpu", fold_ln=False, center_writing_weights=False,
-                           center_unembed=False)
+        model = _load_shipped(out, "cpu", {opt: False for opt in PROCESSING_DEFAULTS})
     metrics = evaluate.measure(model)
     cfg = json.loads((out / "config.json").read_text())
     # the learning-rate schedule spans --tokens (runs before this field existed used their config's default)
@@ -273,7 +275,7 @@ def write_card(name: str, model: HookedTransformer | None = None) -> dict:
         f"- tokens seen: {info['tokens_seen']:,} ({info['steps']} steps of {info['batch_size']} x {cfg['n_ctx']})",
         f"- optimizer: AdamW, lr {info['lr']} (warm-up, cosine to 10%), weight decay {info['weight_decay']}",
         f"- seed: {info['seed']}; wall time: {info['wall_time_s'] / 60:.1f} min on {info['device']}"
-        + (" (stopped early at the wall-clock limit)" if info["stopped_early"] else ""),
+        + (" (stopped before the end of its learning-rate schedule)" if info["stopped_early"] else ""),
         f"- torch {info['torch']}",
         "",
         "## Measured properties (`training/evaluate.py`, CPU, seeded)",
@@ -287,7 +289,10 @@ def write_card(name: str, model: HookedTransformer | None = None) -> dict:
         f"--weight-decay {info['weight_decay']} --random-frac {info['random_frac']} "
         f"--warmup-tokens {info.get('warmup_min_tokens', info['warmup_tokens'])} "
         f"--warmup-max-tokens {info.get('warmup_max_tokens', info['warmup_tokens'])} "
-        f"--{'' if info.get('warmup_mlp_off') else 'no-'}warmup-mlp-off --device auto`",
+        + (f"--warmup-mlp-off --mlp-ramp-tokens {info['mlp_ramp_tokens']} " if info.get("warmup_mlp_off")
+           else "--no-warmup-mlp-off ")
+        # the warm-up ends at an evaluation, so the evaluation interval is part of the recipe
+        + f"--eval-every {info.get('eval_every', 200)} --device auto`",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))
@@ -322,6 +327,7 @@ def main() -> None:
     ap.add_argument("--stop-tokens", type=int, default=0,
                     help="stop (and save) after this many tokens, keeping the schedule of --tokens; 0 = none")
     ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")
+    ap.add_argument("--models-dir", default=str(MODELS), help="where the model folder goes (default: models/)")
     args = ap.parse_args()
     args.name = args.name or args.config
     for key, value in TRAIN_DEFAULTS[args.config].items():
@@ -330,7 +336,7 @@ def main() -> None:
     args.warmup_max_tokens = max(args.warmup_max_tokens, args.warmup_tokens)
     if args.card_only:
         torch.set_num_threads(args.threads)
-        write_card(args.name)
+        write_card(args.name, models_dir=Path(args.models_dir))
     else:
         train(args)
 
