@@ -62,7 +62,9 @@ TRAIN_DEFAULTS = {
     # a weak induction head (0.24) that never sharpened. Still short of a 0.7 previous-token head on CPU
     # budgets (0.55 at 20M tokens; d_head 32 gave 0.57 with a weaker induction head; W_pos initialised with
     # sinusoids, so that "the previous position" is one linear map at every position, gave 0.39 at 9M tokens
-    # vs 0.49 without; weight decay 0.1 gave 0.47 at 9M tokens): more tokens (GPU).
+    # vs 0.49 without; weight decay 0.1 gave 0.47 at 9M tokens; mlp4l's recipe on 2 layers (4 heads of d_head 32,
+    # weight decay 0.1, 15% random rows) gave 0.45 at 20M tokens, and ablating its top induction head cost only
+    # +0.32 nats), although mlp4l's own layer-0 head reaches 0.78: more tokens (GPU), or a deeper model.
     "attn2l": dict(tokens=20_000_000, warmup_tokens=3_000_000, warmup_max_tokens=3_000_000,
                    weight_decay=0.01, lr=1e-3, random_frac=0.35, warmup_mlp_off=False),
     # The MLP model formed no induction head in 7.4M all-random warm-up tokens (2 seeds, loss stuck near 5.5-6).
