@@ -37,6 +37,11 @@ def _deep(device):
     return model, dict(prev_layer=model.cfg.n_layers - 2, ind_layer=model.cfg.n_layers - 1)
 
 
+def _kw(kwargs):
+    """Keyword arguments for a case label: ``prev_layer=2, ind_layer=3``."""
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items())
+
+
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
@@ -342,10 +347,6 @@ def decompose_qk_input(device):
     yield Case((_single(device, 30, 5),), label="one sequence, seq_len=30")
     _, layers = _deep(device)
     yield Case((_single(device, 10, 3, "mlp4l"),), layers, label=f"mlp4l, seq_len=10, {_kw(layers)}")
-
-
-def _kw(kwargs):
-    return ", ".join(f"{k}={v}" for k, v in kwargs.items())
 
 
 def _decompose_cases(device, seed):

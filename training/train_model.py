@@ -246,9 +246,9 @@ def write_card(name: str, model: HookedTransformer | None = None, models_dir: Pa
     out = models_dir / name
     info = json.loads((out / "train_info.json").read_text())
     if model is None:  # the raw weights, through the same loader as load_model
-        from utils.models import PROCESSING_DEFAULTS, _load_shipped
+        from utils.models import PROCESSING_DEFAULTS, load_model_folder
 
-        model = _load_shipped(out, "cpu", {opt: False for opt in PROCESSING_DEFAULTS})
+        model = load_model_folder(out, "cpu", **{opt: False for opt in PROCESSING_DEFAULTS})
     metrics = evaluate.measure(model)
     cfg = json.loads((out / "config.json").read_text())
     # the learning-rate schedule spans --tokens (runs before this field existed used their config's default)

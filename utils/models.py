@@ -172,18 +172,21 @@ def load_model(name: str, device=None, **processing):
         raise ModelUnavailableError(
             f"unknown model {name!r} (no {folder}/config.json); available: {sorted(available_models())}"
         )
-    model = _load_shipped(folder, device, opts)
+    model = load_model_folder(folder, device, **opts)
     model.cs_spec = (name, opts)  # lets the grader's worker process load the same model by name
     LOADED.add(model)
     return model
 
 
-def _load_shipped(folder: Path, device, opts: dict):
-    """Build the model from ``folder`` through TransformerLens's ``load_and_process_state_dict``."""
+def load_model_folder(folder: Path, device, **processing):
+    """Build the model saved in ``folder`` (``config.json`` + ``model.safetensors`` + tokenizer files) through
+    TransformerLens's ``load_and_process_state_dict``; ``processing`` as in ``load_model``. For model folders
+    outside ``models/`` (training runs); chapters use ``load_model(name)``."""
     from safetensors.torch import load_file
     from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformers import AutoTokenizer
 
+    opts = _processing(processing)
     cfg_kwargs = json.loads((folder / "config.json").read_text())
     cfg = HookedTransformerConfig(**cfg_kwargs, device=str(device))
     tokenizer = AutoTokenizer.from_pretrained(folder)  # from disk: has name_or_path, which TL needs

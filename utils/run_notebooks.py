@@ -59,13 +59,16 @@ def inject_parameters(nb, params: dict[str, str]) -> None:
 
 def run_notebook(path: Path, timeout: int, out_dir: Path, params: dict[str, str] | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
-    inject_parameters(nb, params or {})
-    client = notebook_client(nb, path.parent, timeout)
     start, error = time.perf_counter(), None
     try:
-        client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-        error = f"{type(e).__name__}: " + (str(e).strip().splitlines() or [""])[-1][:300]
+        inject_parameters(nb, params or {})
+    except ValueError as e:  # reported like a failed run; the notebook is not executed
+        error = str(e)
+    if error is None:
+        try:
+            notebook_client(nb, path.parent, timeout).execute()
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+            error = f"{type(e).__name__}: " + (str(e).strip().splitlines() or [""])[-1][:300]
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     quotes = "\"'"
@@ -104,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     print(f"{'chapter':<40} {'result':<8} {'seconds':>8} {'checks':>7}")
     for path in notebooks:
-        try:
-            result = run_notebook(path, args.timeout, report_dir / "executed", params)
-        except ValueError as e:
-            result = {"notebook": str(path.relative_to(ROOT)), "params": params, "ok": False, "seconds": 0.0,
-                      "checks_passed": 0, "checks_failed": 0, "error": str(e)}
+        result = run_notebook(path, args.timeout, report_dir / "executed", params)
         results.append(result)
         chapter = path.name.removesuffix("_solutions.ipynb")
         status = "ok" if result["ok"] else "FAILED"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training import train_model
-from utils.models import PROCESSING_DEFAULTS, _load_shipped
+from utils.models import PROCESSING_DEFAULTS, load_model_folder
 
 pytestmark = pytest.mark.tooling
 
@@ -31,7 +31,7 @@ def test_train_model_smoke_run_writes_a_loadable_model_and_its_card(tmp_path):
     assert [entry["mlp_scale"] for entry in info["log"]] == [0, 0, 0, 1]  # off in the warm-up, then ramped in
     card = (folder / "README.md").read_text()
     assert "## Measured properties" in card and "--warmup-mlp-off --mlp-ramp-tokens 4096" in card
-    model = _load_shipped(folder, "cpu", {opt: False for opt in PROCESSING_DEFAULTS})
+    model = load_model_folder(folder, "cpu", **{opt: False for opt in PROCESSING_DEFAULTS})
     assert model.cfg.n_layers == 4 and not model.cfg.attn_only
     tokens = torch.tensor([[0, 5, 6, 7]])
     assert torch.isfinite(model(tokens)).all()
