@@ -228,3 +228,93 @@ def ablation_induction_score(
     model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(get_act_name("z", prev_layer), ablation_hook),
                                                               (get_act_name("pattern", ind_layer), score_hook)])
     return result["score"]
+
+
+# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known
+# mistake.
+HINTS = {
+    'generate_repeated_tokens': (
+        'Keep a tensor `allowed` of the non-special ids, draw *indices* into it with\n`torch.randint'
+        '(0, len(allowed), (batch_size, seq_len), generator=generator)`, then\n`torch.cat([bos, r, r'
+        '], dim=1)` with `bos = torch.full((batch_size, 1), model.tokenizer.bos_token_id)`.\nThe che'
+        'ck verifies the structure (BOS column, second half equal to the first, no special tokens, '
+        'rows that\ndiffer, the generator really used), not particular random values.'
+    ),
+    'run_and_cache_model_repeated_tokens': (
+        '`tokens = generate_repeated_tokens(model, seq_len, batch_size, generator=generator)`, then'
+        '\n`logits, cache = model.run_with_cache(tokens)`. Generate the tokens *once*: the logits an'
+        'd the cache must\nbelong to the tokens you return.'
+    ),
+    'induction_attn_detector': (
+        'For each layer: `pattern = cache["pattern", layer]` (`[batch, head, query, key]`),\n`seq_le'
+        'n = (pattern.shape[-1] - 1) // 2`, `q = torch.arange(seq_len + 1, 2 * seq_len + 1)`, and t'
+        'he score is\n`pattern[:, :, q, q - seq_len + 1].mean(dim=(0, 2))`. The key is one *after* t'
+        'he earlier copy: `q - seq_len`\nwould be the copy itself (a "duplicate-token" head).'
+    ),
+    'induction_scores': (
+        'Inside `hook_fn(pattern, hook)`: `scores[hook.layer()] = pattern[:, :, q, q - seq_len + 1]'
+        '.mean(dim=(0, 2))`\nwhere `q = torch.arange(seq_len + 1, 2 * seq_len + 1)`. Only the second'
+        ' copy counts: the whole diagonal\n(`pattern.diagonal(-(seq_len - 1), -2, -1)`) also include'
+        's two positions before it.'
+    ),
+    'logit_attribution': (
+        '`W_U_correct = W_U[:, tokens[1:]]` (one column per prediction), then\n`einops.einsum(l1_res'
+        'ults[:-1], W_U_correct, "seq head d_model, d_model seq -> seq head")` and the same for\n`em'
+        'bed[:-1]` and `l2_results[:-1]`; `torch.cat([direct[:, None], l1, l2], dim=-1)`. The last '
+        'position\npredicts nothing we know, so it is dropped.'
+    ),
+    'full_ov_circuit': (
+        '`FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head] @ model.W_U)`: '
+        'the left factor is\n`[d_vocab, d_head]`, the right `[d_head, d_vocab]`. `model.W_E @ model.'
+        'OV[layer, head] @ model.W_U` works too.'
+    ),
+    'top_1_acc': (
+        'Loop `start` over `range(0, n_rows, batch_size)`; `rows = full_OV_circuit[start:start + ba'
+        'tch_size].AB`;\ncompare `rows.argmax(dim=-1)` with `torch.arange(start, start + len(rows))`'
+        ' (row `i` of the block is token\n`start + i`). Divide by the number of rows and return a Py'
+        'thon float.'
+    ),
+    'pos_by_pos_pattern': (
+        'Normalise: `x = W_pos - W_pos.mean(-1, keepdim=True)`; `x = x / x.pow(2).mean(-1, keepdim='
+        'True).sqrt()`. Then\n`scores = (x @ model.QK[layer, head] @ x.T).AB / model.cfg.d_head ** 0'
+        '.5`, mask strictly above\nthe diagonal with `-inf` (`torch.triu(..., diagonal=1)`) and `sof'
+        "tmax(dim=-1)`: exactly chapter 0's\nattention pattern."
+    ),
+    'decompose_qk_input': (
+        '`results = einops.einsum(cache["z", prev_layer], cache.model.W_O[prev_layer], "posn head d'
+        '_head, head d_head\nd_model -> head posn d_model")`, then `torch.cat([cache["embed"][None],'
+        ' cache["pos_embed"][None], results])`\ndivided by `cache["scale", ind_layer, "ln1"]` (shape'
+        ' `[posn, 1]`, it broadcasts).'
+    ),
+    'decompose_q': (
+        '`einops.einsum(decomposed_qk_input, model.W_Q[ind_layer, ind_head_index], "n posn d_model,'
+        ' d_model d_head ->\nn posn d_head")`: the induction head\'s layer `ind_layer` (1 in `attn2l`'
+        '), not layer 0.'
+    ),
+    'decompose_k': 'The same as `decompose_q` with `model.W_K[ind_layer, ind_head_index]`.',
+    'decompose_attn_scores': (
+        '`einops.einsum(decomposed_q, decomposed_k, "q_comp posn_q d_head, k_comp posn_k d_head -> '
+        'q_comp k_comp\nposn_q posn_k")` divided by `model.cfg.d_head ** 0.5`.'
+    ),
+    'find_K_comp_full_circuit': (
+        '`Q = W_E @ model.W_Q[ind_layer, ind]` (`[d_vocab, d_head]`), `K = W_E @ model.W_V[prev_lay'
+        'er, prev] @\nmodel.W_O[prev_layer, prev] @ model.W_K[ind_layer, ind]` (`[d_vocab, d_head]`)'
+        ", and `FactoredMatrix(Q, K.T)`.\nThe OV matrices of the previous-token head's layer (0 by d"
+        "efault) feed the key of the induction head's (1)."
+    ),
+    'get_comp_score': (
+        '`((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()`: `Tensor.norm()` with no argumen'
+        'ts is the\nFrobenius norm.'
+    ),
+    'get_batched_comp_scores': (
+        '`FactoredMatrix(W_As.A[:, None], W_As.B[:, None])` and `FactoredMatrix(W_Bs.A[None], W_Bs.'
+        'B[None])`; then\n`(W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())` broadcasts to `[heads'
+        '_A, heads_B]`.'
+    ),
+    'ablation_induction_score': (
+        '`ablation_hook(z, hook)`: `z[:, :, prev_head_index] = 0.0; return z` (skip when `prev_head'
+        '_index is None`).\n`score_hook(pattern, hook)`: store `pattern[:, ind_head_index, q, q - se'
+        'q_len + 1].mean().item()` in a dict\nof your function. Hook names: `get_act_name("z", prev_'
+        'layer)` and `get_act_name("pattern", ind_layer)`.'
+    ),
+}

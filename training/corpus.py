@@ -298,3 +298,153 @@ def check_heldout_vocab() -> None:
 
 
 check_heldout_vocab()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Version 2 (the IOI model `ioi4l`): IOI sentences composed from parts, copying sentences, random-word names.
+#
+# The v1 corpus above has 14 fixed IOI templates: a model trained on it can lean on template-specific
+# positions and fails on unseen frames. Here every IOI sentence is assembled from an opener, a clause in which
+# both names appear, a connector and an ending, so no frame dominates. Whole frames listed in
+# ``IOI_HELDOUT_TEMPLATES`` and ``IOI_NOVEL_TEMPLATES`` are never generated (``compose_ioi_template`` rejects
+# them), and held-out names never appear in an IOI sentence. Every word of a held-out frame occurs in the
+# training text (``check_heldout_vocab_v2``).
+# --------------------------------------------------------------------------------------------------------
+
+# Openers that make the names' clause subordinate: the main clause follows after a comma.
+SUBORDINATE_OPENERS = ["When", "After", "While", "Before", "As soon as", "Just after", "Because", "Since", "Although"]
+# Openers of a main clause (the empty one included): any connector may follow the clause.
+MAIN_OPENERS = [
+    "", "Yesterday", "Yesterday,", "Then,", "Then", "On {day},", "On {day}", "In the {time},", "Later that day,",
+    "That {time},", "Once the {place} closed,", "After the lunch,", "While it was raining,", "Earlier,",
+    "Last {day},", "One {time},", "At the {place},", "Before the {place} opened,", "Because the {place} was {adj},",
+    "Every {time},", "During the {time},", "Afterwards,", "Once again,", "It was {adj}, and",
+]
+# Clauses in which both names appear: {N1} before {N2}.
+NAME_CLAUSES = [
+    "{N1} and {N2} went to the {place}", "{N1} and {N2} were walking in the {place}",
+    "{N1} and {N2} found a {object} at the {place}", "{N1} and {N2} stayed at the {place}",
+    "{N1} and {N2} went home", "{N1} and {N2} had a long argument", "{N1} and {N2} got a {object} at the {place}",
+    "{N1} and {N2} were working at the {place}", "{N1} and {N2} had lunch at the {place}",
+    "{N1} and {N2} met at the {place}", "{N1} and {N2} visited the {place}", "{N1} and {N2} arrived at the {place}",
+    "{N1} and {N2} were talking at the {place}", "{N1} and {N2} got home from the {place}",
+    "{N1} and {N2} walked to the {place}", "{N1} and {N2} were sitting in the {place}",
+    "{N1} and {N2} came back from the {place}", "{N1} and {N2} bought {num} {object}s",
+    "{N1} and {N2} were {adj}", "{N1} and {N2} read a book about the {place}",
+    # the names in other roles
+    "{N1} met {N2} at the {place}", "{N1} went to the {place} with {N2}", "{N1} was talking to {N2}",
+    "{N1} visited {N2} at the {place}", "{N1} and the {job} {N2} went to the {place}",
+    "the {job} saw {N1} and {N2} at the {place}", "{N1} asked {N2} about the {adj} {object}",
+    "{N1}, {N2} and the {job} had lunch", "{N1} waited for {N2} at the {place}",
+]
+# What joins the names' clause to the sentence in which the subject acts again.
+CONNECTORS = [", ", ". ", ", and ", ", and afterwards ", ". Later, ", "; ", ", so ", ". Then ", ". After that, ",
+              " and then ", ". On {day}, ", ", but "]
+# The subject's action, up to the word before the answer.
+ENDINGS = [
+    "gave a {object} to", "gave the {object} to", "gave it to", "gave one {object} to", "handed it to",
+    "handed the {object} to", "showed the {object} to", "showed it to", "passed the {object} to",
+    "threw the {object} to", "sent a {object} to", "sent a letter to", "carried the {object} to",
+    "returned the {object} to", "offered a {object} to", "decided to give a {object} to", "decided to give it to",
+    "brought a {object} for", "bought a {object} for", "said to", "said goodbye to", "wrote a note to",
+    "smiled at", "read a book to", "sold the {object} to", "forgot the {object} and called",
+    "was angry with", "had a {adj} {object} for",
+]
+
+# Frames in a wording the parts above never produce (for the model card's "novel frames" row). Every word of
+# them occurs in the training text.
+IOI_NOVEL_TEMPLATES = [
+    "{N1} and {N2} were both at the {place} on {day}. The {job} saw {S} give a {object} to",
+    "It was {adj} at the {place} when {N1} and {N2} arrived, so {S} gave a {object} to",
+    "At the {adj} {place}, {N1} and {N2} found a {object}. In the {time}, {S} gave it to",
+    "{N1} and {N2} had lunch together. Afterwards, {S} returned the {object} to",
+]
+
+
+def _shape(template: str) -> str:
+    """A template with its fillers removed, for comparing frames: ``"When {N1} and {N2} ..."``."""
+    return re.sub(r"\s+", " ", template).strip()
+
+
+_EXCLUDED = {_shape(t) for t in IOI_HELDOUT_TEMPLATES + IOI_NOVEL_TEMPLATES}
+
+
+def compose_ioi_template(rng: random.Random) -> str:
+    """A random IOI template composed from parts, never one of the held-out or novel frames.
+
+    Example:
+        >>> compose_ioi_template(random.Random(3))
+        'Before the {place} opened, {N1} and {N2} walked to the {place}. Later, {S} gave one {object} to'
+    """
+    while True:
+        clause = rng.choice(NAME_CLAUSES)
+        if rng.random() < 0.35:
+            opener, connector = rng.choice(SUBORDINATE_OPENERS), rng.choice([", ", ", then "])
+        else:
+            opener, connector = rng.choice(MAIN_OPENERS), rng.choice(CONNECTORS)
+        if opener.endswith("and") and connector in (", and ", " and then ", ", and afterwards "):
+            continue
+        head = f"{opener} {clause}".strip()
+        head = head[0].upper() + head[1:]
+        template = f"{head}{connector}{{S}} {rng.choice(ENDINGS)}"
+        if _shape(template) not in _EXCLUDED:
+            return template
+
+
+# Copying without IOI structure: one name, mentioned twice, must be copied. Filled with train *and* held-out
+# names, so that every name's embedding learns to be copied.
+COPY_TEMPLATES = [
+    "My friend is called {P}, and everyone likes {P}.",
+    "The new {job} is {P}. Everyone at the {place} knows {P}.",
+    "Ask {P} about the {object}, because {P} knows where it is.",
+    "This {object} belongs to {P}, so please give it back to {P}.",
+    "We waited for {P} at the {place}, but {P} never came.",
+    "The letter was for {P}, and the {job} handed it to {P}.",
+    "Everyone was looking for {P}. In the end, the {job} found {P} at the {place}.",
+    "{P} was late again, and the {job} was angry with {P}.",
+    "The {adj} {object} is a gift for {P}. The {job} will give it to {P} on {day}.",
+    "Dear {P}, thank you for the {object}. See you soon, {P}!",
+]
+
+
+def _random_word_pool() -> list[str]:
+    """Single words used as stand-in names in some IOI sentences (never a held-out name)."""
+    pool = SURNAMES + CITIES + DAYS + [w.capitalize() for w in ANIMALS + JOBS + PLACES + OBJECTS]
+    return sorted(set(pool) - set(HELDOUT_NAMES) - set(TRAIN_NAMES))
+
+
+RANDOM_WORD_NAMES = _random_word_pool()
+
+
+def ioi_sentence_v2(rng: random.Random, word_names_frac: float = 0.2) -> str:
+    """A complete composed IOI sentence (answer included). A ``word_names_frac`` share uses two words of
+    ``RANDOM_WORD_NAMES`` as the names, so that the circuit cannot rely on which tokens are names."""
+    names = RANDOM_WORD_NAMES if rng.random() < word_names_frac else TRAIN_NAMES
+    io, s = rng.sample(names, 2)
+    order = rng.choice(["ABBA", "BABA"])
+    return ioi_prompt(compose_ioi_template(rng), io, s, order, rng) + f" {io}."
+
+
+def copy_sentence(rng: random.Random) -> str:
+    return _fill(rng.choice(COPY_TEMPLATES), rng, TRAIN_NAMES + HELDOUT_NAMES)
+
+
+def document_v2(rng: random.Random, ioi_frac: float = 0.4, copy_frac: float = 0.15) -> str:
+    """One v2 document: 3-9 sentences (IOI ``ioi_frac``, copying ``copy_frac``, else ordinary), sometimes
+    followed by a repeat of one of its spans."""
+    sentences = []
+    for _ in range(rng.randint(3, 9)):
+        u = rng.random()
+        sentences.append(ioi_sentence_v2(rng) if u < ioi_frac else copy_sentence(rng) if u < ioi_frac + copy_frac
+                         else ordinary_sentence(rng))
+    if rng.random() < 0.3:
+        i = rng.randrange(len(sentences))
+        j = rng.randint(i + 1, min(len(sentences), i + 3))
+        sentences += sentences[i:j]
+    return " ".join(sentences)
+
+
+def generate_documents_v2(n_docs: int, seed: int = 0) -> list[str]:
+    """``n_docs`` v2 documents, deterministically from ``seed``."""
+    rng = random.Random(seed)
+    return [document_v2(rng) for _ in range(n_docs)]

@@ -13,6 +13,9 @@ Source conventions (strict: anything else is a build error naming the file and l
 - every exercise cell is followed by a markdown cell tagged ``hint`` (``# %% [markdown] tags=["hint"]``);
 - the build adds, after each exercise, a ``check(fn)`` cell per function the cell defines;
 - code cells tagged ``module`` (imports, constants) also go into the solutions module;
+- each hint cell is the one home of its exercise's hint: the learner notebook shows it in a dropdown and the
+  solutions module carries it as ``HINTS[function name]``, which the checker appends to a failure it cannot
+  name (``tests/framework.py``);
 - a code cell tagged ``parameters`` keeps the tag (papermill's convention: ``utils.run_notebooks --param``).
 
 Usage: ``python -m utils.build`` writes the files; ``python -m utils.build --check`` lists stale ones, exit 1.
@@ -53,12 +56,9 @@ if "google.colab" in sys.modules:
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "utils" / "checking.py").exists())
 sys.path.insert(0, str(ROOT))
 
-from utils.device import describe_device, get_device  # noqa: E402
-from utils.notebook import make_check  # noqa: E402
+from utils.notebook import start_chapter  # noqa: E402
 
-device = get_device()
-print(describe_device(device))
-check = make_check("{chapter}")'''
+device, check = start_chapter("{chapter}")'''
 
 
 class BuildError(Exception):
@@ -114,6 +114,14 @@ def _functions(code: str, where: str) -> list[str]:
     return names
 
 
+def _py_string(text: str, width: int = 90) -> str:
+    """``text`` as a Python expression of string literals of at most ``width`` characters each, one per line."""
+    pieces = [text[i:i + width] for i in range(0, len(text), width)] or [""]
+    if len(pieces) == 1:
+        return repr(pieces[0])
+    return "(\n" + "".join(f"        {piece!r}\n" for piece in pieces) + "    )"
+
+
 def _dropdown(title: str, body: str) -> str:
     return f"<details><summary>{title}</summary>\n\n{body.strip()}\n\n</details>"
 
@@ -147,7 +155,8 @@ def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
     solutions = list(learner)
     module = [f'"""Reference solutions for chapter {chapter}.\n\nGenerated from {rel} by `make build`: do not edit; '
               'edit the source and rebuild.\n"""']
-    pending = None  # (where, solution code) of an exercise still waiting for its hint cell
+    hints: dict[str, str] = {}  # function name -> its hint (the markdown of the exercise's hint cell)
+    pending = None  # (where, solution code, function names) of an exercise still waiting for its hint cell
     for index, cell in enumerate(cells[1:], start=2):
         where, tags = f"{rel}, cell {index}", cell.metadata.get("tags", [])
         if cell.cell_type == "markdown":
@@ -157,6 +166,7 @@ def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
                 learner.append(("markdown", _dropdown("💡 Hint", cell.source) + "\n\n"
                                 + _dropdown("✅ Solution", f"```python\n{pending[1]}\n```")))
                 solutions.append(("markdown", _dropdown("💡 Hint", cell.source)))
+                hints.update(dict.fromkeys(pending[2], cell.source.strip()))
                 pending = None
                 continue
             if BEGIN in cell.source:
@@ -169,11 +179,12 @@ def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
             continue
         solution_code, learner_code = split_solution(cell.source, where)
         if solution_code != cell.source:  # an exercise
-            checks = "\n".join(f"check({name})" for name in _functions(solution_code, where))
+            names = _functions(solution_code, where)
+            checks = "\n".join(f"check({name})" for name in names)
             learner += [("code", learner_code), ("code", checks)]
             solutions += [("code", solution_code), ("code", checks)]
             module.append(solution_code)
-            pending = (where, solution_code)
+            pending = (where, solution_code, names)
         else:
             kept = [t for t in tags if t in KEPT_TAGS]
             learner.append(("code", cell.source, *kept))
@@ -182,6 +193,9 @@ def render_chapter(src: Path, root: Path = ROOT) -> dict[Path, str]:
                 module.append(cell.source)
     if pending is not None:
         raise BuildError(f"{pending[0]}: an exercise cell must be followed by a markdown cell tagged 'hint'")
+    module.append("# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known\n"
+                  "# mistake.\nHINTS = {\n" + "".join(f"    {name!r}: {_py_string(text)},\n" for name, text in hints.items())
+                  + "}")
     out = outputs_for(src, root)
     return {
         out["learner"]: _notebook(learner, chapter, "learner", rel),

@@ -81,3 +81,15 @@ def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], 
     def check(fn: Callable) -> None:
         print(run_check(fn, chapter, device)[1])
     return check
+
+
+def start_chapter(chapter: str) -> tuple[object, Callable[[Callable], None]]:
+    """What every chapter's setup cell runs: pick the device (and say which), set up figures that render
+    offline, and return ``(device, check)``."""
+    from utils.device import describe_device, get_device
+    from utils.plotting import setup_figures
+
+    device = get_device()
+    print(describe_device(device))
+    setup_figures()
+    return device, make_check(chapter)
