@@ -1,9 +1,14 @@
 """Build the example learner submissions in examples/submissions/ and their expected grading statuses.
 
-Each example starts from the generated chapter-0 learner notebook and replaces exercise cells: with the
-reference solution (a complete learner), with nothing (stubs left), or with one kind of bad input each. The
-statuses every (learner, exercise) must get are written next to them in ``examples/expected_statuses.csv``;
+Each example starts from a generated learner notebook and replaces exercise cells: with the reference solution
+(a complete learner), with nothing (stubs left), or with one kind of bad input each. The statuses every
+(learner, exercise) must get are written next to them in ``examples/expected_statuses.csv``;
 ``tests/tooling/test_grading.py`` grades the folder and compares.
+
+- chapter 0 (``complete``, ``partial``, ``stubs``, ``unreadable``, ``bad/*``): every kind of bad input;
+- chapter 1 (``isolation/*``): learners whose functions change the shared model or torch's global state while
+  returning correct values, graded CHANGED_MODEL for that function; then ``isolation/z_correct``, graded after all
+  of them, which must pass everything (one learner can never change another's grade).
 
 Usage: ``python -m examples.make_submissions`` (generated files: do not edit them by hand).
 """
@@ -21,22 +26,35 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from solutions import ch00_pytorch_einops as reference  # noqa: E402
+from solutions import ch00_pytorch_einops, ch01_tokenization  # noqa: E402
+from utils.build import exercise_names  # noqa: E402
 
-CHAPTER = "ch00_pytorch_einops"
-LEARNER_NOTEBOOK = ROOT / "chapters" / "00_pytorch_einops.ipynb"
 OUT = ROOT / "examples" / "submissions"
 EXPECTED = ROOT / "examples" / "expected_statuses.csv"
-EXERCISES = ["split_heads", "merge_heads", "attention_scores", "apply_causal_mask", "attention_pattern",
-             "next_token_log_probs", "top_k_next_tokens", "masked_mean", "batch_positional_embeddings",
-             "train_linear_probe"]
-SOLUTIONS = {name: inspect.getsource(getattr(reference, name)) for name in EXERCISES}
 
 
-def body(name: str, *lines: str) -> str:
-    """A learner's version of exercise ``name``: the reference signature with these body lines."""
-    signature = SOLUTIONS[name].split('"""')[0].rstrip() + "\n"
-    return signature + "\n".join("    " + line for line in lines) + "\n"
+class ChapterFiles:
+    """A chapter's learner notebook, exercise names and reference sources."""
+
+    def __init__(self, chapter: str, stem: str, reference):
+        self.chapter, self.notebook = chapter, ROOT / "chapters" / f"{stem}.ipynb"
+        self.exercises = exercise_names(ROOT / "chapters" / "src" / f"{stem}.py")
+        self.solutions = {name: inspect.getsource(getattr(reference, name)) for name in self.exercises}
+
+    def body(self, name: str, *lines: str) -> str:
+        """A learner's version of exercise ``name``: the reference signature with these body lines."""
+        signature = self.solutions[name].split('"""')[0].rstrip() + "\n"
+        return signature + "\n".join("    " + line for line in lines) + "\n"
+
+    def solution_with(self, name: str, *lines: str) -> str:
+        """The reference solution of ``name`` with ``lines`` run first (a correct function with a side effect)."""
+        head, doc, rest = self.solutions[name].split('"""', 2)
+        return head + '"""' + doc + '"""\n' + "".join("    " + line + "\n" for line in lines) + rest.lstrip("\n")
+
+
+CH0 = ChapterFiles("ch00_pytorch_einops", "00_pytorch_einops", ch00_pytorch_einops)
+CH1 = ChapterFiles("ch01_tokenization", "01_tokenization", ch01_tokenization)
+EXERCISES, SOLUTIONS, body = CH0.exercises, CH0.solutions, CH0.body
 
 
 # learner -> ({exercise: cell source}, extra cells, {exercise: expected status}); unlisted exercises: the
@@ -91,21 +109,48 @@ BAD = {
 }
 
 
-def exercise_of(cell) -> str | None:
-    for name in EXERCISES:
+# chapter 1: each learner returns correct values but changes the model or torch's global state on the way.
+ISOLATION = {
+    "a_zeroes_W_E": {"count_tokens": CH1.solution_with("count_tokens", "model.W_E.data.zero_()")},
+    "b_scales_W_Q": {"count_tokens": CH1.solution_with("count_tokens", "model.blocks[0].attn.W_Q.data.mul_(0)")},
+    "c_no_default_bos": {"count_tokens": CH1.solution_with("count_tokens", "model.cfg.default_prepend_bos = False")},
+    "d_tokenizer_settings": {"multi_token_words": CH1.solution_with(
+        "multi_token_words", "model.tokenizer.padding_side = 'left'", "model.tokenizer.add_tokens(['<new>'])")},
+    "e_train_mode": {"token_position": CH1.solution_with("token_position", "model.train()")},
+    "f_leaves_a_hook": {"token_position": CH1.solution_with(
+        "token_position", "model.add_hook('blocks.0.hook_resid_post', lambda x, hook: x * 0, is_permanent=True)")},
+    "g_replaces_a_parameter": {"count_tokens": CH1.solution_with(
+        "count_tokens", "import torch", "model.blocks[0].attn.W_Q = torch.nn.Parameter(torch.zeros_like("
+        "model.blocks[0].attn.W_Q))")},
+    "h_attn_result_on": {"multi_token_words": CH1.solution_with("multi_token_words",
+                                                                "model.set_use_attn_result(True)")},
+}
+# Constants are kept when a notebook is graded, and run: these change torch's global state for the whole process.
+GLOBAL_STATE_CELL = """import torch
+
+DTYPE = torch.set_default_dtype(torch.float64)
+GRAD = torch.set_grad_enabled(False)
+THREADS = torch.set_num_threads(1)
+DETERMINISTIC = torch.use_deterministic_algorithms(True)
+SEED = torch.manual_seed(1234)"""
+
+
+def exercise_of(cell, files: ChapterFiles) -> str | None:
+    for name in files.exercises:
         if cell.cell_type == "code" and f"def {name}(" in cell.source and "NotImplementedError" in cell.source:
             return name
     return None
 
 
-def make_notebook(replacements: dict[str, str], extra_cells: list[str], solved: list[str]) -> str:
-    nb = nbformat.read(LEARNER_NOTEBOOK, as_version=4)
+def make_notebook(replacements: dict[str, str], extra_cells: list[str], solved: list[str],
+                  files: ChapterFiles = CH0) -> str:
+    nb = nbformat.read(files.notebook, as_version=4)
     for cell in nb.cells:
-        name = exercise_of(cell)
+        name = exercise_of(cell, files)
         if name in replacements:
             cell.source = replacements[name]
         elif name in solved:
-            cell.source = SOLUTIONS[name]
+            cell.source = files.solutions[name]
     for i, source in enumerate(extra_cells):
         cell = nbformat.v4.new_code_cell(source)
         cell.id = f"extra-{i}"
@@ -127,12 +172,22 @@ def build() -> dict[Path, str]:
     for learner, (replacements, extra_cells, statuses) in BAD.items():
         files[OUT / "bad" / f"{learner}.ipynb"] = make_notebook(replacements, extra_cells, EXERCISES)
         expected[f"bad/{learner}"] = {name: statuses.get(name, "PASS") for name in EXERCISES}
+    expected = {learner: {f"{CH0.chapter}.{name}": status for name, status in row.items()}
+                for learner, row in expected.items()}
+    for learner, replacements in ISOLATION.items():
+        files[OUT / "isolation" / f"{learner}.ipynb"] = make_notebook(replacements, [], CH1.exercises, CH1)
+        expected[f"isolation/{learner}"] = {f"{CH1.chapter}.{name}": "CHANGED_MODEL" if name in replacements
+                                            else "PASS" for name in CH1.exercises}
+    files[OUT / "isolation" / "y_global_state.ipynb"] = make_notebook({}, [GLOBAL_STATE_CELL], CH1.exercises, CH1)
+    files[OUT / "isolation" / "z_correct.ipynb"] = make_notebook({}, [], CH1.exercises, CH1)
+    for learner in ("y_global_state", "z_correct"):
+        expected[f"isolation/{learner}"] = {f"{CH1.chapter}.{name}": "PASS" for name in CH1.exercises}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["learner", "exercise", "status"])
     for learner in sorted(expected):
-        for name in EXERCISES:
-            writer.writerow([learner, f"{CHAPTER}.{name}", expected[learner][name]])
+        for exercise, status in expected[learner].items():
+            writer.writerow([learner, exercise, status])
     files[EXPECTED] = buffer.getvalue()
     return files
 
@@ -141,7 +196,8 @@ def main() -> int:
     for path, text in build().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    print(f"wrote {len(BAD) + 4} example submissions to {OUT.relative_to(ROOT)} and {EXPECTED.relative_to(ROOT)}")
+    n = len(BAD) + len(ISOLATION) + 6
+    print(f"wrote {n} example submissions to {OUT.relative_to(ROOT)} and {EXPECTED.relative_to(ROOT)}")
     return 0
 
 

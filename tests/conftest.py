@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.framework import shipped_model  # noqa: E402
-from utils.checking import CheckFailure, Status  # noqa: E402
+from utils.checking import CheckFailure, Status, Verdict  # noqa: E402
 from utils.device import get_device  # noqa: E402
 from utils.extract import UnreadableNotebook, load_submission  # noqa: E402
 from utils.grading import (  # noqa: E402
@@ -38,6 +38,7 @@ from utils.grading import (  # noqa: E402
     notebook_chapter,
 )
 from utils.notebook import LEARNER_FUNCTIONS  # noqa: E402
+from utils.reports import GradedItem, item_property, verdict_property  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -154,9 +155,9 @@ def hidden_cases(request) -> dict:
 def learner(request) -> Learner:
     if hasattr(request, "param"):  # grading a folder: one notebook per parameter
         folder = Path(request.config.getoption("--submissions")).resolve()
-        for key, value in [("learner", learner_id(request.param, folder)), ("chapter", request.module.chapter.name),
-                           ("exercise", request.node.callspec.params["exercise_name"])]:
-            request.node.user_properties.append((key, value))
+        item = GradedItem(learner_id(request.param, folder), request.module.chapter.name,
+                          request.node.callspec.params["exercise_name"])
+        request.node.user_properties.append(item_property(item))
         worker = request.getfixturevalue("grading_worker")
         return Learner(remote=(worker, request.param, request.config.getoption("--exercise-timeout")))
     injected = request.config.stash.get(LEARNER_FUNCTIONS, None)
@@ -177,6 +178,7 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailure):
         failure = call.excinfo.value
         report.longrepr = f"{failure.status.value}: {failure.message}"
-        report.user_properties.append(("status", failure.status.value))
+        report.user_properties.append(verdict_property(Verdict(failure.status, failure.message)))
     elif report.passed:
-        report.user_properties.append(("status", Status.PASS.value))
+        cases = dict(report.user_properties).get("cases")
+        report.user_properties.append(verdict_property(Verdict(Status.PASS, cases=cases)))

@@ -4,69 +4,102 @@ A chapter test module looks like::
 
     chapter = Chapter("ch00_pytorch_einops", mutants=MUTANTS)
 
-    @chapter.exercise(dims="batch pos head d_head", hint="rearrange the last dim into (head d_head)")
+    @chapter.exercise(dims="batch pos head d_head")
     def split_heads(device):                      # yields the cases, built on the checker's device
         yield Case((torch.randn(2, 5, 32, device=device), 4), label="batch=2, pos=5, d_model=32, 4 heads")
 
     test_exercise, test_mutant_rejected = chapter.tests()
 
 ``test_exercise[split_heads]`` checks the learner's ``split_heads`` (the reference by default; a notebook with
-``--submission``; the function passed to ``check(...)`` in a notebook) against ``solutions.<chapter>``.
-``test_mutant_rejected[split_heads-<mutant>]`` proves the checker rejects each known mistake with the
-expected status and names the mistake.
+``--submission``; the function passed to ``check(...)`` in a notebook, which calls :meth:`Chapter.verdict`
+directly, the same code path without a pytest session) against ``solutions.<chapter>``.
+``test_mutant_rejected[split_heads-<mutant>]`` proves the checker rejects each known mistake with the expected
+status and names the mistake. The hint shown when a failure matches no known mistake is the exercise's hint cell
+in the chapter source (``HINTS`` in the generated solutions module): one home per hint.
+
+**Custom checks.** When comparing the output with the reference's is not the right test (a random output, a
+trained probe, a set of heads), pass ``judge=``: a function of one :class:`utils.checking.Attempt` that raises
+``CheckFailure`` when the attempt is wrong. The framework still owns everything else — fresh copies of the
+inputs, the pristine model, the call, the "on <case>" label, instructors' hidden cases and the diagnosis with
+the known mistakes — so a judge only says what is wrong with one answer::
+
+    def _judge_probe(attempt):                    # attempt.got is the transformed output, attempt.expected too
+        if accuracy(attempt.got) < accuracy(attempt.expected) - 0.05:
+            raise CheckFailure(Status.WRONG_VALUES, "your probe classifies ...")
+
+    @chapter.exercise(transform=probe_logits, judge=_judge_probe)
+    def train_linear_probe(device):
+        yield Case((train_x, train_y, 3), label="3 clusters in d_model=16")
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import pytest
 import torch
 
-from utils.checking import Case, CheckFailure, Mutant, Status, check_cases, tolerance_for
+from utils.checking import Case, CheckFailure, Judge, Mutant, Status, Verdict, check_cases, tolerance_for
+from utils.models import MODELS_DIR, cached_model
 
-@functools.cache
+
 def shipped_model(name: str, device: torch.device):
-    """A shipped model on ``device`` with default processing, loaded once per process (skips the calling test
-    while ``models/<name>`` is not shipped)."""
-    from utils.models import MODELS_DIR, load_model
-
+    """The cached shipped model (``utils.models.cached_model``); skips the calling test while ``models/<name>`` is not
+    shipped."""
     if not (MODELS_DIR / name / "config.json").exists():
         pytest.skip(f"models/{name} is not shipped yet")
-    return load_model(name, device=device)
+    return cached_model(name, device)
 
 
 CaseFactory = Callable[[torch.device], Iterable[Case]]
-CustomCheck = Callable[["Exercise", Callable, Callable, torch.device], int]
 
 
 @dataclass
 class Exercise:
+    """One exercise's checker: its cases and how an answer is judged."""
+
     name: str
-    cases: CaseFactory | None = None
+    chapter: str
+    cases: CaseFactory
     dims: str | None = None
-    hint: str = ""
     tol: dict[str, tuple[float, float]] = field(default_factory=dict)
-    transform: Callable | None = None
-    custom: CustomCheck | None = None
+    transform: Callable[[Any], Any] | None = None  # applied to both outputs before they are compared or judged
+    transform_for: Callable[[torch.device], Callable[[Any], Any]] | None = None  # a transform that needs the device
+    judge: Judge | None = None
+    answer_every_case: bool = False
     mutants: list[Mutant] = field(default_factory=list)
 
-    def check(self, fn: Callable, reference: Callable, device: torch.device, hidden: CaseFactory | None = None) -> int:
-        """Check ``fn`` against ``reference``; return the number of cases passed or raise CheckFailure.
+    @property
+    def reference(self) -> Callable:
+        return getattr(importlib.import_module(f"solutions.{self.chapter}"), self.name)
+
+    @property
+    def hint(self) -> str:
+        """The exercise's hint cell in the chapter source (``HINTS`` of the generated solutions module)."""
+        return getattr(importlib.import_module(f"solutions.{self.chapter}"), "HINTS", {}).get(self.name, "")
+
+    def check(self, fn: Callable, device: torch.device, hidden: CaseFactory | None = None) -> int:
+        """Check ``fn``; return the number of cases passed or raise CheckFailure.
 
         ``hidden`` adds an instructor's extra cases, whose inputs and expected values never appear in messages.
         """
         if not callable(fn):
             raise CheckFailure(Status.WRONG_TYPE, f"{self.name} is a {type(fn).__name__}, not a function")
-        if self.custom is not None:
-            return self.custom(self, fn, reference, device)
         atol, rtol = tolerance_for(device, self.tol)
         cases = list(self.cases(device)) + [replace(case, hidden=True) for case in (hidden(device) if hidden else [])]
-        return check_cases(fn, reference, cases, dims=self.dims, atol=atol, rtol=rtol,
-                           mutants=self.mutants, hint=self.hint, transform=self.transform)
+        transform = self.transform_for(device) if self.transform_for is not None else self.transform
+        return check_cases(fn, self.reference, cases, dims=self.dims, atol=atol, rtol=rtol, mutants=self.mutants,
+                           hint=self.hint, transform=transform, judge=self.judge,
+                           answer_every_case=self.answer_every_case, device=device)
+
+    def verdict(self, fn: Callable, device: torch.device, hidden: CaseFactory | None = None) -> Verdict:
+        """:meth:`check` as a :class:`Verdict` (what a check cell prints)."""
+        try:
+            return Verdict(Status.PASS, cases=self.check(fn, device, hidden))
+        except CheckFailure as failure:
+            return Verdict(failure.status, failure.message)
 
 
 class Chapter:
@@ -79,20 +112,23 @@ class Chapter:
 
     @property
     def reference(self):
+        """The reference solutions module, ``solutions.<chapter>``."""
         return importlib.import_module(f"solutions.{self.name}")
 
-    def exercise(self, *, custom: bool = False, **options) -> Callable:
-        """Register the decorated function (named after the exercise) as its case factory or custom check."""
-        def register(func: Callable) -> Callable:
-            kind = "custom" if custom else "cases"
-            self.exercises[func.__name__] = Exercise(
-                func.__name__, mutants=self._mutants.get(func.__name__, []), **{kind: func}, **options
-            )
+    def exercise(self, **options) -> Callable[[CaseFactory], CaseFactory]:
+        """Register the decorated case factory (named after the exercise); ``options`` are :class:`Exercise`
+        fields (``dims``, ``tol``, ``transform``, ``judge``, ``answer_every_case``). Returns the factory
+        unchanged."""
+        def register(func: CaseFactory) -> CaseFactory:
+            self.exercises[func.__name__] = Exercise(func.__name__, self.name, func,
+                                                     mutants=self._mutants.get(func.__name__, []), **options)
             return func
         return register
 
     def tests(self):
         """The two parametrized pytest tests of this chapter."""
+        unknown = set(self._mutants) - set(self.exercises)
+        assert not unknown, f"{self.name}: mutants for exercises this chapter does not have: {sorted(unknown)}"
         names = list(self.exercises)
         mutant_params = [
             pytest.param(name, m, id=f"{name}-{m.name}") for name in names for m in self.exercises[name].mutants
@@ -103,7 +139,7 @@ class Chapter:
             exercise = self.exercises[exercise_name]
             fn = learner.function(exercise_name)
             hidden = hidden_cases.get(self.name, {}).get(exercise_name)
-            record_property("cases", exercise.check(fn, getattr(self.reference, exercise_name), device, hidden))
+            record_property("cases", exercise.check(fn, device, hidden))
 
         @pytest.mark.mutants
         @pytest.mark.parametrize("exercise_name, mutant", mutant_params)
@@ -112,7 +148,7 @@ class Chapter:
                 pytest.skip(f"this mistake only shows on {'/'.join(mutant.only_on)}")
             exercise = self.exercises[exercise_name]
             with pytest.raises(CheckFailure) as caught:
-                exercise.check(mutant.fn, getattr(self.reference, exercise_name), device)
+                exercise.check(mutant.fn, device)
             failure = caught.value
             assert failure.status == mutant.expect, (
                 f"mutant {mutant.name!r} ({mutant.mistake}) was rejected as {failure.status.value}, expected "
@@ -124,3 +160,8 @@ class Chapter:
                 )
 
         return test_exercise, test_mutant_rejected
+
+
+def chapter_of(name: str) -> Chapter:
+    """The :class:`Chapter` declared by ``tests/test_<name>.py`` (imports the checker module)."""
+    return importlib.import_module(f"tests.test_{name}").chapter

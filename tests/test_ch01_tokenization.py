@@ -49,8 +49,7 @@ def _random_logits_and_tokens(device, batch, pos, d_vocab, seed, hit_rate=0.5, b
     return logits.to(device), tokens.to(device)
 
 
-@chapter.exercise(hint="len of model.to_tokens(text, prepend_bos=prepend_bos)[0] for each text, one text at a "
-                  "time.")
+@chapter.exercise()
 def count_tokens(device):
     model = _model(device)
     yield Case((model, TEXTS), label=f"texts {TEXTS} with the default prepend_bos=True")
@@ -58,8 +57,7 @@ def count_tokens(device):
     yield Case((model, ["", "Mary"]), label="the empty string and 'Mary' (prepend_bos=True)")
 
 
-@chapter.exercise(hint="keep the words for which len(model.to_str_tokens(' ' + word, prepend_bos=False)) != 1, in "
-                  "their original order.")
+@chapter.exercise()
 def multi_token_words(device):
     model = _model(device)
     yield Case((model, WORDS), label=f"words {WORDS}")
@@ -67,8 +65,7 @@ def multi_token_words(device):
     yield Case((model, []), label="an empty list")
 
 
-@chapter.exercise(hint="tokenize with model.to_tokens(prompt, prepend_bos=prepend_bos)[0] and return the first index "
-                  "where it equals model.to_single_token(token_str), as a Python int.")
+@chapter.exercise()
 def token_position(device):
     model = _model(device)
     yield Case((model, IOI_PROMPT, " John"), label=f"' John' in {IOI_PROMPT!r} (prepend_bos=True)")
@@ -85,22 +82,20 @@ LOGIT_TOL = {  # log-softmax of logits of size ~10: another formula (log of soft
 }
 
 
-@chapter.exercise(dims="batch pos_minus_1", tol=LOGIT_TOL, hint="logits[:, :-1].log_softmax(-1), then gather "
-                  "tokens[:, 1:] along the vocabulary dimension.")
+@chapter.exercise(dims="batch pos_minus_1", tol=LOGIT_TOL)
 def get_log_probs(device):
     yield Case(_logits_and_tokens(device, IOI_BATCH), label="attn2l's logits on 3 IOI sentences")
     yield Case(_random_logits_and_tokens(device, 2, 6, 50, seed=1), label="random logits, batch=2, pos=6, d_vocab=50")
     yield Case(_logits_and_tokens(device, ["Mary"]), label="attn2l's logits on '<BOS>Mary' (one prediction)")
 
 
-@chapter.exercise(dims="", tol=LOGIT_TOL, hint="the mean over batch and positions of -log P(actual next token): "
-                  "-get_log_probs(logits, tokens).mean(), kept as a tensor.")
+@chapter.exercise(dims="", tol=LOGIT_TOL)
 def cross_entropy_loss(device):
     yield Case(_logits_and_tokens(device, IOI_BATCH), label="attn2l's logits on 3 IOI sentences")
     yield Case(_random_logits_and_tokens(device, 2, 6, 50, seed=2), label="random logits, batch=2, pos=6, d_vocab=50")
 
 
-@chapter.exercise(hint="(logits[:, :-1].argmax(-1) == tokens[:, 1:]).float().mean().item()")
+@chapter.exercise()
 def prediction_accuracy(device):
     yield Case(_logits_and_tokens(device, IOI_BATCH), label="attn2l's logits on 3 IOI sentences")
     yield Case(_random_logits_and_tokens(device, 4, 8, 30, seed=3),
@@ -111,9 +106,7 @@ def prediction_accuracy(device):
 GENERATE_CASES = [(IOI_PROMPT[: -len(" a drink to")], 6), ("Sarah went to the", 5), ("Tom", 3), (IOI_PROMPT, 20)]
 
 
-@chapter.exercise(hint="tokens = model.to_tokens(prompt); up to n_new_tokens times: take the argmax of "
-                  "model(tokens)[0, -1], stop if it is model.tokenizer.eos_token_id, else cat it onto tokens; return "
-                  "model.to_string(tokens[0, 1:]).")
+@chapter.exercise()
 def greedy_generate(device):
     model = _model(device)
     for prompt, n in GENERATE_CASES:

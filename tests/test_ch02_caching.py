@@ -12,7 +12,8 @@ import torch
 
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch02_caching import MUTANTS
-from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs
+from utils.checking import Case, CheckFailure, Status, clone_inputs
+from utils.data import repeated_tokens
 
 chapter = Chapter("ch02_caching", mutants=MUTANTS)
 
@@ -76,10 +77,7 @@ def _sentences(device):
 def _repeated_random(device, batch=4, length=12, seed=0):
     """BOS + a random token sequence + the same sequence again (induction heads light up on the repeat)."""
     model = _model(device)
-    generator = torch.Generator().manual_seed(seed)
-    seq = torch.randint(100, model.cfg.d_vocab, (batch, length), generator=generator)
-    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
-    tokens = torch.cat([bos, seq, seq], dim=1).to(device)
+    tokens = repeated_tokens(model, length, batch, seed=seed)
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens)
     return tokens, logits.detach(), cache
@@ -100,9 +98,7 @@ def _directions(model, answer_tokens):
 # --------------------------------------------------------------------------------------------------------
 # attention_pattern_from_qk
 # --------------------------------------------------------------------------------------------------------
-@chapter.exercise(dims="batch head dest src", hint="einsum q, k over d_head into 'batch head dest src', divide by "
-                  "sqrt(d_head), fill positions with src > dest with -inf (torch.triu(..., diagonal=1)), softmax "
-                  "over the last dimension (src).")
+@chapter.exercise(dims="batch head dest src")
 def attention_pattern_from_qk(device):
     n_layers = _model(device).cfg.n_layers
     for cache, label in _caches(device)[::2] + [_caches(device)[3]]:
@@ -162,69 +158,44 @@ def _detector_cases(device, kind):
             yield Case((cache,), {"threshold": round(threshold, 4)}, label=f"{label}, threshold={threshold:.4f}")
 
 
-DETECTOR_HINT = ("loop over layers and heads; score = mean over batch and positions of {what}; report "
-                 "f'{{layer}}.{{head}}' when score > threshold, layer by layer, head by head.")
+def _head_list(heads):
+    """The transform of the detectors: the answer must be a list of 'layer.head' strings."""
+    if not isinstance(heads, (list, tuple)) or not all(isinstance(head, str) for head in heads):
+        raise CheckFailure(Status.WRONG_TYPE, f"returned {heads!r:.100}; expected a list of 'layer.head' strings, "
+                           "e.g. ['0.1', '1.0']")
+    return list(heads)
 
 
-def _check_detector(kind):
-    """Custom check: the answer is a list of head names, so a different list is WRONG_VALUES (whatever its
-    length), and anything but a list of strings is WRONG_TYPE. Many wrong detectors return [] on a given
-    case, so a mistake is named only when it matches the learner's answers on every case."""
-
-    def check(exercise, fn, reference, device):
-        answers, failure = [], None
-        for case in _detector_cases(device, kind):
-            expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-            try:
-                got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
-            except CheckFailure:
-                if failure is None:
-                    raise
-                break  # already wrong: diagnose on the cases answered so far
-            if not isinstance(got, (list, tuple)) or not all(isinstance(head, str) for head in got):
-                raise CheckFailure(Status.WRONG_TYPE, f"on {case.label}: returned {got!r:.100}; expected a list of "
-                                   "'layer.head' strings, e.g. ['0.1', '1.0']")
-            answers.append((case, list(got)))
-            if list(got) != expected and failure is None:
-                failure = f"on {case.label}: returned {list(got)}, expected {expected}"
-        if failure is None:
-            return len(answers)
-        raise CheckFailure(Status.WRONG_VALUES, failure + _diagnose_everywhere(answers, exercise))
-
-    return check
+def _judge_heads(attempt):
+    """A different list of heads is WRONG_VALUES, whatever its length."""
+    if attempt.got != attempt.expected:
+        raise CheckFailure(Status.WRONG_VALUES, f"returned {attempt.got}, expected {attempt.expected}")
 
 
-def _diagnose_everywhere(answers, exercise) -> str:
-    for mutant in exercise.mutants:
-        try:
-            if all(mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs)) == got for case, got in answers):
-                return f"\n  Your output matches a known mistake: {mutant.mistake}."
-        except Exception:
-            continue
-    return f"\n  Hint: {exercise.hint}"
+# Many wrong detectors return [] on a given case, so the learner answers every case and a mistake is named only
+# when it matches the learner's answers on all of them.
+DETECTOR = dict(transform=_head_list, judge=_judge_heads, answer_every_case=True)
 
 
-@chapter.exercise(custom=True, hint=DETECTOR_HINT.format(what="pattern[:, head].diagonal(dim1=-2, dim2=-1)"))
-def current_attn_detector(exercise, fn, reference, device):
-    return _check_detector("current")(exercise, fn, reference, device)
+@chapter.exercise(**DETECTOR)
+def current_attn_detector(device):
+    yield from _detector_cases(device, "current")
 
 
-@chapter.exercise(custom=True, hint=DETECTOR_HINT.format(
-    what="pattern[:, head].diagonal(offset=-1, dim1=-2, dim2=-1)"))
-def prev_attn_detector(exercise, fn, reference, device):
-    return _check_detector("prev")(exercise, fn, reference, device)
+@chapter.exercise(**DETECTOR)
+def prev_attn_detector(device):
+    yield from _detector_cases(device, "prev")
 
 
-@chapter.exercise(custom=True, hint=DETECTOR_HINT.format(what="column 0, pattern[:, head, :, 0]"))
-def first_attn_detector(exercise, fn, reference, device):
-    return _check_detector("first")(exercise, fn, reference, device)
+@chapter.exercise(**DETECTOR)
+def first_attn_detector(device):
+    yield from _detector_cases(device, "first")
 
 
 # --------------------------------------------------------------------------------------------------------
 # Logit difference, logit lens, direct logit attribution
 # --------------------------------------------------------------------------------------------------------
-@chapter.exercise(dims="batch", tol=LOGIT_TOL, hint="logits[:, -1].gather(-1, answer_tokens) gives [batch, 2]; "
-                  "column 0 minus column 1; .mean() unless per_prompt.")
+@chapter.exercise(dims="batch", tol=LOGIT_TOL)
 def logits_to_ave_logit_diff(device):
     for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
         logits, _, answer_tokens = _ioi(device, index)
@@ -237,9 +208,7 @@ def logits_to_ave_logit_diff(device):
     yield Case((logits[:1], answers[:1]), label="random logits, a single prompt")
 
 
-@chapter.exercise(dims="component batch", tol=LOGIT_TOL, hint="cache.accumulated_resid(layer=None, pos_slice=-1, "
-                  "apply_ln=True) is [component, batch, d_model]; einsum with model.W_U[:, answer_tokens] over d_model "
-                  "keeping batch, then add model.b_U[answer_tokens].")
+@chapter.exercise(dims="component batch", tol=LOGIT_TOL)
 def logit_lens(device):
     model = _model(device)
     for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
@@ -266,9 +235,7 @@ def _stack_cases(device, index, label):
                "0-dim tensor)")
 
 
-@chapter.exercise(dims=None, tol=LOGIT_TOL, hint="cache.apply_ln_to_stack(residual_stack, layer=-1, pos_slice=-1), "
-                  "then einsum with logit_diff_directions '... batch d_model, batch d_model -> ...', divided by the "
-                  "batch size.")
+@chapter.exercise(dims=None, tol=LOGIT_TOL)
 def residual_stack_to_logit_diff(device):
     yield from _stack_cases(device, 0, "8 IOI prompts")
     _, cache, answer_tokens = _ioi(device, 1)
@@ -278,8 +245,7 @@ def residual_stack_to_logit_diff(device):
                label="a random stack with two leading dimensions [2, 3, batch, d_model] and a cache of 8 IOI prompts")
 
 
-@chapter.exercise(dims="layer head", tol=LOGIT_TOL, hint="cache.stack_head_results(layer=-1, pos_slice=-1) -> "
-                  "residual_stack_to_logit_diff -> einops.rearrange '(layer head) -> layer head'.")
+@chapter.exercise(dims="layer head", tol=LOGIT_TOL)
 def head_direct_logit_attribution(device):
     model = _model(device)
     for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:

@@ -14,6 +14,7 @@ from transformer_lens.utilities import get_act_name
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch03_hooks import MUTANTS
 from utils.checking import Case
+from utils.data import repeated_tokens
 
 chapter = Chapter("ch03_hooks", mutants=MUTANTS)
 
@@ -34,10 +35,7 @@ def _model(device):
 
 def rep_tokens(model, seq_len=20, batch=3, seed=0):
     """BOS, a random token sequence, the same sequence again (what induction heads predict)."""
-    generator = torch.Generator().manual_seed(seed)
-    random_tokens = torch.randint(0, model.cfg.d_vocab, (batch, seq_len), generator=generator)
-    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
-    return torch.cat([bos, random_tokens, random_tokens], dim=1).to(model.cfg.device)
+    return repeated_tokens(model, seq_len, batch, seed=seed)
 
 
 def text_tokens(model):
@@ -76,21 +74,17 @@ def _head_cases(device):
                label="a random z with 4 heads of d_head=3 (batch=2, pos=5), head 2")
 
 
-@chapter.exercise(dims="batch pos head d_head", hint="z[:, :, head_index_to_ablate] = 0.0, then return z.")
+@chapter.exercise(dims="batch pos head d_head")
 def head_zero_ablation_hook(device):
     yield from _head_cases(device)
 
 
-@chapter.exercise(dims="batch pos head d_head", hint="z[:, :, h] = z[:, :, h].mean(dim=(0, 1)) (one d_head vector, "
-                  "averaged over batch and positions), then return z.")
+@chapter.exercise(dims="batch pos head d_head")
 def head_mean_ablation_hook(device):
     yield from _head_cases(device)
 
 
-@chapter.exercise(dims="layer head", tol=LOSS_TOL,
-                  hint="scores[layer, head] = run_with_hooks(tokens, return_type='loss', fwd_hooks=[(get_act_name("
-                  "'z', layer), partial(ablation_function, head_index_to_ablate=head))]) - model(tokens, "
-                  "return_type='loss')")
+@chapter.exercise(dims="layer head", tol=LOSS_TOL)
 def get_ablation_scores(device):
     from solutions.ch03_hooks import head_mean_ablation_hook as reference_mean_ablation
 
@@ -100,9 +94,7 @@ def get_ablation_scores(device):
                label="a text prompt, ablation_function=head_mean_ablation_hook (the reference's)")
 
 
-@chapter.exercise(dims="layer head", tol=LOSS_TOL,
-                  hint="per query: -(p * p.clamp(min=1e-12).log()).sum(-1); then mean over batch and destination "
-                  "positions; one hook on every hook_pattern, storing into entropy[hook.layer()].")
+@chapter.exercise(dims="layer head", tol=LOSS_TOL)
 def attention_entropy(device):
     model = _model(device)
     yield Case((model, rep_tokens(model)), label="repeated random tokens (batch=3)")
@@ -110,9 +102,7 @@ def attention_entropy(device):
     yield Case((model, model.to_tokens("Mary")), label="a two-token prompt (BOS, 'Mary')")
 
 
-@chapter.exercise(dims="batch pos d_model",
-                  hint="pos is None: return resid + coeff * vector; else resid[:, pos] += coeff * vector; "
-                  "return resid.")
+@chapter.exercise(dims="batch pos d_model")
 def add_steering_vector_hook(device):
     model = _model(device)
     rep, text = _activations(device, "rep"), _activations(device, "text")
@@ -127,8 +117,7 @@ def add_steering_vector_hook(device):
     yield Case((text[r1], model.hook_dict[r1], vector, 1.0), dict(pos=0), label="pos=0 (the BOS position)")
 
 
-@chapter.exercise(hint="cache[hook.name] = activation.detach() in a hook added with the name filter "
-                  "lambda name: name in names, then run the model once.")
+@chapter.exercise()
 def cache_some(device):
     model = _model(device)
     yield Case((model, rep_tokens(model), [get_act_name("pattern", 0), get_act_name("resid_pre", 1)]),
@@ -139,10 +128,7 @@ def cache_some(device):
                label="a text prompt, a single name (attn_scores 1)")
 
 
-@chapter.exercise(tol=LOSS_TOL,
-                  hint="add the permanent hook with model.add_hook(name, fn, is_permanent=True), the other without "
-                  "is_permanent; record model(tokens, return_type='loss').item() after each of: nothing, adding both, "
-                  "model.reset_hooks(), model.reset_hooks(including_permanent=True).")
+@chapter.exercise(tol=LOSS_TOL)
 def permanent_hook_demo(device):
     model = _model(device)
     yield Case((model, rep_tokens(model), (1, 0), (0, 1)),

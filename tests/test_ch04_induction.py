@@ -16,7 +16,8 @@ from transformer_lens.utilities import get_act_name
 
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch04_induction import IGNORES_GENERATOR, MUTANTS, NOT_REPEATED, SAME_ROW
-from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs, compare, explain, tolerance_for
+from utils.checking import Case, CheckFailure, Status, compare
+from utils.data import repeat_losses, repeated_tokens, zero_ablation_hook
 
 chapter = Chapter("ch04_induction", mutants=MUTANTS)
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +50,8 @@ def _gen(seed):
 @functools.cache
 def _rep(device, seq_len, batch, seed, name="attn2l"):
     """Reference ``[BOS] + r + r`` tokens and their cache (batch dimension kept)."""
-    from solutions.ch04_induction import generate_repeated_tokens
-
     model = _model(device, name)
-    tokens = generate_repeated_tokens(model, seq_len, batch, generator=_gen(seed))
+    tokens = repeated_tokens(model, seq_len, batch, seed=seed)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
     return tokens, cache
@@ -89,60 +88,54 @@ def _key_heads(device):
 
 
 # ------------------------------------------------------------------------------------------------ repeated tokens
-def _check_repeated_tokens(got, model, seq_len, batch_size, label):
+def _check_repeated_tokens(got, model, seq_len, batch_size):
     """Structure of [BOS] + r + r; raises CheckFailure with a learner-facing message."""
     expected_like = torch.zeros(batch_size, 1 + 2 * seq_len, dtype=torch.long, device=model.cfg.device)
     compare(got, expected_like, name="tokens", dims="batch full_seq_len", values=False)
     got = got.detach().as_subclass(torch.Tensor).cpu()
     bos = model.tokenizer.bos_token_id
     if not bool((got[:, 0] == bos).all()):
-        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: tokens[:, 0] should be the BOS token (id {bos}) in "
+        raise CheckFailure(Status.WRONG_VALUES, f"tokens[:, 0] should be the BOS token (id {bos}) in "
                            f"every row, got {got[:, 0].tolist()[:8]}")
     first, second = got[:, 1: 1 + seq_len], got[:, 1 + seq_len:]
     if not bool((first == second).all()):
-        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: the second copy tokens[:, 1 + seq_len:] differs from "
+        raise CheckFailure(Status.WRONG_VALUES, f"the second copy tokens[:, 1 + seq_len:] differs from "
                            f"the first tokens[:, 1:1 + seq_len] (typical cause: {NOT_REPEATED})")
     special = torch.tensor(sorted(model.tokenizer.all_special_ids))
     if bool(((first < 0) | (first >= model.cfg.d_vocab)).any()) or bool(torch.isin(first, special).any()):
-        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: r contains special tokens or ids outside "
-                           f"[0, d_vocab): draw from the non-special tokens only")
+        raise CheckFailure(Status.WRONG_VALUES, "r contains special tokens or ids outside "
+                           "[0, d_vocab): draw from the non-special tokens only")
     if batch_size > 1 and seq_len > 2 and bool((first == first[:1]).all()):
-        raise CheckFailure(Status.WRONG_VALUES, f"on {label}: every row is the same sequence (typical "
+        raise CheckFailure(Status.WRONG_VALUES, f"every row is the same sequence (typical "
                            f"cause: {SAME_ROW})")
     n_draws = batch_size * seq_len
     if n_draws >= 200:  # uniform draws from ~2000 ids: far more distinct values than this
         distinct = len(torch.unique(first))
         expected_distinct = model.cfg.d_vocab * (1 - (1 - 1 / model.cfg.d_vocab) ** n_draws)
         if distinct < 0.7 * expected_distinct:
-            raise CheckFailure(Status.WRONG_VALUES, f"on {label}: only {distinct} distinct tokens in {n_draws} draws "
+            raise CheckFailure(Status.WRONG_VALUES, f"only {distinct} distinct tokens in {n_draws} draws "
                                f"(uniform draws give about {expected_distinct:.0f}): draw uniformly from the whole "
                                "vocabulary")
 
 
-@chapter.exercise(custom=True, hint="r = allowed[torch.randint(0, len(allowed), (batch_size, seq_len), "
-                  "generator=generator)]; torch.cat([bos, r, r], dim=1).to(model.cfg.device)")
-def generate_repeated_tokens(exercise, fn, reference, device):
-    """Custom check: the output is random, so check its structure and that the generator drives it."""
+def _judge_repeated_tokens(attempt):
+    """The output is random: check its structure, and that the generator (and only it) drives it."""
+    model, seq_len, batch_size = attempt.case.args
+    _check_repeated_tokens(attempt.got, model, seq_len, batch_size)
+    again = attempt.call_again()
+    other = attempt.call_again(generator=_gen(1000 + seq_len))
+    got, again, other = (t.detach().as_subclass(torch.Tensor) for t in (attempt.got, again, other))
+    if not torch.equal(got, again) or torch.equal(got, other):
+        raise CheckFailure(Status.WRONG_VALUES, "identically seeded generators must give the same tokens and "
+                           f"differently seeded ones different tokens (typical cause: {IGNORES_GENERATOR})")
+
+
+@chapter.exercise(dims="batch full_seq_len", judge=_judge_repeated_tokens)
+def generate_repeated_tokens(device):
     model = _model(device)
-    cases = [Case((model, 50, 8), {"generator": _gen(0)}, label="seq_len=50, batch_size=8"),
-             Case((model, 5, 1), {"generator": _gen(1)}, label="seq_len=5, batch_size=1"),
-             Case((model, 30, 4), {"generator": _gen(2)}, label="seq_len=30, batch_size=4")]
-    for case in cases:
-        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
-        try:
-            _check_repeated_tokens(got, model, *case.args[1:], case.label)
-        except CheckFailure as failure:
-            prefix = "" if failure.message.startswith("on ") else f"on {case.label}: "
-            raise failure.with_context(prefix, explain(got, case, exercise.mutants, exercise.hint,
-                                                       dims="batch full_seq_len")) from None
-        again = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
-        other = call_learner(fn, *case.args, generator=_gen(1000 + case.args[1]))
-        got, again, other = (t.detach().as_subclass(torch.Tensor) for t in (got, again, other))
-        if not torch.equal(got, again) or torch.equal(got, other):
-            raise CheckFailure(Status.WRONG_VALUES, f"on {case.label}: identically seeded generators must give the "
-                               "same tokens and differently seeded ones different tokens (typical cause: "
-                               f"{IGNORES_GENERATOR})")
-    return len(cases)
+    yield Case((model, 50, 8), {"generator": _gen(0)}, label="seq_len=50, batch_size=8")
+    yield Case((model, 5, 1), {"generator": _gen(1)}, label="seq_len=5, batch_size=1")
+    yield Case((model, 30, 4), {"generator": _gen(2)}, label="seq_len=30, batch_size=4")
 
 
 def _cache_tensor(cache, name):
@@ -154,52 +147,41 @@ def _cache_tensor(cache, name):
 
 def _flatten_run(out):
     """(tokens, logits, cache) -> plain tensors (tokens, logits, layer-0 pattern, layer-1 pattern)."""
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise CheckFailure(Status.WRONG_TYPE, f"returned {type(out).__name__}, expected a tuple (tokens, logits, "
+                           "cache)")
     tokens, logits, cache = out
-    return (tokens, logits, _cache_tensor(cache, "blocks.0.attn.hook_pattern"),
-            _cache_tensor(cache, "blocks.1.attn.hook_pattern"))
-
-
-@chapter.exercise(custom=True, hint="generate the tokens once with generate_repeated_tokens(..., "
-                  "generator=generator), then logits, cache = model.run_with_cache(tokens)")
-def run_and_cache_model_repeated_tokens(exercise, fn, reference, device):
-    """Custom check: the logits and the cache must be the model's on the tokens returned (which are random)."""
-    model = _model(device)
-    atol, rtol = tolerance_for(device, LOGIT_TOL)
-    cases = [Case((model, 20, 3), {"generator": _gen(0)}, label="seq_len=20, batch_size=3"),
-             Case((model, 6, 1), {"generator": _gen(1)}, label="seq_len=6, batch_size=1")]
-    for case in cases:
-        seq_len, batch_size = case.args[1:]
-        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+    patterns = []
+    for name in ("blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"):
         try:
-            if not isinstance(got, (tuple, list)) or len(got) != 3:
-                raise CheckFailure(Status.WRONG_TYPE, f"returned {type(got).__name__}, expected a tuple (tokens, "
-                                   "logits, cache)")
-            tokens, logits, cache = got
-            compare(tokens, torch.zeros(batch_size, 1 + 2 * seq_len, dtype=torch.long, device=device),
-                    name="tokens", dims="batch full_seq_len", values=False)
-            tokens = tokens.detach().as_subclass(torch.Tensor)
-            with torch.no_grad():
-                exp_logits, exp_cache = model.run_with_cache(tokens)
-            compare(logits, exp_logits, name="logits", dims="batch pos d_vocab", atol=atol, rtol=rtol)
-            for layer in range(model.cfg.n_layers):
-                name = get_act_name("pattern", layer)
-                try:
-                    pattern = _cache_tensor(cache, name)
-                except Exception:
-                    raise CheckFailure(Status.WRONG_TYPE, f"cache is {type(cache).__name__} and cache[{name!r}] "
-                                       "failed: return the ActivationCache of model.run_with_cache(tokens)") from None
-                compare(pattern, exp_cache[name], name=f"cache[{name!r}]", dims="batch head query key",
-                        atol=atol, rtol=rtol)
-            _check_repeated_tokens(tokens, model, seq_len, batch_size, case.label)
-        except CheckFailure as failure:
-            prefix = "" if failure.message.startswith("on ") else f"on {case.label}: "
-            try:
-                flat = _flatten_run(got)
-            except Exception:
-                flat = got
-            raise failure.with_context(prefix, explain(flat, case, exercise.mutants, exercise.hint,
-                                                       transform=_flatten_run, atol=atol, rtol=rtol)) from None
-    return len(cases)
+            patterns.append(_cache_tensor(cache, name))
+        except Exception:
+            raise CheckFailure(Status.WRONG_TYPE, f"cache is {type(cache).__name__} and cache[{name!r}] failed: return "
+                               "the ActivationCache of model.run_with_cache(tokens)") from None
+    return (tokens, logits, *patterns)
+
+
+def _judge_run_and_cache(attempt):
+    """The tokens are random: the logits and the cache must be the model's on the tokens returned."""
+    model, seq_len, batch_size = attempt.case.args
+    tokens, logits, *patterns = attempt.got
+    compare(tokens, torch.zeros(batch_size, 1 + 2 * seq_len, dtype=torch.long, device=attempt.device),
+            name="tokens", dims="batch full_seq_len", values=False)
+    tokens = tokens.detach().as_subclass(torch.Tensor)
+    with torch.no_grad():
+        exp_logits, exp_cache = model.run_with_cache(tokens)
+    attempt.compare(logits, exp_logits, name="logits", dims="batch pos d_vocab")
+    for layer, pattern in enumerate(patterns):
+        name = get_act_name("pattern", layer)
+        attempt.compare(pattern, exp_cache[name], name=f"cache[{name!r}]", dims="batch head query key")
+    _check_repeated_tokens(tokens, model, seq_len, batch_size)
+
+
+@chapter.exercise(tol=LOGIT_TOL, transform=_flatten_run, judge=_judge_run_and_cache)
+def run_and_cache_model_repeated_tokens(device):
+    model = _model(device)
+    yield Case((model, 20, 3), {"generator": _gen(0)}, label="seq_len=20, batch_size=3")
+    yield Case((model, 6, 1), {"generator": _gen(1)}, label="seq_len=6, batch_size=1")
 
 
 # ------------------------------------------------------------------------------------------------ detector
@@ -211,46 +193,47 @@ def _heads_mask(heads, model):
     return mask
 
 
-@chapter.exercise(custom=True, hint="for each layer: q = arange(seq_len + 1, 2 * seq_len + 1); score = "
-                  "cache['pattern', layer][:, :, q, q - seq_len + 1].mean(dim=(0, 2)); keep f'{layer}.{head}' where "
-                  "score > threshold")
-def induction_attn_detector(exercise, fn, reference, device):
-    """Custom check: compare the sets of heads (order does not matter) as a [layer, head] mask."""
+def _mask_of(device):
+    """The transform of induction_attn_detector: a list of 'layer.head' strings -> a [layer, head] mask, so the
+    order of the heads does not matter."""
     model = _model(device)
-    _, cache = _rep(device, 50, 10, 0)
-    top = float(_pattern_scores(cache).max())
-    cases = [Case((cache,), {"threshold": 0.2}, label="seq_len=50, batch=10, threshold=0.2"),
-             Case((cache,), {"threshold": 0.75 * top}, label=f"seq_len=50, batch=10, threshold={0.75 * top:.3f} "
-                  "(3/4 of the best score)"),
-             Case((_rep(device, 20, 4, 1)[1],), label="seq_len=20, batch=4, default threshold 0.4")]
 
     def to_mask(heads):
-        return _heads_mask(heads, model)
-
-    for case in cases:
-        expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
-        if not isinstance(got, (list, tuple)) or not all(isinstance(h, str) for h in got):
-            raise CheckFailure(Status.WRONG_TYPE, f"on {case.label}: returned {got!r:.200}, expected a list of "
-                               "strings like ['1.0', '1.3']")
+        if not isinstance(heads, (list, tuple)) or not all(isinstance(h, str) for h in heads):
+            raise CheckFailure(Status.WRONG_TYPE, f"returned {heads!r:.200}, expected a list of strings like "
+                               "['1.0', '1.3']")
         try:
-            got_mask = to_mask(got)
+            return _heads_mask(heads, model)
         except (ValueError, IndexError):
-            raise CheckFailure(Status.WRONG_TYPE, f"on {case.label}: returned {got!r:.200}; write each head as "
-                               "'layer.head', e.g. '1.3'") from None
-        try:
-            compare(got_mask, to_mask(expected), name="detected heads", dims="layer head")
-        except CheckFailure as failure:
-            raise failure.with_context(f"on {case.label} (True = detected; got {sorted(got)}, expected "
-                                       f"{sorted(expected)}): ",
-                                       explain(got_mask, case, exercise.mutants, exercise.hint, transform=to_mask,
-                                               dims="layer head")) from None
-    return len(cases)
+            raise CheckFailure(Status.WRONG_TYPE, f"returned {heads!r:.200}; write each head as 'layer.head', "
+                               "e.g. '1.3'") from None
+
+    return to_mask
+
+
+def _judge_heads(attempt):
+    def named(mask):
+        return sorted(f"{layer}.{head}" for layer, head in mask.nonzero().tolist())
+
+    try:
+        attempt.compare(name="detected heads")
+    except CheckFailure as failure:
+        raise failure.with_context(f"(True = detected; got {named(attempt.got)}, expected "
+                                   f"{named(attempt.expected)}) ") from None
+
+
+@chapter.exercise(dims="layer head", transform_for=_mask_of, judge=_judge_heads)
+def induction_attn_detector(device):
+    _, cache = _rep(device, 50, 10, 0)
+    top = float(_pattern_scores(cache).max())
+    yield Case((cache,), {"threshold": 0.2}, label="seq_len=50, batch=10, threshold=0.2")
+    yield Case((cache,), {"threshold": 0.75 * top},
+               label=f"seq_len=50, batch=10, threshold={0.75 * top:.3f} (3/4 of the best score)")
+    yield Case((_rep(device, 20, 4, 1)[1],), label="seq_len=20, batch=4, default threshold 0.4")
 
 
 # ------------------------------------------------------------------------------------------------ induction scores
-@chapter.exercise(dims="layer head", hint="in the hook: scores[hook.layer()] = pattern[:, :, q, q - seq_len + 1]"
-                  ".mean(dim=(0, 2)) with q = arange(seq_len + 1, 2 * seq_len + 1)")
+@chapter.exercise(dims="layer head")
 def induction_scores(device):
     model = _model(device)
     for seq_len, batch, seed in [(20, 4, 1), (50, 10, 0), (7, 1, 2)]:
@@ -263,9 +246,7 @@ def _randn(*shape, device, seed=0, scale=1.0):
     return (torch.randn(*shape, generator=_gen(seed)) * scale).to(device)
 
 
-@chapter.exercise(dims="seq_minus_1 n_components", tol=LOGIT_TOL,
-                  hint="W_U_correct = W_U[:, tokens[1:]]; einsum each of embed[:-1], l1_results[:-1], "
-                  "l2_results[:-1] with it; cat [direct, layer 0 heads, layer 1 heads] on the last dim")
+@chapter.exercise(dims="seq_minus_1 n_components", tol=LOGIT_TOL)
 def logit_attribution(device):
     yield Case((_randn(6, 16, device=device), _randn(6, 3, 16, device=device, seed=1),
                 _randn(6, 3, 16, device=device, seed=2), _randn(16, 50, device=device, seed=3),
@@ -295,8 +276,7 @@ def _fm_rows(out):
     return out
 
 
-@chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows,
-                  hint="FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head] @ model.W_U)")
+@chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows)
 def full_ov_circuit(device):
     model = _model(device)
     _, ind = _key_heads(device)
@@ -315,8 +295,7 @@ def _random_fm(n, rank, device, seed, noise=1.0):
     return FactoredMatrix(A.to(device), B.to(device))
 
 
-@chapter.exercise(hint="loop over blocks of rows: rows = full_OV_circuit[start:start + batch_size].AB; compare "
-                  "rows.argmax(-1) with torch.arange(start, start + len(rows)); return correct / n_rows as a float")
+@chapter.exercise()
 def top_1_acc(device):
     with torch.no_grad():
         model = _model(device)
@@ -329,9 +308,7 @@ def top_1_acc(device):
 
 
 # ------------------------------------------------------------------------------------------------ positional pattern
-@chapter.exercise(dims="query_pos key_pos", tol={"cpu": (1e-5, 1e-3), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)},
-                  hint="normalise W_pos rows (centre, divide by the root mean square), scores = x @ W_QK @ x.T / "
-                  "sqrt(d_head), mask strictly above the diagonal with -inf, softmax over the last dim")
+@chapter.exercise(dims="query_pos key_pos", tol={"cpu": (1e-5, 1e-3), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)})
 def pos_by_pos_pattern(device):
     model = _model(device)
     prev, _ = _key_heads(device)
@@ -340,8 +317,7 @@ def pos_by_pos_pattern(device):
 
 
 # ------------------------------------------------------------------------------------------------ decompositions
-@chapter.exercise(dims="piece posn d_model", hint="[embed, pos_embed, z @ W_O per head of prev_layer] stacked on a "
-                  "new first dim, all divided by cache['scale', ind_layer, 'ln1']")
+@chapter.exercise(dims="piece posn d_model")
 def decompose_qk_input(device):
     yield Case((_single(device, 10, 3),), label="one [BOS] + r + r sequence, seq_len=10 (no batch dimension)")
     yield Case((_single(device, 30, 5),), label="one sequence, seq_len=30")
@@ -366,19 +342,17 @@ def _decompose_cases(device, seed):
                label=f"mlp4l pieces, head 1, ind_layer={layers['ind_layer']}")
 
 
-@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_Q[ind_layer, ind_head_index]")
+@chapter.exercise(dims="piece posn d_head")
 def decompose_q(device):
     yield from _decompose_cases(device, seed=0)
 
 
-@chapter.exercise(dims="piece posn d_head", hint="einsum the pieces with model.W_K[ind_layer, ind_head_index]")
+@chapter.exercise(dims="piece posn d_head")
 def decompose_k(device):
     yield from _decompose_cases(device, seed=5)
 
 
-@chapter.exercise(dims="q_comp k_comp posn_q posn_k", tol=LOGIT_TOL,
-                  hint="einsum 'q_comp posn_q d_head, k_comp posn_k d_head -> q_comp k_comp posn_q posn_k', then "
-                  "divide by sqrt(d_head)")
+@chapter.exercise(dims="q_comp k_comp posn_q posn_k", tol=LOGIT_TOL)
 def decompose_attn_scores(device):
     model = _model(device)
     yield Case((_randn(6, 7, 32, device=device), _randn(6, 7, 32, device=device, seed=1), model),
@@ -388,9 +362,7 @@ def decompose_attn_scores(device):
 
 
 # ------------------------------------------------------------------------------------------------ K-composition
-@chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows,
-                  hint="Q = W_E @ W_Q[ind_layer, ind]; K = W_E @ W_V[prev_layer, prev] @ W_O[prev_layer, prev] @ "
-                  "W_K[ind_layer, ind]; FactoredMatrix(Q, K.T)")
+@chapter.exercise(dims="row d_vocab", tol=LOGIT_TOL, transform=_fm_rows)
 def find_K_comp_full_circuit(device):
     model = _model(device)
     prev, ind = _key_heads(device)
@@ -402,7 +374,7 @@ def find_K_comp_full_circuit(device):
 
 
 # ------------------------------------------------------------------------------------------------ composition scores
-@chapter.exercise(hint="((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()")
+@chapter.exercise()
 def get_comp_score(device):
     yield Case((_randn(8, 8, device=device), _randn(8, 8, device=device, seed=1)), label="random 8 x 8 matrices")
     yield Case((_randn(10, 4, device=device, seed=2) @ _randn(4, 10, device=device, seed=3),
@@ -422,9 +394,7 @@ def _detached_fm(fm):
     return FactoredMatrix(fm.A.detach(), fm.B.detach())
 
 
-@chapter.exercise(dims="heads_A heads_B", hint="FactoredMatrix(W_As.A[:, None], W_As.B[:, None]) and "
-                  "FactoredMatrix(W_Bs.A[None], W_Bs.B[None]); then (W_As @ W_Bs).norm() / (W_As.norm() * "
-                  "W_Bs.norm())")
+@chapter.exercise(dims="heads_A heads_B")
 def get_batched_comp_scores(device):
     model = _model(device)
     yield Case((_detached_fm(model.OV[0]), _detached_fm(model.QK[1].T)),
@@ -433,9 +403,7 @@ def get_batched_comp_scores(device):
 
 
 # ------------------------------------------------------------------------------------------------ ablation
-@chapter.exercise(hint="hook get_act_name('z', prev_layer) sets z[:, :, prev_head_index] = 0 and returns z; "
-                  "hook get_act_name('pattern', ind_layer) stores pattern[:, ind_head_index, q, q - seq_len + 1]"
-                  ".mean().item()")
+@chapter.exercise()
 def ablation_induction_score(device):
     model = _model(device)
     prev, ind = _key_heads(device)
@@ -455,25 +423,8 @@ test_exercise, test_mutant_rejected = chapter.tests()
 
 # ------------------------------------------------------------------------------------------------ the story
 # The chapter promises these on the shipped model; the notebook computes the same quantities.
-def _second_copy_loss(model, tokens, seq_len, fwd_hooks=()):
-    with torch.no_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
-    logp = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
-    return -logp[:, seq_len + 1:].mean().item()
-
-
-def _first_copy_loss(model, tokens, seq_len):
-    with torch.no_grad():
-        logits = model(tokens)
-    logp = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
-    return -logp[:, 1:seq_len].mean().item()
-
-
-def _zero_head(head):
-    def hook(z, hook):
-        z[:, :, head] = 0.0
-        return z
-    return hook
+def _second_copy_loss(model, tokens, fwd_hooks=()):
+    return repeat_losses(model, tokens, fwd_hooks)[1]
 
 
 def test_story_induction_heads_have_the_highest_scores(attn2l, device):
@@ -497,14 +448,15 @@ def test_story_ablating_induction_heads_hurts_far_more(attn2l, device):
     from solutions.ch04_induction import induction_attn_detector as detect
 
     tokens, cache = _rep(device, 50, 10, 0)
-    clean_first, clean = _first_copy_loss(attn2l, tokens, 50), _second_copy_loss(attn2l, tokens, 50)
+    clean_first, clean = repeat_losses(attn2l, tokens)[0], _second_copy_loss(attn2l, tokens)
     found = [tuple(int(x) for x in name.split(".")) for name in detect(cache)]
-    together = _second_copy_loss(attn2l, tokens, 50, [(get_act_name("z", layer), _zero_head(h)) for layer, h in found])
+    together = _second_copy_loss(attn2l, tokens,
+                                 [(get_act_name("z", layer), zero_ablation_hook(h)) for layer, h in found])
     assert clean < clean_first / 3 and together > 0.9 * clean_first, (clean_first, clean, together)
     prev, _ = _key_heads(device)
     others = [(layer, h) for layer in range(attn2l.cfg.n_layers) for h in range(attn2l.cfg.n_heads)
               if (layer, h) not in found and (layer, h) != (0, prev)]
-    other_increase = max([_second_copy_loss(attn2l, tokens, 50, [(get_act_name("z", layer), _zero_head(h))]) - clean
+    other_increase = max([_second_copy_loss(attn2l, tokens, [(get_act_name("z", layer), zero_ablation_hook(h))]) - clean
                           for layer, h in others] or [0.0])
     assert together - clean > 2 * max(other_increase, 0.1), (clean, together, other_increase)
 

@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from training import evaluate  # noqa: E402
 from utils import models  # noqa: E402
+from utils.data import repeat_losses, repeated_tokens, zero_ablation_hook  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -23,8 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def _load(name: str, **processing):
     if not (models.MODELS_DIR / name / "config.json").exists():
         pytest.skip(f"models/{name} has not been trained yet (python -m training.train_model --config {name})")
-    torch.manual_seed(0)
-    return models.load_model(name, device="cpu", **processing)
+    return models.cached_model(name, "cpu", **processing)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,9 @@ def attn2l():
 @pytest.fixture(scope="module")
 def attn2l_induction(attn2l):
     """Induction measurements on [BOS] + r + r, r = 50 random non-special tokens, batch 20."""
-    tokens = evaluate.repeated_tokens(attn2l, seq_len=50, batch=20, seed=0)
+    tokens = repeated_tokens(attn2l, 50, 20, seed=0)
     scores = evaluate.induction_scores(attn2l, tokens)
-    first, second = evaluate.repeat_losses(attn2l, tokens)
+    first, second = repeat_losses(attn2l, tokens)
     return dict(tokens=tokens, scores=scores, first=first, second=second)
 
 
@@ -65,8 +65,8 @@ def test_attn2l_has_a_previous_token_head(attn2l):
 
 def test_attn2l_ablating_top_induction_head_hurts(attn2l, attn2l_induction):
     layer, head = divmod(attn2l_induction["scores"].argmax().item(), attn2l.cfg.n_heads)
-    hook = (f"blocks.{layer}.attn.hook_z", evaluate.zero_ablation_hook(head))
-    _, ablated = evaluate.repeat_losses(attn2l, attn2l_induction["tokens"], [hook])
+    hook = (f"blocks.{layer}.attn.hook_z", zero_ablation_hook(head))
+    _, ablated = repeat_losses(attn2l, attn2l_induction["tokens"], [hook])
     assert ablated - attn2l_induction["second"] >= 1.0, (layer, head, ablated, attn2l_induction["second"])
 
 
@@ -77,7 +77,7 @@ def test_weight_processing_is_faithful(name):
     raw = _load(name, fold_ln=False, center_writing_weights=False, center_unembed=False,
                 fold_value_biases=False)
     assert processed.cfg.normalization_type == "LNPre" and raw.cfg.normalization_type == "LN"
-    tokens = torch.cat([evaluate.text_tokens(raw, batch=4), evaluate.repeated_tokens(raw, 64, 4)[:, :128]])
+    tokens = torch.cat([evaluate.text_tokens(raw, batch=4), repeated_tokens(raw, 64, 4)[:, :128]])
     with torch.no_grad():
         a, b = processed(tokens).log_softmax(-1), raw(tokens).log_softmax(-1)
     assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
@@ -108,7 +108,7 @@ def test_mlp4l_ioi_circuit_is_localized(mlp4l):
 
 
 def test_mlp4l_has_an_induction_head(mlp4l):
-    tokens = evaluate.repeated_tokens(mlp4l, seq_len=50, batch=20, seed=0)
+    tokens = repeated_tokens(mlp4l, 50, 20, seed=0)
     assert evaluate.induction_scores(mlp4l, tokens).max() >= 0.6
 
 

@@ -25,22 +25,15 @@ SHIPPED_SAE = "mlp4l-res1"
 NAMES = sorted({SHIPPED_SAE} | {n for n in models.available_saes() if "/" not in n})
 THRESHOLDS = dict(explained_variance=0.8, l0=40, dead_frac=0.10, ce_recovered=0.85, name_frac=0.9)
 
-_CACHE: dict[str, tuple] = {}
-
-
 def _load(name: str):
-    """``(model, sae, info)`` for a shipped SAE, loaded once per session; skip if it is not there."""
+    """``(model, sae, info)`` for a shipped SAE (the cached copies of ``utils.models``); skip if it is not there."""
     folder = models.SAES_DIR / name
     if not (folder / "cfg.json").exists():
         pytest.skip(f"models/saes/{name} has not been trained yet (python -m training.train_sae ...)")
-    if name not in _CACHE:
-        info = json.loads((folder / "train_info.json").read_text())
-        if not (models.MODELS_DIR / info["model"] / "config.json").exists():
-            pytest.skip(f"models/{info['model']} (the model of SAE {name}) is missing")
-        torch.manual_seed(0)
-        model = models.load_model(info["model"], device="cpu")
-        _CACHE[name] = (model, models.load_sae(name, device="cpu"), info)
-    return _CACHE[name]
+    info = json.loads((folder / "train_info.json").read_text())
+    if not (models.MODELS_DIR / info["model"] / "config.json").exists():
+        pytest.skip(f"models/{info['model']} (the model of SAE {name}) is missing")
+    return models.cached_model(info["model"], "cpu"), models.cached_sae(name, "cpu"), info
 
 
 @pytest.fixture(scope="module", params=NAMES)

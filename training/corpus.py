@@ -301,7 +301,7 @@ check_heldout_vocab()
 
 
 # --------------------------------------------------------------------------------------------------------
-# Version 2 (the IOI model `ioi4l`): IOI sentences composed from parts, copying sentences, random-word names.
+# Version 2 (the IOI phase of `mlp4l`): IOI sentences composed from parts, copying sentences, random-word names.
 #
 # The v1 corpus above has 14 fixed IOI templates: a model trained on it can lean on template-specific
 # positions and fails on unseen frames. Here every IOI sentence is assembled from an opener, a clause in which
@@ -351,13 +351,29 @@ ENDINGS = [
     "was angry with", "had a {adj} {object} for",
 ]
 
-# Frames in a wording the parts above never produce (for the model card's "novel frames" row). Every word of
-# them occurs in the training text.
+# Words that may come before the subject's second mention, after the connector ("Later, {S} ...").
+SUBJECT_INTROS = ["", "", "", "", "then ", "later ", "afterwards ", "soon ", "finally ", "in the end ",
+                  "in the {time}, ", "on {day}, ", "after a while ", "that {time}, ", "a bit later ", "the next day "]
+# The subject's second mention in roles other than the first word of the last clause.
+SUBJECT_CLAUSES = [
+    "the {job} asked {S} to give the {object} to", "it was {S} who gave a {object} to",
+    "{S}, who was {adj}, gave a {object} to", "the {job} told {S} to hand the {object} to",
+    "everyone knew that {S} sent a letter to", "{S} and the {job} gave a {object} to",
+    "{S} was the one who handed the {object} to", "{S} smiled and gave the {object} to",
+    "with a {adj} smile, {S} passed the {object} to", "the {object} that {S} found went to",
+]
+
+# Frames in a wording the parts above never produce, written apart from them (for the model card's "novel
+# frames" rows). Every word of them occurs in the training text (``check_heldout_vocab_v2``).
 IOI_NOVEL_TEMPLATES = [
     "{N1} and {N2} were both at the {place} on {day}. The {job} saw {S} give a {object} to",
     "It was {adj} at the {place} when {N1} and {N2} arrived, so {S} gave a {object} to",
     "At the {adj} {place}, {N1} and {N2} found a {object}. In the {time}, {S} gave it to",
     "{N1} and {N2} had lunch together. Afterwards, {S} returned the {object} to",
+    "{N1} was sitting in the {place} next to {N2}. A {adj} {animal} came in, and {S} gave a {object} to",
+    "The {place} was {adj} when {N1} met {N2} there. After a long day, {S} wrote a note to",
+    "{N1} and {N2} were friends. One day {S} decided to send a {object} to",
+    "Both {N1} and {N2} were at the {place}. Without a word, {S} passed the {object} to",
 ]
 
 
@@ -373,8 +389,8 @@ def compose_ioi_template(rng: random.Random) -> str:
     """A random IOI template composed from parts, never one of the held-out or novel frames.
 
     Example:
-        >>> compose_ioi_template(random.Random(3))
-        'Before the {place} opened, {N1} and {N2} walked to the {place}. Later, {S} gave one {object} to'
+        >>> compose_ioi_template(random.Random(0)).count("{S}"), compose_ioi_template(random.Random(0))[-3:]
+        (1, ' to')
     """
     while True:
         clause = rng.choice(NAME_CLAUSES)
@@ -385,10 +401,35 @@ def compose_ioi_template(rng: random.Random) -> str:
         if opener.endswith("and") and connector in (", and ", " and then ", ", and afterwards "):
             continue
         head = f"{opener} {clause}".strip()
-        head = head[0].upper() + head[1:]
-        template = f"{head}{connector}{{S}} {rng.choice(ENDINGS)}"
+        subject = rng.choice(SUBJECT_CLAUSES) if rng.random() < 0.25 else f"{{S}} {rng.choice(ENDINGS)}"
+        tail = rng.choice(SUBJECT_INTROS) + subject
+        if connector.rstrip().endswith(".") or connector == ". ":
+            tail = tail[0].upper() + tail[1:]
+        template = f"{head[0].upper() + head[1:]}{connector}{tail}"
         if _shape(template) not in _EXCLUDED:
             return template
+
+
+# More ordinary sentences for v2 documents (with ``ORDINARY_TEMPLATES``): they put every word of the novel frames
+# into the training text, in other contexts.
+ORDINARY_TEMPLATES_V2 = [
+    "Both of the {object}s were {adj}.",
+    "{P} and {Q} went home together after the party.",
+    "{P} will send a {object} to the {job} next {day}.",
+    "Without a map, {P} got lost near the {place}.",
+    "{P} saw a {adj} {animal} next to the {place}.",
+    "{P} and {Q} have been friends since {year}.",
+    "It was a long day, and the {job} came in late.",
+    "{P} did not say a word about the {object}.",
+    "The {job} was sitting in the {place} with a {object}.",
+    "One day the {animal} came back to the {place}.",
+    "{P} met the {job} there in the {time}.",
+]
+
+
+def ordinary_sentence_v2(rng: random.Random) -> str:
+    templates = ORDINARY_TEMPLATES_V2 if rng.random() < 0.15 else ORDINARY_TEMPLATES
+    return _fill(rng.choice(templates), rng, TRAIN_NAMES + HELDOUT_NAMES)
 
 
 # Copying without IOI structure: one name, mentioned twice, must be copied. Filled with train *and* held-out
@@ -407,19 +448,21 @@ COPY_TEMPLATES = [
 ]
 
 
-def _random_word_pool() -> list[str]:
-    """Single words used as stand-in names in some IOI sentences (never a held-out name)."""
-    pool = SURNAMES + CITIES + DAYS + [w.capitalize() for w in ANIMALS + JOBS + PLACES + OBJECTS]
-    return sorted(set(pool) - set(HELDOUT_NAMES) - set(TRAIN_NAMES))
+# Words that stand in for names in some IOI sentences (never a held-out name): the training script keeps those that
+# are single tokens (``word_names``).
+WORD_NAME_CANDIDATES = sorted(set(SURNAMES + CITIES + DAYS + ANIMALS + JOBS) - set(HELDOUT_NAMES) - set(TRAIN_NAMES))
 
 
-RANDOM_WORD_NAMES = _random_word_pool()
+def word_names(tokenizer) -> list[str]:
+    """The candidates that are one token with a leading space for ``tokenizer`` (a Hugging Face tokenizer)."""
+    return [w for w in WORD_NAME_CANDIDATES if len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1]
 
 
-def ioi_sentence_v2(rng: random.Random, word_names_frac: float = 0.2) -> str:
-    """A complete composed IOI sentence (answer included). A ``word_names_frac`` share uses two words of
-    ``RANDOM_WORD_NAMES`` as the names, so that the circuit cannot rely on which tokens are names."""
-    names = RANDOM_WORD_NAMES if rng.random() < word_names_frac else TRAIN_NAMES
+def ioi_sentence_v2(rng: random.Random, names_of_words: list[str] = (), word_names_frac: float = 0.2) -> str:
+    """A complete composed IOI sentence (answer included). A ``word_names_frac`` share uses two of
+    ``names_of_words`` as the names, so that the circuit cannot rely on which tokens are names."""
+    use_words = names_of_words and rng.random() < word_names_frac
+    names = names_of_words if use_words else TRAIN_NAMES
     io, s = rng.sample(names, 2)
     order = rng.choice(["ABBA", "BABA"])
     return ioi_prompt(compose_ioi_template(rng), io, s, order, rng) + f" {io}."
@@ -429,14 +472,15 @@ def copy_sentence(rng: random.Random) -> str:
     return _fill(rng.choice(COPY_TEMPLATES), rng, TRAIN_NAMES + HELDOUT_NAMES)
 
 
-def document_v2(rng: random.Random, ioi_frac: float = 0.4, copy_frac: float = 0.15) -> str:
+def document_v2(rng: random.Random, ioi_frac: float = 0.4, copy_frac: float = 0.15,
+                names_of_words: list[str] = (), word_names_frac: float = 0.2) -> str:
     """One v2 document: 3-9 sentences (IOI ``ioi_frac``, copying ``copy_frac``, else ordinary), sometimes
     followed by a repeat of one of its spans."""
     sentences = []
     for _ in range(rng.randint(3, 9)):
         u = rng.random()
-        sentences.append(ioi_sentence_v2(rng) if u < ioi_frac else copy_sentence(rng) if u < ioi_frac + copy_frac
-                         else ordinary_sentence(rng))
+        sentences.append(ioi_sentence_v2(rng, names_of_words, word_names_frac) if u < ioi_frac
+                         else copy_sentence(rng) if u < ioi_frac + copy_frac else ordinary_sentence_v2(rng))
     if rng.random() < 0.3:
         i = rng.randrange(len(sentences))
         j = rng.randint(i + 1, min(len(sentences), i + 3))
@@ -444,7 +488,24 @@ def document_v2(rng: random.Random, ioi_frac: float = 0.4, copy_frac: float = 0.
     return " ".join(sentences)
 
 
-def generate_documents_v2(n_docs: int, seed: int = 0) -> list[str]:
-    """``n_docs`` v2 documents, deterministically from ``seed``."""
+def generate_documents_v2(n_docs: int, seed: int = 0, **fractions) -> list[str]:
+    """``n_docs`` v2 documents, deterministically from ``seed`` (``fractions``: see :func:`document_v2`)."""
     rng = random.Random(seed)
-    return [document_v2(rng) for _ in range(n_docs)]
+    return [document_v2(rng, **fractions) for _ in range(n_docs)]
+
+
+def check_heldout_vocab_v2() -> None:
+    """Assert that every word of the held-out and novel frames occurs in the v1 or v2 training text's parts, and
+    that no composed frame can equal one of them (``compose_ioi_template`` rejects exact matches)."""
+    slot_words = {"N", "S", "place", "object", "day", "time", "adj", "job", "animal"}
+    parts = (ORDINARY_TEMPLATES + ORDINARY_TEMPLATES_V2 + IOI_TRAIN_TEMPLATES + SUBORDINATE_OPENERS + MAIN_OPENERS
+             + NAME_CLAUSES + CONNECTORS + ENDINGS + SUBJECT_INTROS + SUBJECT_CLAUSES + COPY_TEMPLATES + PLACES
+             + OBJECTS + ADJECTIVES + TIMES + DAYS + NUMBERS + VERBS + ANIMALS + JOBS + FOODS)
+    seen = words(" ".join(parts)) | {w.lower() for w in words(" ".join(parts))}
+    for t in IOI_HELDOUT_TEMPLATES + IOI_NOVEL_TEMPLATES:
+        missing = {w for w in words(t) - slot_words if w not in seen and w.lower() not in seen}
+        assert not missing, f"held-out frame uses words never seen in training {missing}: {t!r}"
+    assert not set(IOI_NOVEL_TEMPLATES) & set(IOI_HELDOUT_TEMPLATES)
+
+
+check_heldout_vocab_v2()

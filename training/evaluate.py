@@ -6,7 +6,7 @@ All functions take a ``HookedTransformer`` and are deterministic (seeded). Shape
 Example:
     >>> from utils.models import load_model
     >>> model = load_model("attn2l", device="cpu")
-    >>> tokens = repeated_tokens(model, seq_len=50, batch=10)   # [10, 101]
+    >>> tokens = repeated_tokens(model, seq_len=50, batch=10, seed=0)   # [10, 101] (utils.data)
     >>> induction_scores(model, tokens).shape                   # [n_layers, n_heads]
     torch.Size([2, 4])
 
@@ -18,35 +18,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import random
+from dataclasses import replace
 
 import torch
 
-from training.corpus import (
-    HELDOUT_NAMES,
-    IOI_HELDOUT_TEMPLATES,
-    generate_documents,
-    ioi_prompt,
-)
+from training.corpus import HELDOUT_NAMES, IOI_HELDOUT_TEMPLATES, generate_documents
+from utils.data import ioi_dataset, repeat_losses, repeated_tokens, zero_ablation_hook
 
 EVAL_TEXT_SEED = 987_654  # corpus seed never used in training
 
 
-def repeated_tokens(model, seq_len: int = 50, batch: int = 10, seed: int = 0) -> torch.Tensor:
-    """``[BOS] + r + r`` with ``r`` uniformly random non-special tokens.
-
-    Returns:
-        Long tensor of shape ``[batch, 1 + 2 * seq_len]`` on the model's device.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    r = torch.randint(1, model.cfg.d_vocab, (batch, seq_len), generator=gen)
-    bos = torch.full((batch, 1), model.tokenizer.bos_token_id if model.tokenizer else 0)
-    return torch.cat([bos, r, r], dim=1).to(model.cfg.device)
-
-
 def random_tokens(model, seq_len: int = 100, batch: int = 10, seed: int = 0) -> torch.Tensor:
-    """``[BOS] + r`` with ``r`` uniformly random non-special tokens (no repeats): ``[batch, 1 + seq_len]``."""
-    return repeated_tokens(model, seq_len, batch, seed)[:, : 1 + seq_len]
+    """``[BOS] + r`` with ``r`` random non-special tokens (no repeats): ``[batch, 1 + seq_len]``."""
+    return repeated_tokens(model, seq_len, batch, seed=seed)[:, : 1 + seq_len]
 
 
 def text_tokens(model, batch: int = 10, seed: int = EVAL_TEXT_SEED) -> torch.Tensor:
@@ -90,72 +74,41 @@ def prev_token_scores(model, tokens: torch.Tensor) -> torch.Tensor:
     return pat[:, :, :, q, q - 1].mean(dim=(1, 3))
 
 
-def repeat_losses(model, tokens: torch.Tensor, fwd_hooks=()) -> tuple[float, float]:
-    """Mean loss on the first and on the second repeat of ``[BOS] + r + r``.
+def _ioi_batches(model, names, templates, n_pairs: int, seed: int, fills: int = 5):
+    """IOI datasets (``utils.data.ioi_dataset``) of each template with ``fills`` different sets of fillers, both
+    orders, ``n_pairs`` name pairs per order in all."""
+    per_fill = max(1, n_pairs // fills)
+    return [ioi_dataset(model, [template], names, n_pairs=per_fill, seed=seed * 1000 + 10 * i + f)
+            for i, template in enumerate(templates) for f in range(fills)]
 
-    Both average over the same targets ``r[1:]`` (the first token of each copy is left out).
 
-    Returns:
-        ``(first_repeat_loss, second_repeat_loss)`` in nats.
-    """
-    seq_len = (tokens.shape[1] - 1) // 2
+def _logit_diff(model, data, fwd_hooks=()) -> torch.Tensor:
+    """``logit(IO) - logit(S)`` at the last position of each prompt of ``data``, ``[batch]`` (on the CPU)."""
     with torch.no_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
-    logp = logits.log_softmax(-1)[:, :-1]
-    loss = -logp.gather(-1, tokens[:, 1:, None])[..., 0]  # loss[:, p] predicts tokens[:, p + 1]
-    first = loss[:, 1:seq_len].mean().item()  # targets at positions 2 .. seq_len
-    second = loss[:, seq_len + 1 :].mean().item()  # targets at positions seq_len + 2 .. 2 * seq_len
-    return first, second
-
-
-def zero_ablation_hook(head: int):
-    """A hook for ``blocks.{layer}.attn.hook_z`` (``[batch, pos, n_heads, d_head]``) zeroing one head."""
-
-    def hook(z, hook):
-        z[:, :, head] = 0.0
-        return z
-
-    return hook
-
-
-def _last_logits(model, prompts: list[str]) -> torch.Tensor:
-    """Logits at each prompt's last token, ``[len(prompts), d_vocab]``; prompts batched by length (no padding)."""
-    toks = [model.to_tokens(p)[0] for p in prompts]
-    out = torch.empty(len(prompts), model.cfg.d_vocab)
-    for n in sorted({len(t) for t in toks}):
-        idx = [i for i, t in enumerate(toks) if len(t) == n]
-        with torch.no_grad():
-            out[idx] = model(torch.stack([toks[i] for i in idx]))[:, -1].float().cpu()
-    return out
+        logits = model.run_with_hooks(data.tokens, fwd_hooks=list(fwd_hooks))[:, -1]
+    return (logits.gather(-1, data.answer_tokens[:, :1]) - logits.gather(-1, data.answer_tokens[:, 1:]))[:, 0].cpu()
 
 
 def ioi_metrics(model, names=HELDOUT_NAMES, templates=IOI_HELDOUT_TEMPLATES, n_pairs: int = 60,
                 seed: int = 0) -> dict:
     """IOI accuracy and mean logit difference ``logit(IO) - logit(S)`` at the last position.
 
-    Uses ``n_pairs`` random (IO, S) pairs of ``names`` for every template and both orders (ABBA, BABA).
-    Accuracy is the fraction of prompts with a positive logit difference.
+    Uses ``n_pairs`` random (IO, S) pairs of ``names`` per template and order (ABBA, BABA), in five sets of
+    fillers per template. Accuracy is the fraction of prompts with a positive logit difference.
 
     Returns:
         dict with ``ioi_acc``, ``ioi_logit_diff``, and the same per order (``ioi_acc_ABBA``, ...).
     """
-    rng = random.Random(seed)
-    out, diffs_all = {}, []
+    diffs, orders = [], []
+    for data in _ioi_batches(model, names, templates, n_pairs, seed):
+        diffs.append(_logit_diff(model, data))
+        orders += data.orders
+    d = torch.cat(diffs)
+    out = {}
     for order in ("ABBA", "BABA"):
-        diffs = []
-        for template in templates:
-            pairs = [rng.sample(list(names), 2) for _ in range(n_pairs)]
-            prompts = [ioi_prompt(template, io, s, order, rng) for io, s in pairs]
-            logits = _last_logits(model, prompts)
-            io_ids = torch.tensor([model.to_single_token(" " + io) for io, _ in pairs])
-            s_ids = torch.tensor([model.to_single_token(" " + s) for _, s in pairs])
-            ar = torch.arange(len(pairs))
-            diffs.append((logits[ar, io_ids] - logits[ar, s_ids]).cpu())
-        d = torch.cat(diffs)
-        out[f"ioi_acc_{order}"] = (d > 0).float().mean().item()
-        out[f"ioi_logit_diff_{order}"] = d.mean().item()
-        diffs_all.append(d)
-    d = torch.cat(diffs_all)
+        mask = torch.tensor([o == order for o in orders])
+        out[f"ioi_acc_{order}"] = (d[mask] > 0).float().mean().item()
+        out[f"ioi_logit_diff_{order}"] = d[mask].mean().item()
     out["ioi_acc"], out["ioi_logit_diff"] = (d > 0).float().mean().item(), d.mean().item()
     return out
 
@@ -173,63 +126,50 @@ def ioi_patching(model, names=HELDOUT_NAMES, templates=IOI_HELDOUT_TEMPLATES, n_
         dict with ``clean_ld``, ``corrupted_ld``, ``head_recovery`` (``[n_layers, n_heads]``),
         ``top_heads`` (list of ``(layer, head)``) and ``top_heads_recovery``.
     """
-    rng = random.Random(seed)
-    batches = []
-    for order in ("ABBA", "BABA"):
-        for template in templates:
-            pairs = [rng.sample(list(names), 2) for _ in range(n_pairs)]
-            fill_seed = rng.random()  # same places/objects for the whole batch: equal lengths
-            clean = [ioi_prompt(template, io, s, order, random.Random(fill_seed)) for io, s in pairs]
-            corrupt = [ioi_prompt(template, s, io, order, random.Random(fill_seed)) for io, s in pairs]
-            io_ids = torch.tensor([model.to_single_token(" " + io) for io, _ in pairs])
-            s_ids = torch.tensor([model.to_single_token(" " + s) for _, s in pairs])
-            batches.append((model.to_tokens(clean), model.to_tokens(corrupt), io_ids, s_ids))
+    batches = _ioi_batches(model, names, templates, n_pairs, seed, fills=1)
+    corrupted = [data.swapped(model) for data in batches]
     z_names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
-
-    def logit_diff(hooks_for_batch) -> float:
-        diffs = []
-        for i, (clean, corrupt, io_ids, s_ids) in enumerate(batches):
-            tokens = clean if hooks_for_batch is None else corrupt
-            with torch.no_grad():
-                logits = model.run_with_hooks(tokens, fwd_hooks=hooks_for_batch(i) if hooks_for_batch else [])
-            last = logits[:, -1].cpu()
-            ar = torch.arange(len(io_ids))
-            diffs.append(last[ar, io_ids] - last[ar, s_ids])
-        return torch.cat(diffs).mean().item()
-
     clean_z = []
-    for clean, *_ in batches:
+    for data in batches:
         with torch.no_grad():
-            _, cache = model.run_with_cache(clean, names_filter=lambda n: n in z_names)
+            _, cache = model.run_with_cache(data.tokens, names_filter=lambda n: n in z_names)
         clean_z.append({n: cache[n] for n in z_names})
 
-    def patch(heads):
-        def hooks(i):
-            def make(head, source):
-                def hook(z, hook):
-                    z[:, :, head] = source[:, :, head]
-                    return z
-                return hook
-            return [(f"blocks.{layer}.attn.hook_z", make(h, clean_z[i][f"blocks.{layer}.attn.hook_z"]))
-                    for layer, h in heads]
-        return hooks
+    def mean_ld(heads=None) -> float:
+        """Mean clean-answer logit difference: on clean prompts (heads None), else corrupted with heads patched."""
+        diffs = []
+        for i, (data, bad) in enumerate(zip(batches, corrupted)):
+            if heads is None:
+                diffs.append(_logit_diff(model, data))
+                continue
+            hooks = [(f"blocks.{layer}.attn.hook_z", _patch_head(h, clean_z[i][f"blocks.{layer}.attn.hook_z"]))
+                     for layer, h in heads]
+            diffs.append(_logit_diff(model, replace(bad, answer_tokens=data.answer_tokens), hooks))
+        return torch.cat(diffs).mean().item()
 
-    clean_ld, corrupted_ld = logit_diff(None), logit_diff(lambda i: [])
+    clean_ld, corrupted_ld = mean_ld(None), mean_ld([])
     denom = clean_ld - corrupted_ld
     rec = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     for layer in range(model.cfg.n_layers):
         for h in range(model.cfg.n_heads):
-            rec[layer, h] = (logit_diff(patch([(layer, h)])) - corrupted_ld) / denom
+            rec[layer, h] = (mean_ld([(layer, h)]) - corrupted_ld) / denom
     top = [divmod(i, model.cfg.n_heads) for i in rec.flatten().topk(k).indices.tolist()]
-    joint = (logit_diff(patch(top)) - corrupted_ld) / denom
+    joint = (mean_ld(top) - corrupted_ld) / denom
     return dict(clean_ld=clean_ld, corrupted_ld=corrupted_ld, head_recovery=rec, top_heads=top,
                 top_heads_recovery=joint)
+
+
+def _patch_head(head: int, source: torch.Tensor):
+    def hook(z, hook):
+        z[:, :, head] = source[:, :, head]
+        return z
+    return hook
 
 
 def measure(model, seed: int = 0) -> dict:
     """All measurements at once (``model`` is put in eval mode). Returns a flat dict of numbers."""
     model.eval()
-    rep = repeated_tokens(model, seq_len=50, batch=20, seed=seed)
+    rep = repeated_tokens(model, 50, 20, seed=seed)
     ind = induction_scores(model, rep)
     layer, head = divmod(ind.argmax().item(), model.cfg.n_heads)
     prev_rand = prev_token_scores(model, random_tokens(model, seq_len=100, batch=20, seed=seed + 1))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
 import math
 import numbers
 import traceback
@@ -32,7 +33,8 @@ import torch
 
 
 class Status(str, enum.Enum):
-    """Grading statuses (DESIGN §7). Exactly one per (learner, exercise); only PASS earns points."""
+    """Grading statuses (the table in README.md, "For instructors"). Exactly one per (learner, exercise); only PASS
+    earns points."""
 
     PASS = "PASS"
     WRONG_VALUES = "WRONG_VALUES"
@@ -47,6 +49,7 @@ class Status(str, enum.Enum):
     MISSING = "MISSING"
     NOT_ATTEMPTED = "NOT_ATTEMPTED"
     UNREADABLE = "UNREADABLE"
+    CHANGED_MODEL = "CHANGED_MODEL"  # the function changed a model it was given (undone before anything else ran)
 
 
 class CheckFailure(AssertionError):
@@ -102,33 +105,50 @@ def _learner_frame(tb: traceback.StackSummary) -> str:
     return f" (at {where}: {frame.line.strip()})" if frame.line else f" (at {where})"
 
 
-def _reset_hooks(values: Iterable[Any]) -> None:
-    """Remove every hook (permanent ones too) a learner left on a model or hook point among ``values``."""
-    for value in values:
-        if hasattr(value, "reset_hooks") and isinstance(value, torch.nn.Module):
-            value.reset_hooks(including_permanent=True)
-        elif hasattr(value, "model") and hasattr(value.model, "reset_hooks"):  # an ActivationCache
-            value.model.reset_hooks(including_permanent=True)
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means the process ran out of memory: ``MemoryError``, CUDA/MPS out-of-memory errors, or
+    the CPU allocator's ``RuntimeError`` when an address-space limit is hit (it has no type of its own)."""
+    if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
 
 
 def call_learner(fn: Callable, *args, **kwargs) -> Any:
-    """Call learner code; map ``NotImplementedError`` to NOT_ATTEMPTED and other exceptions to ERROR.
+    """Call learner code in a pristine state and classify what went wrong.
 
-    Afterwards, hooks left on any model among the arguments are removed, so they cannot affect the next check.
+    The call runs under torch's baseline global state, and any model among the arguments is checked and restored
+    afterwards (``utils/isolation.py``). Raises :class:`CheckFailure`: NOT_ATTEMPTED for ``NotImplementedError``,
+    CRASHED when it ran out of memory, CHANGED_MODEL when it changed a model (undone already), ERROR for any other
+    exception (with the learner's line).
     """
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError as e:
-        raise CheckFailure(
-            Status.NOT_ATTEMPTED, "still raises NotImplementedError: replace the stub with your implementation."
-        ) from e
-    except (CheckFailure, MemoryError):
-        raise  # a MemoryError is the grader's CRASHED, not the learner's ERROR
-    except Exception as e:  # learner code may raise anything
-        where = _learner_frame(traceback.extract_tb(e.__traceback__))
-        raise CheckFailure(Status.ERROR, f"raised {type(e).__name__}: {e}{where}") from e
-    finally:
-        _reset_hooks([*args, *kwargs.values()])
+    from utils.isolation import pristine
+
+    failure = None
+    with pristine([*args, *kwargs.values()]) as report:
+        try:
+            result = fn(*args, **kwargs)
+        except NotImplementedError:
+            failure = CheckFailure(
+                Status.NOT_ATTEMPTED, "still raises NotImplementedError: replace the stub with your implementation.")
+        except CheckFailure as e:
+            failure = e
+        except Exception as e:  # learner code may raise anything
+            if is_out_of_memory(e):
+                failure = CheckFailure(Status.CRASHED, f"ran out of memory ({type(e).__name__}: {str(e)[:200]})")
+            else:
+                where = _learner_frame(traceback.extract_tb(e.__traceback__))
+                failure = CheckFailure(Status.ERROR, f"raised {type(e).__name__}: {e}{where}")
+    if report.changes:
+        shown = "; ".join(report.changes[:4]) + (f"; and {len(report.changes) - 4} more" if len(report.changes) > 4
+                                                  else "")
+        also = f" (it also {failure.status.value}: {failure.message})" if failure is not None else ""
+        raise CheckFailure(Status.CHANGED_MODEL, f"your function changed the model it was given, in place: {shown}. "
+                           "Work on copies (W = model.W_E.clone()), pass settings as arguments (prepend_bos=...), "
+                           f"and add hooks only with run_with_hooks or `with model.hooks(...)`. (The model has been "
+                           f"restored.){also}")
+    if failure is not None:
+        raise failure
+    return result
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -312,16 +332,96 @@ class Mutant:
         return self.fn.__name__
 
 
-def diagnose(got: Any, case: Case, mutants: Iterable[Mutant], **compare_kwargs) -> Mutant | None:
-    """The first known mistake whose output on ``case`` matches the learner's output, if any."""
+@dataclass
+class Attempt:
+    """One call of the learner's function on one case, as a custom judge sees it.
+
+    ``got`` is the learner's output after the exercise's ``transform`` (``raw`` before it); ``expected`` runs the
+    reference on fresh copies of the case's inputs when first read; ``call_again`` calls the learner's function
+    once more (through :func:`call_learner`) on fresh copies, with keyword arguments overridden.
+    """
+
+    case: Case
+    raw: Any
+    got: Any
+    fn: Callable
+    reference: Callable
+    transform: Callable[[Any], Any] | None
+    device: Any
+    dims: str | None
+    atol: float
+    rtol: float
+
+    @functools.cached_property
+    def expected(self) -> Any:
+        out = _call_reference(self.reference, self.case)
+        return self.transform(out) if self.transform is not None else out
+
+    def call_again(self, **kwargs) -> Any:
+        return call_learner(self.fn, *clone_inputs(self.case.args), **{**clone_inputs(self.case.kwargs), **kwargs})
+
+    def compare(self, got: Any = None, expected: Any = None, **kwargs) -> None:
+        """:func:`compare` with this exercise's dims and tolerances (defaults: ``self.got`` vs ``self.expected``)."""
+        options = dict(dims=self.dims, atol=self.atol, rtol=self.rtol) | kwargs
+        compare(self.got if got is None else got, self.expected if expected is None else expected, **options)
+
+
+Judge = Callable[[Attempt], None]  # raises CheckFailure when the attempt is wrong
+_NO_ANSWER = object()
+
+
+def _transformed(transform: Callable | None, output: Any) -> Any:
+    """``transform(output)``; a learner output the transform cannot read is the learner's WRONG_TYPE."""
+    if transform is None:
+        return output
+    try:
+        return transform(output)
+    except CheckFailure:
+        raise
+    except Exception as e:
+        raise CheckFailure(Status.WRONG_TYPE, f"returned {_type_name(output)}, which cannot be read as the expected "
+                           f"output ({type(e).__name__}: {e})") from None
+
+
+def _call_reference(reference: Callable, case: Case) -> Any:
+    """The reference's output on fresh copies of the case's inputs (it must leave every model as it was)."""
+    from utils.isolation import pristine
+
+    with pristine([*case.args, *case.kwargs.values()]) as report:
+        out = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+    assert not report.changes, f"the reference changed the model: {report.changes}"
+    return out
+
+
+def _run_mutant(mutant: Mutant, case: Case, transform: Callable | None) -> Any:
+    """A known mistake's output on fresh copies of a case (models restored afterwards, whatever it did)."""
+    from utils.isolation import pristine
+
+    with pristine([*case.args, *case.kwargs.values()]):
+        out = mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+    return transform(out) if transform is not None else out
+
+
+def diagnose(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], transform: Callable | None = None,
+             **compare_kwargs) -> Mutant | None:
+    """The first known mistake whose output matches the learner's on *every* answered case: a mistake that would
+    have failed a case the learner passed is not theirs."""
     for mutant in mutants:
         try:
-            out = mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+            if all(matches(got, _run_mutant(mutant, case, transform), **compare_kwargs) for case, got in answers):
+                return mutant
         except Exception:
             continue
-        if matches(got, out, **compare_kwargs):
-            return mutant
     return None
+
+
+def explain(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], hint: str, *, transform=None,
+            **compare_kwargs) -> str:
+    """The sentence appended to a failure: the matching known mistake, else the exercise's hint."""
+    found = diagnose(answers, mutants, transform, **compare_kwargs) if answers else None
+    if found is not None:
+        return f"\n  Your output matches a known mistake: {found.mistake}."
+    return f"\n  Hint: {hint}" if hint else ""
 
 
 def check_cases(
@@ -335,45 +435,67 @@ def check_cases(
     mutants: Iterable[Mutant] = (),
     hint: str = "",
     transform: Callable[[Any], Any] | None = None,
+    judge: Judge | None = None,
+    answer_every_case: bool = False,
+    device: Any = None,
 ) -> int:
     """Check ``fn`` against ``reference`` on every case; return the number of cases checked.
 
-    ``transform`` post-processes both outputs before comparison (e.g. ``sorted`` for an unordered list).
-    Raises :class:`CheckFailure` at the first failing case, with the case label, a diagnosis from
-    ``mutants`` when one matches, else ``hint``.
+    For each case the learner's function is called on fresh copies of the inputs (:func:`call_learner`); its
+    output, after ``transform``, goes to ``judge`` (a custom check, see :class:`Attempt`) or, by default, is
+    compared with the reference's. The first failure is raised as :class:`CheckFailure`, prefixed with the case
+    label (hidden cases say only "on a hidden case"), and followed by the known mistake that matches the learner
+    on every case answered so far, else ``hint``. With ``answer_every_case`` the learner answers every case
+    before the diagnosis (for answers that many mistakes share on one case, such as an empty list of heads).
     """
     if not callable(fn):
         raise CheckFailure(Status.WRONG_TYPE, f"expected a function, got {_type_name(fn)}")
-    mutants = list(mutants)
+    answers: list[tuple[Case, Any]] = []  # (case, transformed output) the diagnosis compares with each mutant
+    first: tuple[Case, CheckFailure] | None = None
     n = 0
     for case in cases:
-        expected = reference(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-        got = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
-        if transform is not None:
-            expected = transform(expected)
-            try:
-                got = transform(got)
-            except Exception:
-                pass  # leave as is: compare() reports the wrong type
+        got = _NO_ANSWER
         try:
-            compare(got, expected, dims=dims, atol=atol, rtol=rtol)
+            raw = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+            got = _transformed(transform, raw)
+            attempt = Attempt(case, raw, got, fn, reference, transform, device, dims, atol, rtol)
+            judge(attempt) if judge is not None else attempt.compare()
+            n += 1
         except CheckFailure as failure:
-            advice = explain(got, case, mutants, hint, transform=transform, dims=dims, atol=atol, rtol=rtol)
-            if case.hidden:  # never reveal a hidden case's inputs or expected values
-                raise CheckFailure(failure.status, f"on a hidden case: {failure.status.value.lower().replace('_', ' ')}"
-                                   f" (the public cases may not cover this input){advice}") from None
-            prefix = f"on {case.label}: " if case.label else ""
-            raise failure.with_context(prefix, advice) from None
-        n += 1
-    return n
+            if first is None:
+                first = (case, failure)
+            elif got is _NO_ANSWER:
+                break
+        if got is not _NO_ANSWER:
+            answers.append((case, got))
+        if first is not None and not answer_every_case:
+            break
+    if first is None:
+        return n
+    case, failure = first
+    answered = any(c is case for c, _ in answers)  # False: the call itself failed (error, time-out, ...)
+    advice = explain(answers, mutants, hint, transform=transform, dims=dims, atol=atol, rtol=rtol) if answered else ""
+    if case.hidden:  # never reveal a hidden case's inputs or expected values
+        raise CheckFailure(failure.status, f"on a hidden case: {failure.status.value.lower().replace('_', ' ')}"
+                           f" (the public cases may not cover this input){advice}") from None
+    prefix = f"on {case.label}: " if case.label and not failure.message.startswith("on ") else ""
+    raise failure.with_context(prefix, advice) from None
 
 
-def explain(got: Any, case: Case, mutants: list[Mutant], hint: str, *, transform=None, **compare_kwargs) -> str:
-    """The sentence appended to a failure: the matching known mistake, else the exercise's hint."""
-    candidates = mutants
-    if transform is not None:
-        candidates = [Mutant(lambda *a, _m=m, **k: transform(_m.fn(*a, **k)), m.mistake) for m in mutants]
-    found = diagnose(got, case, candidates, **compare_kwargs)
-    if found is not None:
-        return f"\n  Your output matches a known mistake: {found.mistake}."
-    return f"\n  Hint: {hint}" if hint else ""
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one exercise's check, as a check cell prints it and a gradebook records it."""
+
+    status: Status
+    message: str = ""
+    cases: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == Status.PASS
+
+    def line(self, exercise: str) -> str:
+        """The one-line verdict, in the same words in notebooks (check cells) and in grading feedback."""
+        if self.passed:
+            return f"✅ {exercise} passed" + (f" ({self.cases} cases)" if self.cases is not None else "")
+        return f"❌ {exercise} — {self.status.value}: {self.message}"

@@ -128,7 +128,24 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
 
 
 def load_submission(path: str | Path) -> Submission:
-    """Extract a learner's definitions from the notebook at ``path`` (see the module docstring)."""
+    """Extract a learner's definitions from the notebook at ``path`` (see the module docstring).
+
+    Kept statements run here (a constant may call ``torch.set_default_dtype``): torch's global state and random
+    generator are put back afterwards, so extraction changes nothing for later learners.
+    """
+    import torch
+
+    from utils.isolation import GlobalState
+
+    saved, rng = GlobalState.current(), torch.get_rng_state()
+    try:
+        return _load_submission(path)
+    finally:
+        saved.apply()
+        torch.set_rng_state(rng)
+
+
+def _load_submission(path: str | Path) -> Submission:
     nb = read_notebook(path)
     namespace: dict[str, Any] = {"__name__": "submission"}
     problems: list[Problem] = []

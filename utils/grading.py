@@ -1,7 +1,10 @@
 """Instructor grading: the same pytest checkers, run over a folder of learner notebooks, into a gradebook.
 
-How it stays robust (DESIGN §7):
+How it stays robust (README.md, "For instructors: grading a class"):
 
+- Every call starts from the shipped model as loaded, under torch's default global state: a function that changes
+  the model (weights, ``cfg``, tokenizer settings, hooks, train mode) is graded CHANGED_MODEL and the model is
+  restored before anything else runs (``utils/isolation.py``), so no learner can change another's grade.
 - Learner code never runs in the grading process. A :class:`Worker` (a process started with ``spawn``, since
   CUDA cannot follow ``fork``) extracts the learner's definitions (``utils.extract``) and calls them; the
   checker in the parent receives only the pickled outputs and compares them with the reference, so learner
@@ -33,10 +36,10 @@ import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
-from utils.checking import CheckFailure, Status, call_learner
-from utils.notebook import report_outcome, result_line
+from utils.checking import CheckFailure, Status, Verdict, call_learner
+from utils.reports import graded_item, verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MEMORY_LIMIT_GB = 6.0
@@ -70,7 +73,7 @@ def _model_ref(model) -> ModelRef:
     spec = getattr(model, "cs_spec", None)
     if spec is None:
         raise RuntimeError("only models loaded with utils.models.load_model can be sent to the grading worker")
-    return ModelRef(spec[0], tuple(sorted(spec[1].items())))
+    return ModelRef(spec.name, tuple(sorted(spec.processing.items())))
 
 
 def to_wire(value: Any) -> Any:
@@ -86,12 +89,12 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, torch.nn.Module) and hasattr(value, "hook_dict"):  # HookedTransformer
         return _model_ref(value)
     if isinstance(value, torch.nn.Module) and type(value).__name__ == "HookPoint":
-        from utils.models import LOADED
+        from utils.isolation import owner_of
 
-        for model in list(LOADED):
-            if model.hook_dict.get(value.name) is value:
-                return HookRef(_model_ref(model), value.name)
-        raise RuntimeError(f"hook point {value.name} does not belong to a model loaded with load_model")
+        model = owner_of(value)
+        if model is None:
+            raise RuntimeError(f"hook point {value.name} does not belong to a model loaded with load_model")
+        return HookRef(_model_ref(model), value.name)
     if isinstance(value, (list, tuple)):
         return type(value)(to_wire(v) for v in value)
     if isinstance(value, dict):
@@ -138,6 +141,19 @@ def _uses_reference(submission, fn) -> bool:
     return bool(code and set(code.co_names) & submission.reference_names)
 
 
+class Reply(NamedTuple):
+    """The worker's answer to one call: the output (in wire form) or a failure."""
+
+    ok: bool
+    value: Any = None
+    status: Status | None = None
+    message: str = ""
+
+    @classmethod
+    def failed(cls, status: Status, message: str) -> "Reply":
+        return cls(False, None, status, message)
+
+
 def _worker_main(conn, device: str, memory_gb: float | None) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["CS_DEVICE"] = device
@@ -146,20 +162,19 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
         _limit_memory(memory_gb)
     import torch  # import before signalling ready, so start-up is not counted in time limits
 
+    from utils import isolation
+
     if device == "cpu":
-        torch.set_num_threads(1)  # learner code is small tensors: threads only fight the grader for cores
+        isolation.set_baseline_threads(1)  # learner code is small tensors: threads only fight the grader for cores
+        torch.set_num_threads(1)
 
     from utils.extract import UnreadableNotebook, load_submission
+    from utils.models import cached_model
 
     submissions: dict[str, Any] = {}
-    models: dict[ModelRef, Any] = {}
 
     def load(ref: ModelRef):
-        if ref not in models:
-            from utils.models import load_model
-
-            models[ref] = load_model(ref.name, device=device, **dict(ref.processing))
-        return models[ref]
+        return cached_model(ref.name, device, **dict(ref.processing))
 
     conn.send(("ready",))
     while True:
@@ -181,30 +196,23 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
                 raise CheckFailure(Status.ERROR, f"{name} uses the reference solution (imported from solutions/): "
                                    "graded 0. Write your own implementation.")
             args, kwargs = from_wire((args, kwargs), load)
-            reply = ("ok", to_wire(call_learner(fn, *args, **kwargs)))
+            reply = Reply(True, to_wire(call_learner(fn, *args, **kwargs)))
         except CheckFailure as failure:
-            reply = ("fail", failure.status.value, failure.message)
-        except MemoryError:
-            reply = ("fail", Status.CRASHED.value, "ran out of memory (MemoryError)")
+            reply = Reply.failed(failure.status, failure.message)
         except BaseException as e:  # SystemExit, KeyboardInterrupt raised by learner code
-            reply = ("fail", Status.ERROR.value, f"raised {type(e).__name__}: {e}")
-        if reply[0] == "fail" and "can't allocate memory" in reply[2]:
-            reply = ("fail", Status.CRASHED.value, "ran out of memory: " + reply[2][:200])
+            reply = Reply.failed(Status.ERROR, f"raised {type(e).__name__}: {e}")
         try:
             conn.send(reply)
         except Exception as e:  # the output cannot be pickled (a generator, a lambda, ...)
-            conn.send(("fail", Status.WRONG_TYPE.value, f"returned {type(reply[1]).__name__}, which cannot be "
-                       f"checked ({type(e).__name__})"))
+            conn.send(Reply.failed(Status.WRONG_TYPE, f"returned {type(reply.value).__name__}, which cannot be "
+                                   f"checked ({type(e).__name__})"))
 
 
 def _parent_model(ref: ModelRef):
     """The grading process's own copy of a model a learner's output refers to (e.g. a returned cache)."""
-    from utils.models import LOADED, load_model
+    from utils.models import cached_model
 
-    for model in list(LOADED):
-        if _model_ref(model) == ref:
-            return model
-    return load_model(ref.name, **dict(ref.processing))
+    return cached_model(ref.name, **dict(ref.processing))
 
 
 class Worker:
@@ -248,9 +256,9 @@ class Worker:
             why = f"killed by signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
             raise CheckFailure(Status.CRASHED, f"the process running your code died ({why}): os._exit, a crash "
                                "in native code or running out of memory") from None
-        if reply[0] == "ok":
-            return from_wire(reply[1], _parent_model)
-        raise CheckFailure(Status(reply[1]), reply[2])
+        if reply.ok:
+            return from_wire(reply.value, _parent_model)
+        raise CheckFailure(reply.status, reply.message)
 
 
 class RemoteFunction:
@@ -324,13 +332,13 @@ class Gradebook:
             self.progress = tqdm(total=len(session.items), desc="grading", unit="check", file=sys.stderr)
 
     def pytest_runtest_logreport(self, report):
-        props = dict(report.user_properties)
-        if "learner" not in props or not (report.when == "call" or report.failed or report.skipped):
+        item = graded_item(report)
+        if item is None or not (report.when == "call" or report.failed or report.skipped):
             return
-        status, message = report_outcome(report)
-        max_points = float(self.points.get(props["chapter"], {}).get(props["exercise"], 1))
-        self.results.append(Result(props["learner"], props["chapter"], props["exercise"], status, message,
-                                   round(report.duration, 3), max_points if report.passed else 0.0, max_points))
+        verdict = verdict_of(report)
+        max_points = float(self.points.get(item.chapter, {}).get(item.exercise, 1))
+        self.results.append(Result(item.learner, item.chapter, item.exercise, verdict.status.value, verdict.message,
+                                   round(report.duration, 3), max_points if verdict.passed else 0.0, max_points))
         if self.progress is not None:
             self.progress.update(1)
 
@@ -396,7 +404,8 @@ def feedback_markdown(learner: str, results: list[Result]) -> str:
         lines += [f"## {chapter}", ""]
         for r in results:
             if r.chapter == chapter:
-                lines.append("- " + result_line(r.exercise, r.status, r.message).replace("\n", "\n  "))
+                verdict = Verdict(Status(r.status), r.message)
+                lines.append("- " + verdict.line(r.exercise).replace("\n", "\n  "))
         lines.append("")
     return "\n".join(lines)
 

@@ -26,7 +26,10 @@ import threading
 import warnings
 import weakref
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
+
+from utils.isolation import register
 
 # TransformerLens 3.x warns that HookedTransformer is deprecated in favour of TransformerBridge; this
 # course uses HookedTransformer on purpose (transformer-lens is pinned < 4).
@@ -69,6 +72,13 @@ PROCESSING_DEFAULTS = dict(
 
 
 LOADED: "weakref.WeakSet" = weakref.WeakSet()  # every model load_model returned (the grader finds hook points' models)
+
+
+class ModelSpec(NamedTuple):
+    """How a model was loaded (``model.cs_spec``): the grading worker loads the same model from it."""
+
+    name: str
+    processing: dict
 
 
 class ModelUnavailableError(RuntimeError):
@@ -173,9 +183,9 @@ def load_model(name: str, device=None, **processing):
             f"unknown model {name!r} (no {folder}/config.json); available: {sorted(available_models())}"
         )
     model = load_model_folder(folder, device, **opts)
-    model.cs_spec = (name, opts)  # lets the grader's worker process load the same model by name
+    model.cs_spec = ModelSpec(name, opts)  # lets the grader's worker process load the same model by name
     LOADED.add(model)
-    return model
+    return register(model)
 
 
 def load_model_folder(folder: Path, device, **processing):
@@ -217,7 +227,7 @@ def _load_online(name: str, device, opts: dict):
         except OSError as e:  # e.g. the hub went away mid-download
             raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
     model.eval()
-    return model
+    return register(model)
 
 
 def available_saes() -> dict[str, str]:
@@ -294,7 +304,7 @@ def load_sae(name: str, device=None):
 
     sae = SAE.load_from_disk(folder, device=device)
     sae.eval()
-    return sae
+    return register(sae)
 
 
 def _load_online_sae(name: str, release: str, sae_id: str, device: str):
@@ -313,4 +323,33 @@ def _load_online_sae(name: str, release: str, sae_id: str, device: str):
     except OSError as e:  # e.g. the hub went away mid-download
         raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
     sae.eval()
-    return sae
+    return register(sae)
+
+
+_CACHED: dict[tuple, Any] = {}
+
+
+def cached_model(name: str, device=None, **processing):
+    """``load_model(name, device, **processing)``, loaded once per process and shared.
+
+    Sharing is safe for learner code: every call into it starts from the model as loaded (``utils/isolation.py``
+    restores anything a call changed). Checkers, story tests and the grading worker all use this one cache.
+    """
+    import torch
+
+    device = torch.device(_default_device() if device is None else device)
+    key = (name, str(device), tuple(sorted(_processing(processing).items())))
+    if key not in _CACHED:
+        _CACHED[key] = load_model(name, device=device, **processing)
+    return _CACHED[key]
+
+
+def cached_sae(name: str, device=None):
+    """``load_sae(name, device)``, loaded once per process and shared (restored after learner calls, as models)."""
+    import torch
+
+    device = torch.device(_default_device() if device is None else device)
+    key = ("sae", name, str(device))
+    if key not in _CACHED:
+        _CACHED[key] = load_sae(name, device=device)
+    return _CACHED[key]

@@ -1,11 +1,13 @@
-"""In-notebook checks: one short line under every exercise runs that exercise's pytest checker.
+"""In-notebook checks: one short line under every exercise runs that exercise's checker.
 
-The notebook does not carry a second copy of the checks: :func:`make_check` returns ``check(fn)``, which runs
-``tests/test_<chapter>.py::test_exercise[<fn name>]`` in-process with pytest, with the learner's function
-injected in place of the reference, and prints one clear line instead of a traceback.
+The notebook does not carry a second copy of the checks: ``check(fn)`` (from :func:`make_check`) runs the very
+:class:`tests.framework.Exercise` that ``tests/test_<chapter>.py::test_exercise[<fn name>]`` runs, on the
+learner's function, in-process and without a pytest session (a session costs ~0.8 s per check), and prints one
+clear line instead of a traceback. :func:`run_check_with_pytest` runs the same check through pytest; a test
+asserts that the two give the same verdict on every known mistake.
 
 Example (the setup cell of every chapter does this):
-    >>> check = make_check("ch00_pytorch_einops")
+    >>> device, check = start_chapter("ch00_pytorch_einops")
     >>> check(split_heads)
     ✅ split_heads passed (4 cases)
 """
@@ -13,6 +15,7 @@ Example (the setup cell of every chapter does this):
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 from pathlib import Path
@@ -20,8 +23,37 @@ from typing import Callable
 
 import pytest
 
+from utils.checking import Status, Verdict
+from utils.reports import verdict_of
+
 ROOT = Path(__file__).resolve().parents[1]
 LEARNER_FUNCTIONS = pytest.StashKey[dict]()  # name -> function, read by tests/conftest.py's `learner` fixture
+
+
+def _exercise_name(fn: Callable) -> str | None:
+    name = getattr(fn, "__name__", None)
+    return name if callable(fn) and name and name != "<lambda>" else None
+
+
+def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: str | None = None) -> Verdict:
+    """The verdict of the checker of ``exercise`` (default: ``fn.__name__``) in ``chapter`` on ``fn``.
+
+    The chapter's checker module is imported by name, as pytest would import it; library code has no other
+    dependency on ``tests/``.
+    """
+    from utils.device import get_device
+
+    name = exercise or _exercise_name(fn)
+    if name is None:
+        return Verdict(Status.WRONG_TYPE, f"check() needs the exercise function itself, e.g. check(split_heads); "
+                       f"got {fn!r}")
+    exercises = importlib.import_module(f"tests.test_{chapter}").chapter.exercises
+    if name not in exercises:
+        return Verdict(Status.MISSING, f"no exercise named {name!r} in {chapter} (exercises: {', '.join(exercises)})")
+    try:
+        return exercises[name].verdict(fn, get_device(device or os.environ.get("CS_DEVICE")))
+    except pytest.skip.Exception as e:  # e.g. a model this chapter needs is not shipped
+        return Verdict(Status.ERROR, f"this check cannot run here: {e}")
 
 
 class _InjectAndCollect:
@@ -39,47 +71,31 @@ class _InjectAndCollect:
             self.reports.append(report)
 
 
-def run_check(fn: Callable, chapter: str, device: str | None = None) -> tuple[bool, str]:
-    """Run the checker of ``fn.__name__`` in ``chapter`` on ``fn``; return (passed, one-line summary)."""
-    name = getattr(fn, "__name__", None)
-    if not callable(fn) or not name or name == "<lambda>":
-        return False, f"❌ check() needs the exercise function itself, e.g. check(split_heads); got {fn!r}"
+def run_check_with_pytest(fn: Callable, chapter: str, device: str | None = None,
+                          exercise: str | None = None) -> Verdict:
+    """:func:`run_check` through a pytest session (``test_exercise[<exercise>]``, the function injected)."""
+    name = exercise or _exercise_name(fn)
     test_file = ROOT / "tests" / f"test_{chapter}.py"
     plugin = _InjectAndCollect({name: fn})
     args = [f"{test_file}::test_exercise[{name}]", f"--rootdir={ROOT}", "-q", "-p", "no:cacheprovider",
-            "-W", "ignore::DeprecationWarning"]
+            "-p", "no:xdist", "-W", "ignore::DeprecationWarning"]
     device = device or os.environ.get("CS_DEVICE")
     if device:
-        args += ["--device", device]
-    pytest_output = io.StringIO()  # the one-line summary below replaces pytest's own report
+        args += ["--device", str(device)]
+    pytest_output = io.StringIO()
     with contextlib.redirect_stdout(pytest_output), contextlib.redirect_stderr(pytest_output):
         exit_code = pytest.main(args, plugins=[plugin])
     if not plugin.reports:
         detail = pytest_output.getvalue().strip().splitlines()[-1:] or [f"pytest exit code {int(exit_code)}"]
-        return False, f"❌ no checker named {name!r} in {test_file.name} ({detail[0]})"
-    report = plugin.reports[-1]
-    status, message = report_outcome(report)
-    return report.passed, result_line(name, status, message, dict(report.user_properties).get("cases", "?"))
-
-
-def report_outcome(report: pytest.TestReport) -> tuple[str, str]:
-    """(status, learner-facing message) of a checker's pytest report (see tests/conftest.py)."""
-    status = dict(report.user_properties).get("status") or ("PASS" if report.passed else "ERROR")
-    message = "" if report.passed else str(report.longrepr).strip()
-    return status, message.removeprefix(f"{status}: ")
-
-
-def result_line(exercise: str, status: str, message: str, cases=None) -> str:
-    """The one-line verdict, in the same words in notebooks (check cells) and in grading feedback."""
-    if status == "PASS":
-        return f"✅ {exercise} passed" + (f" ({cases} cases)" if cases is not None else "")
-    return f"❌ {exercise} — {status}: {message}"
+        return Verdict(Status.MISSING, f"no checker named {name!r} in {test_file.name} ({detail[0]})")
+    return verdict_of(plugin.reports[-1])
 
 
 def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], None]:
     """The ``check`` function of a chapter's notebook: ``check(fn)`` prints a pass or the failure."""
     def check(fn: Callable) -> None:
-        print(run_check(fn, chapter, device)[1])
+        verdict = run_check(fn, chapter, device)
+        print(verdict.line(_exercise_name(fn) or "check"))
     return check
 
 

@@ -1,0 +1,187 @@
+"""The course's shared data: one definition of each datum, used by the checkers, the chapters and
+``training/evaluate.py`` alike.
+
+- :func:`repeated_tokens`: ``[BOS] + r + r`` with ``r`` drawn from the non-special tokens (never BOS in the middle);
+- :func:`repeat_losses`: the mean loss on the first and on the second copy of such tokens;
+- :func:`zero_ablation_hook`: a ``hook_z`` hook that zeroes one head;
+- :class:`IOIDataset` (:func:`ioi_dataset`): indirect-object-identification prompts of equal token length, with
+  answer tokens, word positions (``IO``, ``S1``, ``S2``, ``END``) and their names-swapped and "ABC" variants.
+
+Example:
+    >>> model = load_model("attn2l")
+    >>> tokens = repeated_tokens(model, seq_len=50, batch=10, seed=0)       # [10, 101], BOS first
+    >>> first, second = repeat_losses(model, tokens)                       # nats: second << first
+    >>> data = ioi_dataset(model, ["When {N1} and {N2} went to the {place}, {S} gave a {object} to"],
+    ...                    names=["Mary", "John", "Tom", "Anna"], n_pairs=4)
+    >>> data.tokens.shape, data.answer_tokens.shape, data.positions.end[:2]
+    (torch.Size([8, 15]), torch.Size([8, 2]), tensor([14, 14]))
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import NamedTuple, Sequence
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+
+# --------------------------------------------------------------------------------------------------------
+# Repeated random tokens
+# --------------------------------------------------------------------------------------------------------
+def non_special_ids(model) -> Int[Tensor, "n_allowed"]:
+    """The token ids random sequences are drawn from: the whole vocabulary but the special tokens (BOS/EOS/pad)."""
+    special = set(model.tokenizer.all_special_ids) if model.tokenizer is not None else {0}
+    return torch.tensor([t for t in range(model.cfg.d_vocab) if t not in special])
+
+
+def repeated_tokens(model, seq_len: int, batch: int = 1, *, seed: int | None = None,
+                    generator: torch.Generator | None = None) -> Int[Tensor, "batch full_seq_len"]:
+    """``[BOS] + r + r`` for ``batch`` random sequences ``r`` of ``seq_len`` non-special tokens.
+
+    Args:
+        seed: seeds a fresh generator (the same seed always gives the same tokens); or pass ``generator``.
+
+    Returns:
+        int64 tokens of shape ``[batch, 1 + 2 * seq_len]`` on ``model.cfg.device``.
+    """
+    if generator is None:
+        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    allowed = non_special_ids(model)
+    r = allowed[torch.randint(0, len(allowed), (batch, seq_len), generator=generator)]
+    bos = torch.full((batch, 1), model.tokenizer.bos_token_id if model.tokenizer is not None else 0)
+    return torch.cat([bos, r, r], dim=1).to(model.cfg.device)
+
+
+def repeat_losses(model, tokens: Int[Tensor, "batch full_seq_len"], fwd_hooks=()) -> tuple[float, float]:
+    """Mean loss (nats) on the first and on the second copy of ``[BOS] + r + r``, with optional hooks.
+
+    Both average over the same targets ``r[1:]``: the first token of each copy is left out (nothing predicts it).
+    """
+    seq_len = (tokens.shape[1] - 1) // 2
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
+    log_probs = logits.log_softmax(-1)[:, :-1]
+    loss = -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]  # loss[:, p] predicts tokens[:, p + 1]
+    return loss[:, 1:seq_len].mean().item(), loss[:, seq_len + 1:].mean().item()
+
+
+def zero_ablation_hook(head: int):
+    """A hook for ``blocks.{layer}.attn.hook_z`` (``[batch, pos, head, d_head]``) that zeroes one head's output."""
+
+    def hook(z, hook):
+        z[:, :, head] = 0.0
+        return z
+
+    return hook
+
+
+# --------------------------------------------------------------------------------------------------------
+# Indirect object identification
+# --------------------------------------------------------------------------------------------------------
+class WordPositions(NamedTuple):
+    """Token positions of the IOI words in each prompt, each ``[batch]``: the indirect object, the subject's first
+    and second mention, and the last token (where the answer is predicted)."""
+
+    io: Int[Tensor, "batch"]
+    s1: Int[Tensor, "batch"]
+    s2: Int[Tensor, "batch"]
+    end: Int[Tensor, "batch"]
+
+
+@dataclass(frozen=True)
+class IOIDataset:
+    """IOI prompts that all tokenize to the same length (no padding).
+
+    ``answer_tokens[:, 0]`` is the indirect object (the right answer), ``answer_tokens[:, 1]`` the subject;
+    ``orders[i]`` is ``"ABBA"`` (IO named first) or ``"BABA"``; ``frames[i]`` indexes the template used.
+    """
+
+    prompts: list[str]
+    io_names: list[str]
+    s_names: list[str]
+    orders: list[str]
+    frames: list[int]
+    tokens: Int[Tensor, "batch pos"]
+    answer_tokens: Int[Tensor, "batch 2"]
+    positions: WordPositions
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def swapped(self, model) -> "IOIDataset":
+        """The names-swapped (corrupted) prompts: IO and S exchanged everywhere, so the right answer is the clean S."""
+        return _from_names(model, self, self.s_names, self.io_names, self.s_names)
+
+    def abc(self, model, names: Sequence[str], seed: int = 0) -> "IOIDataset":
+        """The "ABC" prompts: IO, S1 and S2 replaced by three names unrelated to the prompt (no name repeats, so
+        no IOI answer); ``answer_tokens`` keep the clean IO and S, to measure how the model's preference moves."""
+        rng = random.Random(seed)
+        triples = [rng.sample([n for n in names if n not in (io, s)], 3) for io, s in zip(self.io_names, self.s_names)]
+        out = _from_names(model, self, [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples])
+        return replace(out, io_names=self.io_names, s_names=self.s_names, answer_tokens=self.answer_tokens)
+
+
+def _single_token(model, name: str) -> int:
+    ids = model.to_tokens(" " + name, prepend_bos=False)[0]
+    if len(ids) != 1:
+        raise ValueError(f"{name!r} is not a single token (with a leading space): IOI names must be")
+    return int(ids[0])
+
+
+def _from_names(model, data: IOIDataset, a: Sequence[str], b1: Sequence[str], b2: Sequence[str]) -> IOIDataset:
+    """``data`` with the tokens at IO, S1 and S2 replaced by ``a``, ``b1`` and ``b2`` (positions unchanged)."""
+    tokens = data.tokens.clone()
+    rows = torch.arange(len(data))
+    for names, where in [(a, data.positions.io), (b1, data.positions.s1), (b2, data.positions.s2)]:
+        tokens[rows, where] = torch.tensor([_single_token(model, n) for n in names], device=tokens.device)
+    prompts = [model.to_string(t[1:]) for t in tokens]
+    answers = torch.tensor([[_single_token(model, x), _single_token(model, y)] for x, y in zip(a, b1)],
+                           device=tokens.device)
+    return replace(data, prompts=prompts, io_names=list(a), s_names=list(b1), tokens=tokens, answer_tokens=answers)
+
+
+def ioi_dataset(model, templates: Sequence[str], names: Sequence[str], n_pairs: int = 10,
+                orders: Sequence[str] = ("ABBA", "BABA"), seed: int = 0) -> IOIDataset:
+    """``n_pairs`` random (IO, S) name pairs per template and order, as one :class:`IOIDataset`.
+
+    Templates use ``{N1}``, ``{N2}`` (the two names, in prompt order), ``{S}`` (the subject's second mention) and the
+    corpus's filler slots (``{place}``, ``{object}``, ...). Each template's fillers are drawn once, so its prompts
+    differ only in the names; every prompt must tokenize to the same length (else ``ValueError``, naming the
+    templates).
+
+    Args:
+        templates: IOI templates, e.g. ``training.corpus.IOI_HELDOUT_TEMPLATES``.
+        names: names to draw from (each a single token with a leading space).
+        n_pairs: name pairs per template and order.
+        orders: ``"ABBA"`` (IO first) and/or ``"BABA"`` (S first).
+        seed: seeds the names and the fillers.
+    """
+    from training.corpus import ioi_prompt
+
+    rng = random.Random(seed)
+    rows = []
+    for frame, template in enumerate(templates):
+        fill_seed = rng.random()  # one set of fillers per template: its prompts differ only in the names
+        for order in orders:
+            for _ in range(n_pairs):
+                io, s = rng.sample(list(names), 2)
+                rows.append((ioi_prompt(template, io, s, order, random.Random(fill_seed)), io, s, order, frame))
+    prompts = [r[0] for r in rows]
+    lengths = {len(model.to_tokens(p)[0]) for p in prompts}
+    if len(lengths) != 1:
+        by_frame = {templates[r[4]]: len(model.to_tokens(r[0])[0]) for r in rows}
+        raise ValueError(f"IOI prompts of different token lengths {sorted(lengths)}: {by_frame}")
+    tokens = model.to_tokens(prompts)
+    io_ids = torch.tensor([_single_token(model, r[1]) for r in rows], device=tokens.device)
+    s_ids = torch.tensor([_single_token(model, r[2]) for r in rows], device=tokens.device)
+    positions = WordPositions(
+        io=(tokens == io_ids[:, None]).int().argmax(-1),
+        s1=(tokens == s_ids[:, None]).int().argmax(-1),
+        s2=tokens.shape[1] - 1 - (tokens == s_ids[:, None]).int().flip(-1).argmax(-1),
+        end=torch.full((len(rows),), tokens.shape[1] - 1, device=tokens.device),
+    )
+    return IOIDataset(prompts, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
+                      tokens, torch.stack([io_ids, s_ids], dim=1), positions)
