@@ -1,4 +1,5 @@
-# Circuit School. Every target creates .venv and installs requirements.txt on first use; later runs install nothing.
+# Circuit School. Every target creates .venv and installs requirements-dev.txt (the runtime pins of requirements.txt
+# plus the development tools) on first use; later runs install nothing.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,18 +18,20 @@ OUT ?=
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $(STAMP)
 
 ## Run every checker on the reference solutions, plus the tooling tests (make test DEVICE=cuda).
 test: $(STAMP)
 	$(PY) -m pytest tests $(DEVICE_FLAG) $(PYTEST_ARGS)
 
-## Regenerate learner notebooks, solutions notebooks and solutions/ modules from chapters/src.
+## Regenerate learner notebooks, solutions notebooks and solutions/ modules from chapters/src, and the quick
+## reference (notebook + one-page HTML) from reference/src.
 build: $(STAMP)
 	$(PY) -m utils.build
+	$(PY) -m utils.build_reference
 
 ## The curriculum's main job: execute every chapter's solutions notebook headless and report.
 notebooks: $(STAMP)

@@ -22,7 +22,14 @@ from dataclasses import replace
 
 import torch
 
-from training.corpus import HELDOUT_NAMES, IOI_HELDOUT_TEMPLATES, generate_documents
+from training.corpus import (
+    HELDOUT_NAMES,
+    IOI_HELDOUT_TEMPLATES,
+    IOI_NOVEL_TEMPLATES,
+    IOI_TRAIN_TEMPLATES,
+    TRAIN_NAMES,
+    generate_documents,
+)
 from utils.data import ioi_dataset, repeat_losses, repeated_tokens, zero_ablation_hook
 
 EVAL_TEXT_SEED = 987_654  # corpus seed never used in training
@@ -44,25 +51,26 @@ def text_tokens(model, batch: int = 10, seed: int = EVAL_TEXT_SEED) -> torch.Ten
     return torch.tensor(rows, device=model.cfg.device)
 
 
-def _patterns(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Attention patterns of every head: ``[n_layers, batch, n_heads, q_pos, k_pos]``."""
+def _patterns(model, tokens: torch.Tensor, fwd_hooks=()) -> torch.Tensor:
+    """Attention patterns of every head (with optional hooks): ``[n_layers, batch, n_heads, q_pos, k_pos]``."""
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    with torch.no_grad():
+    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
     return torch.stack([cache[n] for n in names])
 
 
-def induction_scores(model, tokens: torch.Tensor) -> torch.Tensor:
+def induction_scores(model, tokens: torch.Tensor, fwd_hooks=()) -> torch.Tensor:
     """Mean attention from each second-repeat token to the token after its earlier copy.
 
     Args:
         tokens: ``[batch, 1 + 2 * seq_len]`` from ``repeated_tokens``.
+        fwd_hooks: hooks to run with (e.g. an ablation).
 
     Returns:
         ``[n_layers, n_heads]`` scores in [0, 1].
     """
     seq_len = (tokens.shape[1] - 1) // 2
-    pat = _patterns(model, tokens)
+    pat = _patterns(model, tokens, fwd_hooks)
     q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=pat.device)
     return pat[:, :, :, q, q - seq_len + 1].mean(dim=(1, 3))
 
@@ -166,6 +174,131 @@ def _patch_head(head: int, source: torch.Tensor):
     return hook
 
 
+# The IOI evaluation sets of the model card: (key, description, names, frames). "Held-out" frames are never
+# generated whole in training (every word is); "novel" frames are written apart from the generator's parts.
+IOI_SETS = [
+    ("train_frames", "training names x training frames", TRAIN_NAMES, IOI_TRAIN_TEMPLATES),
+    ("heldout_frames", "training names x held-out frames", TRAIN_NAMES, IOI_HELDOUT_TEMPLATES),
+    ("heldout_names", "held-out names x held-out frames", HELDOUT_NAMES, IOI_HELDOUT_TEMPLATES),
+    ("novel_frames", "training names x novel frames", TRAIN_NAMES, IOI_NOVEL_TEMPLATES),
+    ("novel_names", "held-out names x novel frames", HELDOUT_NAMES, IOI_NOVEL_TEMPLATES),
+]
+
+
+def ioi_head_roles(model, names=TRAIN_NAMES, templates=IOI_HELDOUT_TEMPLATES, n_pairs: int = 10,
+                   seed: int = 0) -> dict[str, torch.Tensor]:
+    """What each head does on IOI prompts, each as ``[n_layers, n_heads]``, means over the prompts:
+
+    - ``end_io`` / ``end_s1`` / ``end_s2``: attention from END to the IO, S1 and S2 tokens;
+    - ``s2_s1`` / ``s2_after_s1``: attention from S2 to S1 (duplicate-token) and to the token after S1 (induction);
+    - ``copy``: how often the head's OV circuit, applied to the residual stream at the IO token (scaled by the
+      final LayerNorm's scale at END), gives IO the highest logit among all of ``names``;
+    - ``dla``: the head's direct logit attribution at END toward IO - S;
+    - ``patch_end``: the fraction of the clean-vs-swapped logit difference recovered by patching the head's
+      output at END alone, from clean into names-swapped prompts.
+    """
+    batches = _ioi_batches(model, names, templates, n_pairs, seed, fills=1)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    name_ids = torch.tensor([model.to_single_token(" " + n) for n in names], device=model.cfg.device)
+    sums: dict[str, torch.Tensor] = {}
+    clean_ld = corrupted_ld = 0.0
+    recovered = torch.zeros(n_layers, n_heads)
+    for data in batches:
+        rows = torch.arange(len(data), device=data.tokens.device)
+        pos = data.positions
+        with torch.no_grad():
+            _, cache = model.run_with_cache(data.tokens)
+        io_dir = model.W_U[:, data.answer_tokens[:, 0]] - model.W_U[:, data.answer_tokens[:, 1]]  # [d_model, batch]
+        scale = cache["ln_final.hook_scale"][rows, pos.end]  # [batch, 1]
+        out = {k: torch.zeros(n_layers, n_heads) for k in ("end_io", "end_s1", "end_s2", "s2_s1", "s2_after_s1",
+                                                              "copy", "dla")}
+        for layer in range(n_layers):
+            pattern = cache["pattern", layer]  # [batch, head, dest, src]
+            for key, dest, src in [("end_io", pos.end, pos.io), ("end_s1", pos.end, pos.s1),
+                                   ("end_s2", pos.end, pos.s2), ("s2_s1", pos.s2, pos.s1),
+                                   ("s2_after_s1", pos.s2, pos.s1 + 1)]:
+                out[key][layer] = pattern[rows, :, dest, src].mean(0).cpu()
+            z_end = cache["z", layer][rows, pos.end]  # [batch, head, d_head]
+            head_out = torch.einsum("bhd,hdm->bhm", z_end, model.W_O[layer]) / scale[:, :, None]
+            out["dla"][layer] = torch.einsum("bhm,mb->bh", head_out, io_dir).mean(0).cpu()
+            resid_io = cache["resid_pre", layer][rows, pos.io] / cache[f"blocks.{layer}.ln1.hook_scale"][rows, pos.io]
+            ov = torch.einsum("bm,hmd,hdn->bhn", resid_io, model.W_V[layer], model.W_O[layer]) / scale[:, :, None]
+            logits = ov @ model.W_U[:, name_ids]  # [batch, head, n_names]
+            io_index = (name_ids[None, :] == data.answer_tokens[:, :1]).int().argmax(-1)  # [batch]
+            out["copy"][layer] = (logits.argmax(-1) == io_index[:, None]).float().mean(0).cpu()
+        for key, value in out.items():
+            sums[key] = sums.get(key, 0) + value / len(batches)
+        bad = data.swapped(model)
+        clean = _logit_diff(model, data).mean().item()
+        swapped = replace(bad, answer_tokens=data.answer_tokens)
+        corrupt = _logit_diff(model, swapped).mean().item()
+        clean_ld, corrupted_ld = clean_ld + clean / len(batches), corrupted_ld + corrupt / len(batches)
+        for layer in range(n_layers):
+            z = cache["z", layer]
+            for head in range(n_heads):
+                hook = (f"blocks.{layer}.attn.hook_z", _patch_head_at(head, z, pos.end))
+                patched = _logit_diff(model, swapped, [hook]).mean().item()
+                recovered[layer, head] += (patched - corrupt) / (clean - corrupt) / len(batches)
+    sums["patch_end"] = recovered
+    return sums
+
+
+def _patch_head_at(head: int, source: torch.Tensor, positions: torch.Tensor):
+    """A hook_z hook that copies one head's output at one position per prompt from ``source``."""
+    def hook(z, hook):
+        rows = torch.arange(z.shape[0], device=z.device)
+        z[rows, positions, head] = source[rows, positions, head]
+        return z
+    return hook
+
+
+def head_classes(roles: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Heads by the role the chapter-5 story gives them, from :func:`ioi_head_roles` (thresholds in the code):
+
+    - name-mover-like: at END attend more to IO than to S (S1 + S2), copy names (``copy`` >= 0.5) and push the
+      logits toward IO (``dla`` > 0.5);
+    - S-inhibition-like: their output at END matters (``patch_end`` >= 0.1) and they attend to S2 from END
+      more than to IO;
+    - duplicate-token-like / induction-like: attend from S2 to S1 / to the token after S1 (>= 0.3).
+    """
+    def heads(mask):
+        return [f"{layer}.{head}" for layer, head in mask.nonzero().tolist()]
+
+    s = roles["end_s1"] + roles["end_s2"]
+    return {
+        "name_movers": heads((roles["end_io"] > s) & (roles["copy"] >= 0.5) & (roles["dla"] > 0.5)),
+        "s_inhibition": heads((roles["patch_end"] >= 0.1) & (roles["end_s2"] > roles["end_io"])),
+        "duplicate_token": heads(roles["s2_s1"] >= 0.3),
+        "induction": heads(roles["s2_after_s1"] >= 0.3),
+    }
+
+
+def generation_quality(model, n: int = 40, max_new_tokens: int = 30, seed: int = 0) -> dict:
+    """What ``model.generate()`` from BOS alone at temperature 1 gives (a learner's first try).
+
+    A sample "reads like the corpus" when it has words, every word occurs in the training text, and no token
+    repeats four times in a row. Returns ``gen_ok`` (that fraction) and three ``gen_examples``.
+    """
+    from training.corpus import generate_documents_v2, words
+
+    docs = generate_documents(300, seed=EVAL_TEXT_SEED) + generate_documents_v2(300, seed=EVAL_TEXT_SEED)
+    vocab = words(" ".join(docs))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        bos = torch.full((n, 1), model.tokenizer.bos_token_id, device=model.cfg.device)
+        samples = model.generate(bos, max_new_tokens=max_new_tokens, temperature=1.0, stop_at_eos=True,
+                                 verbose=False)
+    eos, texts, ok = model.tokenizer.eos_token_id, [], 0
+    for row in samples[:, 1:].tolist():
+        row = row[: row.index(eos)] if eos in row else row
+        text = model.to_string(torch.tensor(row)) if row else ""
+        repeats = any(row[i] == row[i + 1] == row[i + 2] == row[i + 3] for i in range(len(row) - 3))
+        found = words(text)
+        ok += bool(found) and found <= vocab and not repeats
+        texts.append(text)
+    return dict(gen_ok=ok / n, gen_examples=texts[:3])
+
+
 def measure(model, seed: int = 0) -> dict:
     """All measurements at once (``model`` is put in eval mode). Returns a flat dict of numbers."""
     model.eval()
@@ -179,6 +312,11 @@ def measure(model, seed: int = 0) -> dict:
     _, ablated = repeat_losses(
         model, rep, [(f"blocks.{layer}.attn.hook_z", zero_ablation_hook(head))]
     )
+    # the induction head's score with the best previous-token head (in an earlier layer) zero-ablated
+    prev_layer_scores = prev_rand[:layer] if layer > 0 else prev_rand[:1]
+    pl, ph = divmod(prev_layer_scores.argmax().item(), model.cfg.n_heads)
+    with torch.no_grad():
+        ablated_ind = induction_scores(model, rep, [(f"blocks.{pl}.attn.hook_z", zero_ablation_hook(ph))])
     m = dict(
         induction_head=f"{layer}.{head}",
         induction_score=ind.max().item(),
@@ -190,11 +328,18 @@ def measure(model, seed: int = 0) -> dict:
         prev_token_random=prev_rand.max().item(),
         prev_token_text=prev_text[p_layer, p_head].item(),
         prev_token_text_best=prev_text.max().item(),
+        feeding_prev_head=f"{pl}.{ph}",
+        induction_with_prev_ablated=ablated_ind[layer, head].item(),
     )
-    m.update(ioi_metrics(model))
-    patching = ioi_patching(model)
-    m["ioi_patch_heads"] = ", ".join(f"{layer}.{h}" for layer, h in patching["top_heads"])
-    m["ioi_patch_recovery"] = patching["top_heads_recovery"]
+    m.update(generation_quality(model))
+    if model.cfg.attn_only:
+        return m
+    for key, _, names, frames in IOI_SETS:
+        m.update({f"{key}_{k.removeprefix('ioi_')}": v for k, v in ioi_metrics(model, names, frames).items()})
+    patching = ioi_patching(model, names=TRAIN_NAMES)
+    m.update(ioi_patch_heads=", ".join(f"{layer}.{h}" for layer, h in patching["top_heads"]),
+             ioi_patch_recovery=patching["top_heads_recovery"], ioi_patch_clean_ld=patching["clean_ld"])
+    m.update({f"heads_{k}": v for k, v in head_classes(ioi_head_roles(model)).items()})
     return m
 
 
@@ -209,13 +354,30 @@ def format_metrics(m: dict) -> str:
         ("best previous-token head on random tokens", f"{m['prev_token_head']}: {m['prev_token_random']:.3f}"),
         ("same head's previous-token score on ordinary text", f"{m['prev_token_text']:.3f}"),
         ("best previous-token score on ordinary text", f"{m['prev_token_text_best']:.3f}"),
-        ("IOI accuracy, held-out names x held-out templates (ABBA / BABA)",
-         f"{m['ioi_acc']:.1%} ({m['ioi_acc_ABBA']:.1%} / {m['ioi_acc_BABA']:.1%})"),
-        ("IOI mean logit diff (ABBA / BABA)",
-         f"{m['ioi_logit_diff']:.2f} ({m['ioi_logit_diff_ABBA']:.2f} / {m['ioi_logit_diff_BABA']:.2f})"),
-        ("IOI: clean-to-corrupted (names swapped) patching of the 3 best heads' outputs recovers",
-         f"{m['ioi_patch_recovery']:.1%} (heads {m['ioi_patch_heads']})"),
+        ("top induction score with the best earlier previous-token head zero-ablated",
+         f"{m['induction_with_prev_ablated']:.3f} (head {m['feeding_prev_head']} ablated; "
+         f"{m['induction_with_prev_ablated'] / m['induction_score']:.0%} of the clean score)"),
+        ("samples from BOS alone (temperature 1) that read like the corpus",
+         f"{m['gen_ok']:.0%}; e.g. {m['gen_examples'][0]!r}"),
     ]
+    for key, description, _, _ in IOI_SETS:
+        if f"{key}_acc" in m:
+            rows.append((f"IOI accuracy / mean logit diff, {description} (ABBA / BABA accuracy)",
+                         f"{m[key + '_acc']:.1%} / {m[key + '_logit_diff']:.2f} ({m[key + '_acc_ABBA']:.1%} / "
+                         f"{m[key + '_acc_BABA']:.1%})"))
+    if "ioi_patch_recovery" in m:
+        rows += [
+            ("IOI (training names x held-out frames): patching the 3 best heads' outputs from clean into "
+             "names-swapped prompts recovers", f"{m['ioi_patch_recovery']:.1%} of a clean logit diff of "
+             f"{m['ioi_patch_clean_ld']:.2f} (heads {m['ioi_patch_heads']})"),
+            ("name-mover-like heads (END attends to IO more than S, OV copies names, pushes IO - S)",
+             ", ".join(m["heads_name_movers"]) or "none"),
+            ("S-inhibition-like heads (patching at END matters, END attends to S2 more than IO)",
+             ", ".join(m["heads_s_inhibition"]) or "none"),
+            ("duplicate-token-like heads (S2 attends to S1 >= 0.3)", ", ".join(m["heads_duplicate_token"]) or "none"),
+            ("induction-like heads at S2 (S2 attends to the token after S1 >= 0.3)",
+             ", ".join(m["heads_induction"]) or "none"),
+        ]
     return "\n".join(["| property | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 

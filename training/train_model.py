@@ -66,14 +66,14 @@ TRAIN_DEFAULTS = {
     # weight decay 0.1, 15% random rows) gave 0.45 at 20M tokens, and ablating its top induction head cost only
     # +0.32 nats), although mlp4l's own layer-0 head reaches 0.78: more tokens (GPU), or a deeper model.
     "attn2l": dict(tokens=20_000_000, warmup_tokens=3_000_000, warmup_max_tokens=3_000_000,
-                   weight_decay=0.01, lr=1e-3, random_frac=0.35, warmup_mlp_off=False),
+                   weight_decay=0.01, lr=1e-3, random_frac=0.35, warmup_mlp_off=False, ioi_tokens=0),
     # The MLP model formed no induction head in 7.4M all-random warm-up tokens (2 seeds, loss stuck near 5.5-6).
     # With the MLPs switched off during the warm-up (an attention-only model), induction appeared after 5.7M
     # tokens with seed 2 (not within 8M with seed 3); then the MLPs are ramped in over 1M tokens. The warm-up
     # lasts until the induction score reaches --warmup-induction (at least --warmup-tokens, at most
     # --warmup-max-tokens). IOI: 48% on held-out names x templates after 30M tokens (not learned; GPU budget).
     "mlp4l": dict(tokens=30_000_000, warmup_tokens=2_000_000, warmup_max_tokens=8_000_000,
-                  weight_decay=0.1, lr=1e-3, random_frac=0.15, warmup_mlp_off=True),
+                  weight_decay=0.1, lr=1e-3, random_frac=0.15, warmup_mlp_off=True, ioi_tokens=5_000_000),
 }
 COMMON = dict(n_ctx=128, d_vocab=2048, normalization_type="LN", positional_embedding_type="standard",
               default_prepend_bos=True)
@@ -99,27 +99,36 @@ class Batches:
     uniformly from ``[1, d_vocab)`` so that every embedding is trained.
     """
 
-    def __init__(self, tokenizer, n_ctx: int, d_vocab: int, seed: int):
+    def __init__(self, tokenizer, n_ctx: int, d_vocab: int, seed: int, documents=generate_documents,
+                 random_after_text: bool = False):
         self.tok, self.n_ctx, self.d_vocab, self.seed = tokenizer.backend_tokenizer, n_ctx, d_vocab, seed
+        self.documents, self.random_after_text = documents, random_after_text
         self.gen = torch.Generator().manual_seed(seed)
         self.stream: list[int] = []
         self.chunk = 0
 
-    def _text_row(self) -> torch.Tensor:
-        n = self.n_ctx - 1
+    def _text(self, n: int) -> list[int]:
         while len(self.stream) < n:  # refill with a deterministic chunk of fresh documents
-            docs = generate_documents(2000, seed=self.seed * 100_003 + self.chunk)
+            docs = self.documents(2000, seed=self.seed * 100_003 + self.chunk)
             self.chunk += 1
             for enc in self.tok.encode_batch(docs):
                 self.stream += enc.ids + [0]
-        row, self.stream = self.stream[:n], self.stream[n:]
-        return torch.tensor([0] + row)
+        text, self.stream = self.stream[:n], self.stream[n:]
+        return text
+
+    def _text_row(self) -> torch.Tensor:
+        return torch.tensor([0] + self._text(self.n_ctx - 1))
 
     def _random_row(self) -> torch.Tensor:
+        """BOS + random tokens; with ``random_after_text``, BOS + 8-48 tokens of text + EOS + random tokens, so
+        that the model never learns that a row may start with noise (what it samples from BOS alone)."""
+        prefix = [0]
+        if self.random_after_text:
+            prefix += self._text(int(torch.randint(8, 49, (1,), generator=self.gen))) + [0]
+        n = self.n_ctx - len(prefix)
         length = int(torch.randint(8, 41, (1,), generator=self.gen))
         seq = torch.randint(1, self.d_vocab, (length,), generator=self.gen)
-        reps = math.ceil((self.n_ctx - 1) / length)
-        return torch.cat([torch.zeros(1, dtype=torch.long), seq.repeat(reps)[: self.n_ctx - 1]])
+        return torch.cat([torch.tensor(prefix), seq.repeat(math.ceil(n / length))[:n]])
 
     def next(self, batch_size: int, random_frac: float) -> torch.Tensor:
         n_rand = round(batch_size * random_frac)
@@ -136,6 +145,70 @@ def lr_at(step: int, total: int, lr: float, warmup: int = 100) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
+def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.95),
+    )
+
+
+def optimizer_step(model, opt, tokens: torch.Tensor, lr: float) -> torch.Tensor:
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss = model(tokens, return_type="loss")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
+def ioi_phase(model, tokenizer, args, device: str) -> dict:
+    """The IOI phase: continue training on the v2 corpus (composed IOI frames, copying sentences, IOI sentences
+    with words as names, random rows after text), with a fresh optimiser and learning-rate schedule.
+
+    Returns the phase's record for ``train_info.json`` (tokens, wall time, settings, evaluation log).
+    """
+    from functools import partial
+
+    from training.corpus import TRAIN_NAMES, generate_documents_v2, word_names
+
+    documents = partial(generate_documents_v2, ioi_frac=args.ioi_frac, copy_frac=args.copy_frac,
+                        names_of_words=word_names(tokenizer), word_names_frac=args.word_names_frac)
+    data = Batches(tokenizer, model.cfg.n_ctx, model.cfg.d_vocab, args.seed + 1, documents, random_after_text=True)
+    opt = make_optimizer(model, args.ioi_lr, args.weight_decay)
+    tokens_per_step = args.batch_size * model.cfg.n_ctx
+    total_steps = args.ioi_tokens // tokens_per_step
+    eval_every = max(1, args.ioi_eval_tokens // tokens_per_step)
+    log, start = [], time.time()
+    model.train()
+    bar = tqdm(range(total_steps), desc="IOI phase", unit="step", mininterval=5)
+    for step in bar:
+        tokens = data.next(args.batch_size, args.ioi_random_frac).to(device)
+        loss = optimizer_step(model, opt, tokens, lr_at(step, total_steps, args.ioi_lr))
+        if (step + 1) % eval_every == 0 or step == total_steps - 1:
+            model.eval()
+            with torch.no_grad():
+                frames = evaluate.ioi_metrics(model, names=TRAIN_NAMES, n_pairs=20)
+                names = evaluate.ioi_metrics(model, n_pairs=20)
+                ind = evaluate.induction_scores(model, evaluate.repeated_tokens(model, 50, 10, seed=1)).max().item()
+            model.train()
+            log.append(dict(step=step, tokens=(step + 1) * tokens_per_step, loss=round(loss.item(), 4),
+                            heldout_frames=round(frames["ioi_acc"], 3),
+                            heldout_frames_ld=round(frames["ioi_logit_diff"], 2),
+                            heldout_names=round(names["ioi_acc"], 3), induction=round(ind, 3),
+                            minutes=round((time.time() - start) / 60, 2)))
+            bar.set_postfix(loss=f"{loss.item():.3f}", frames=f"{frames['ioi_acc']:.2f}",
+                            names=f"{names['ioi_acc']:.2f}")
+            tqdm.write(json.dumps(log[-1]))
+    return dict(tokens=total_steps * tokens_per_step, steps=total_steps, lr=args.ioi_lr, ioi_frac=args.ioi_frac,
+                copy_frac=args.copy_frac, word_names_frac=args.word_names_frac, random_frac=args.ioi_random_frac,
+                wall_time_s=round(time.time() - start, 1), log=log)
+
+
 def train(args) -> None:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.set_num_threads(args.threads)
@@ -148,13 +221,12 @@ def train(args) -> None:
     cfg_kwargs = {**COMMON, **CONFIGS[args.config], "d_vocab": len(tokenizer)}
     cfg = HookedTransformerConfig(**cfg_kwargs, seed=args.seed, device=device)
     model = HookedTransformer(cfg, tokenizer=tokenizer)
+    if args.resume_from:  # stage 1 was trained by an earlier run of this script: continue from its weights
+        info = json.loads((Path(args.resume_from) / "train_info.json").read_text())
+        info["ioi_phase"] = _ioi_phase_after(model, Path(args.resume_from), tokenizer, args, device)
+        return _save(model, cfg_kwargs, tokenizer, info, args)
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.95),
-    )
+    opt = make_optimizer(model, args.lr, args.weight_decay)
     data = Batches(tokenizer, cfg.n_ctx, cfg.d_vocab, args.seed)
     tokens_per_step = args.batch_size * cfg.n_ctx
     total_steps = args.tokens // tokens_per_step
@@ -179,13 +251,7 @@ def train(args) -> None:
             if mlp_scale["value"] >= 1.0:
                 model.reset_hooks(including_permanent=True)
         tokens = data.next(args.batch_size, frac).to(device)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, total_steps, args.lr)
-        loss = model(tokens, return_type="loss")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = optimizer_step(model, opt, tokens, lr_at(step, total_steps, args.lr))
         tokens_seen += tokens_per_step
 
         if step % args.eval_every == 0 or step == total_steps - 1:
@@ -215,16 +281,6 @@ def train(args) -> None:
             tqdm.write(f"stopping: wall-clock limit of {args.max_minutes} min reached")
             break
     wall = time.time() - start
-
-    out = Path(args.models_dir) / args.name
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    # Buffers such as IGNORE / mask are rebuilt by the model; save parameters only.
-    params = {n for n, _ in model.named_parameters()}
-    save_file({k: v for k, v in state.items() if k in params}, out / "model.safetensors")
-    (out / "config.json").write_text(json.dumps(cfg_kwargs, indent=2) + "\n")
-    tokenizer.save_pretrained(out)
     info = dict(
         config=args.config, seed=args.seed, tokens_seen=tokens_seen, steps=step + 1, scheduled_tokens=args.tokens,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
@@ -237,8 +293,36 @@ def train(args) -> None:
         f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
         torch=torch.__version__, log=log,
     )
+    if args.ioi_tokens:
+        if args.stage1_dir:  # keep the stage-1 weights: the IOI phase can be rerun from them with --resume-from
+            _save(model, cfg_kwargs, tokenizer, info, args, Path(args.stage1_dir), card=False)
+        info["ioi_phase"] = ioi_phase(model, tokenizer, args, device)
+    _save(model, cfg_kwargs, tokenizer, info, args)
+
+
+def _ioi_phase_after(model, folder: Path, tokenizer, args, device: str) -> dict:
+    """Load the stage-1 weights saved in ``folder`` into ``model`` and run the IOI phase."""
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+    model.to(device)
+    return ioi_phase(model, tokenizer, args, device)
+
+
+def _save(model, cfg_kwargs: dict, tokenizer, info: dict, args, out: Path | None = None, card: bool = True) -> None:
+    """Write the model folder (weights, config, tokenizer, train_info.json) and, with ``card``, its model card."""
+    out = out or Path(args.models_dir) / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    # Buffers such as IGNORE / mask are rebuilt by the model; save parameters only.
+    params = {n for n, _ in model.named_parameters()}
+    save_file({k: v for k, v in state.items() if k in params}, out / "model.safetensors")
+    (out / "config.json").write_text(json.dumps(cfg_kwargs, indent=2) + "\n")
+    tokenizer.save_pretrained(out)
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    write_card(args.name, model, Path(args.models_dir))
+    if card:
+        write_card(out.name, model, out.parent)
 
 
 def write_card(name: str, model: HookedTransformer | None = None, models_dir: Path = MODELS) -> dict:
@@ -328,6 +412,19 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long; 0 = none")
     ap.add_argument("--stop-tokens", type=int, default=0,
                     help="stop (and save) after this many tokens, keeping the schedule of --tokens; 0 = none")
+    ap.add_argument("--ioi-tokens", type=int, default=None,
+                    help="tokens of the IOI phase after the main run (0 = none; default: per config)")
+    ap.add_argument("--ioi-lr", type=float, default=1e-3, help="peak learning rate of the IOI phase")
+    ap.add_argument("--ioi-frac", type=float, default=0.4, help="IOI phase: share of sentences that are IOI")
+    ap.add_argument("--copy-frac", type=float, default=0.15, help="IOI phase: share of copying sentences")
+    ap.add_argument("--word-names-frac", type=float, default=0.3,
+                    help="IOI phase: share of IOI sentences with words (surnames, cities, ...) as the names")
+    ap.add_argument("--ioi-random-frac", type=float, default=0.1,
+                    help="IOI phase: share of rows with random tokens (after a stretch of text)")
+    ap.add_argument("--ioi-eval-tokens", type=int, default=1_000_000, help="IOI phase: evaluate every so many tokens")
+    ap.add_argument("--stage1-dir", default=None, help="also save the weights before the IOI phase here")
+    ap.add_argument("--resume-from", default=None,
+                    help="a model folder with stage-1 weights (from --stage1-dir): run only the IOI phase")
     ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")
     ap.add_argument("--models-dir", default=str(MODELS), help="where the model folder goes (default: models/)")
     args = ap.parse_args()

@@ -54,6 +54,14 @@ class ModelRef:
 
     name: str
     processing: tuple
+    sae_transformer: bool = False
+
+
+@dataclass(frozen=True)
+class SAERef:
+    """An SAE loaded with ``utils.models.load_sae``, by name."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def _model_ref(model) -> ModelRef:
     spec = getattr(model, "cs_spec", None)
     if spec is None:
         raise RuntimeError("only models loaded with utils.models.load_model can be sent to the grading worker")
-    return ModelRef(spec.name, tuple(sorted(spec.processing.items())))
+    return ModelRef(spec.name, tuple(sorted(spec.processing.items())), spec.sae_transformer)
 
 
 def to_wire(value: Any) -> Any:
@@ -86,8 +94,11 @@ def to_wire(value: Any) -> Any:
         return type(value)(value.A.detach(), value.B.detach())
     if hasattr(value, "cache_dict") and hasattr(value, "model"):  # ActivationCache
         return CacheRef(dict(value.cache_dict), _model_ref(value.model), value.has_batch_dim)
-    if isinstance(value, torch.nn.Module) and hasattr(value, "hook_dict"):  # HookedTransformer
+    if isinstance(value, torch.nn.Module) and hasattr(value, "hook_dict") and hasattr(value, "cfg") and hasattr(
+            value, "blocks"):  # HookedTransformer
         return _model_ref(value)
+    if isinstance(value, torch.nn.Module) and hasattr(value, "cs_name"):  # an SAE from load_sae
+        return SAERef(value.cs_name)
     if isinstance(value, torch.nn.Module) and type(value).__name__ == "HookPoint":
         from utils.isolation import owner_of
 
@@ -106,6 +117,10 @@ def from_wire(value: Any, load: Callable[[ModelRef], Any]) -> Any:
     """The worker's side of :func:`to_wire`: resolve references with ``load`` (which caches models)."""
     if isinstance(value, ModelRef):
         return load(value)
+    if isinstance(value, SAERef):
+        from utils.models import cached_sae
+
+        return cached_sae(value.name, getattr(load, "device", None))
     if isinstance(value, HookRef):
         return load(value.model).hook_dict[value.name]
     if isinstance(value, CacheRef):
@@ -174,7 +189,9 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
     submissions: dict[str, Any] = {}
 
     def load(ref: ModelRef):
-        return cached_model(ref.name, device, **dict(ref.processing))
+        return cached_model(ref.name, device, sae_transformer=ref.sae_transformer, **dict(ref.processing))
+
+    load.device = device
 
     conn.send(("ready",))
     while True:
@@ -212,7 +229,7 @@ def _parent_model(ref: ModelRef):
     """The grading process's own copy of a model a learner's output refers to (e.g. a returned cache)."""
     from utils.models import cached_model
 
-    return cached_model(ref.name, **dict(ref.processing))
+    return cached_model(ref.name, sae_transformer=ref.sae_transformer, **dict(ref.processing))
 
 
 class Worker:

@@ -24,7 +24,6 @@ import json
 import os
 import threading
 import warnings
-import weakref
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
@@ -71,14 +70,12 @@ PROCESSING_DEFAULTS = dict(
 )
 
 
-LOADED: "weakref.WeakSet" = weakref.WeakSet()  # every model load_model returned (the grader finds hook points' models)
-
-
 class ModelSpec(NamedTuple):
     """How a model was loaded (``model.cs_spec``): the grading worker loads the same model from it."""
 
     name: str
     processing: dict
+    sae_transformer: bool = False
 
 
 class ModelUnavailableError(RuntimeError):
@@ -144,7 +141,7 @@ def _processing(processing: dict) -> dict:
     return {**PROCESSING_DEFAULTS, **processing}
 
 
-def load_model(name: str, device=None, **processing):
+def load_model(name: str, device=None, *, sae_transformer: bool = False, **processing):
     """Load a model by name as a ``HookedTransformer`` in eval mode on ``device``.
 
     Args:
@@ -155,6 +152,8 @@ def load_model(name: str, device=None, **processing):
             defaults: ``fold_ln=True``, ``center_writing_weights=True``, ``center_unembed=True``,
             ``fold_value_biases=True``, ``refactor_factored_attn_matrices=False``. Pass all False for
             the raw trained weights (like ``from_pretrained_no_processing``).
+        sae_transformer: build SAE-Lens's ``HookedSAETransformer`` (a ``HookedTransformer`` that can splice SAEs
+            in: ``run_with_saes``, ``run_with_cache_with_saes``, ``saes()``) instead.
 
     Returns:
         A ``HookedTransformer``. ``model(tokens)`` maps ``[batch, pos]`` token ids to
@@ -176,19 +175,19 @@ def load_model(name: str, device=None, **processing):
     opts = _processing(processing)
     device = _default_device() if device is None else device
     if name in ONLINE:
-        return _load_online(name, device, opts)
-    folder = MODELS_DIR / name
-    if not (folder / "config.json").exists():
-        raise ModelUnavailableError(
-            f"unknown model {name!r} (no {folder}/config.json); available: {sorted(available_models())}"
-        )
-    model = load_model_folder(folder, device, **opts)
-    model.cs_spec = ModelSpec(name, opts)  # lets the grader's worker process load the same model by name
-    LOADED.add(model)
+        model = _load_online(name, device, opts, sae_transformer)
+    else:
+        folder = MODELS_DIR / name
+        if not (folder / "config.json").exists():
+            raise ModelUnavailableError(
+                f"unknown model {name!r} (no {folder}/config.json); available: {sorted(available_models())}"
+            )
+        model = load_model_folder(folder, device, sae_transformer=sae_transformer, **opts)
+    model.cs_spec = ModelSpec(name, opts, sae_transformer)  # the grader's worker loads the same model by name
     return register(model)
 
 
-def load_model_folder(folder: Path, device, **processing):
+def load_model_folder(folder: Path, device, *, sae_transformer: bool = False, **processing):
     """Build the model saved in ``folder`` (``config.json`` + ``model.safetensors`` + tokenizer files) through
     TransformerLens's ``load_and_process_state_dict``; ``processing`` as in ``load_model``. For model folders
     outside ``models/`` (training runs); chapters use ``load_model(name)``."""
@@ -200,9 +199,12 @@ def load_model_folder(folder: Path, device, **processing):
     cfg_kwargs = json.loads((folder / "config.json").read_text())
     cfg = HookedTransformerConfig(**cfg_kwargs, device=str(device))
     tokenizer = AutoTokenizer.from_pretrained(folder)  # from disk: has name_or_path, which TL needs
+    cls = HookedTransformer
+    if sae_transformer:
+        from sae_lens import HookedSAETransformer as cls
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+        model = cls(cfg, tokenizer=tokenizer, move_to_device=False)
     state_dict = load_file(folder / "model.safetensors")
     model.load_and_process_state_dict(state_dict, **opts)
     model.to(device)
@@ -210,7 +212,7 @@ def load_model_folder(folder: Path, device, **processing):
     return model
 
 
-def _load_online(name: str, device, opts: dict):
+def _load_online(name: str, device, opts: dict, sae_transformer: bool = False):
     """Delegate to ``HookedTransformer.from_pretrained``; fail fast with a clear message when offline."""
     hint = (
         f"{name!r} needs the Hugging Face hub, which is not reachable here (offline, HF_HUB_OFFLINE=1, "
@@ -220,10 +222,13 @@ def _load_online(name: str, device, opts: dict):
         raise ModelUnavailableError(hint)
     from transformer_lens import HookedTransformer
 
+    cls = HookedTransformer
+    if sae_transformer:
+        from sae_lens import HookedSAETransformer as cls
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            model = HookedTransformer.from_pretrained(name, device=str(device), **opts)
+            model = cls.from_pretrained(name, device=str(device), **opts)
         except OSError as e:  # e.g. the hub went away mid-download
             raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
     model.eval()
@@ -304,6 +309,7 @@ def load_sae(name: str, device=None):
 
     sae = SAE.load_from_disk(folder, device=device)
     sae.eval()
+    sae.cs_name = name  # lets the grader's worker process load the same SAE by name
     return register(sae)
 
 
@@ -323,13 +329,14 @@ def _load_online_sae(name: str, release: str, sae_id: str, device: str):
     except OSError as e:  # e.g. the hub went away mid-download
         raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
     sae.eval()
+    sae.cs_name = name
     return register(sae)
 
 
 _CACHED: dict[tuple, Any] = {}
 
 
-def cached_model(name: str, device=None, **processing):
+def cached_model(name: str, device=None, *, sae_transformer: bool = False, **processing):
     """``load_model(name, device, **processing)``, loaded once per process and shared.
 
     Sharing is safe for learner code: every call into it starts from the model as loaded (``utils/isolation.py``
@@ -338,9 +345,9 @@ def cached_model(name: str, device=None, **processing):
     import torch
 
     device = torch.device(_default_device() if device is None else device)
-    key = (name, str(device), tuple(sorted(_processing(processing).items())))
+    key = (name, str(device), sae_transformer, tuple(sorted(_processing(processing).items())))
     if key not in _CACHED:
-        _CACHED[key] = load_model(name, device=device, **processing)
+        _CACHED[key] = load_model(name, device=device, sae_transformer=sae_transformer, **processing)
     return _CACHED[key]
 
 
