@@ -394,12 +394,23 @@ def _detached_fm(fm):
     return FactoredMatrix(fm.A.detach(), fm.B.detach())
 
 
-@chapter.exercise(dims="heads_A heads_B")
+def _fm_random_grid(shape, d_model, rank, device, seed):
+    return FactoredMatrix(_randn(*shape, d_model, rank, device=device, seed=seed),
+                          _randn(*shape, rank, d_model, device=device, seed=seed + 1))
+
+
+@chapter.exercise()
 def get_batched_comp_scores(device):
     model = _model(device)
     yield Case((_detached_fm(model.OV[0]), _detached_fm(model.QK[1].T)),
-               label="W_OV of layer 0 vs W_QK^T of layer 1 (all heads)")
+               label="W_OV of layer 0 vs W_QK^T of layer 1 (all heads): [head] x [head]")
     yield Case((_fm_random(3, 12, 4, device, 0), _fm_random(5, 12, 4, device, 2)), label="3 x 5 random heads")
+    yield Case((_detached_fm(model.OV), _detached_fm(model.QK.T)),
+               label="W_OV of every head vs W_QK^T of every head: [layer, head] x [layer, head]")
+    yield Case((_fm_random_grid((2, 3), 12, 4, device, 4), _fm_random(5, 12, 4, device, 6)),
+               label="random [2, 3] x [5] heads")
+    yield Case((_fm_random(3, 12, 4, device, 8), _fm_random_grid((), 12, 4, device, 10)),
+               label="random [3] heads x one matrix (no index dimension)")
 
 
 # ------------------------------------------------------------------------------------------------ ablation

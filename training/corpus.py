@@ -458,10 +458,27 @@ def word_names(tokenizer) -> list[str]:
     return [w for w in WORD_NAME_CANDIDATES if len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1]
 
 
-def ioi_sentence_v2(rng: random.Random, names_of_words: list[str] = (), word_names_frac: float = 0.2) -> str:
+_SYLLABLES = ("ba be bo da de di do ka ke ko la le li lo ma me mi mo na ne no ra re ri ro sa se so ta te ti to va ve "
+              "vo za").split()
+
+
+def pseudo_name(rng: random.Random) -> str:
+    """A made-up name of 2-3 syllables ("Kelora"): usually several tokens, never one the model could memorise."""
+    return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+
+
+def ioi_sentence_v2(rng: random.Random, names_of_words: list[str] = (), word_names_frac: float = 0.2,
+                    pseudo_names_frac: float = 0.0) -> str:
     """A complete composed IOI sentence (answer included). A ``word_names_frac`` share uses two of
-    ``names_of_words`` as the names, so that the circuit cannot rely on which tokens are names."""
-    use_words = names_of_words and rng.random() < word_names_frac
+    ``names_of_words`` as the names and a ``pseudo_names_frac`` share two made-up names, so that the circuit cannot
+    rely on which tokens are names."""
+    u = rng.random()
+    if u < pseudo_names_frac:
+        io, s = pseudo_name(rng), pseudo_name(rng)
+        while s == io:
+            s = pseudo_name(rng)
+        return ioi_prompt(compose_ioi_template(rng), io, s, rng.choice(["ABBA", "BABA"]), rng) + f" {io}."
+    use_words = names_of_words and u < pseudo_names_frac + word_names_frac
     names = names_of_words if use_words else TRAIN_NAMES
     io, s = rng.sample(names, 2)
     order = rng.choice(["ABBA", "BABA"])
@@ -473,13 +490,13 @@ def copy_sentence(rng: random.Random) -> str:
 
 
 def document_v2(rng: random.Random, ioi_frac: float = 0.4, copy_frac: float = 0.15,
-                names_of_words: list[str] = (), word_names_frac: float = 0.2) -> str:
+                names_of_words: list[str] = (), word_names_frac: float = 0.2, pseudo_names_frac: float = 0.0) -> str:
     """One v2 document: 3-9 sentences (IOI ``ioi_frac``, copying ``copy_frac``, else ordinary), sometimes
     followed by a repeat of one of its spans."""
     sentences = []
     for _ in range(rng.randint(3, 9)):
         u = rng.random()
-        sentences.append(ioi_sentence_v2(rng, names_of_words, word_names_frac) if u < ioi_frac
+        sentences.append(ioi_sentence_v2(rng, names_of_words, word_names_frac, pseudo_names_frac) if u < ioi_frac
                          else copy_sentence(rng) if u < ioi_frac + copy_frac else ordinary_sentence_v2(rng))
     if rng.random() < 0.3:
         i = rng.randrange(len(sentences))

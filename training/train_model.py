@@ -100,9 +100,10 @@ class Batches:
     """
 
     def __init__(self, tokenizer, n_ctx: int, d_vocab: int, seed: int, documents=generate_documents,
-                 random_after_text: bool = False):
+                 random_after_text: bool = False, rows_start_documents: bool = False):
         self.tok, self.n_ctx, self.d_vocab, self.seed = tokenizer.backend_tokenizer, n_ctx, d_vocab, seed
         self.documents, self.random_after_text = documents, random_after_text
+        self.rows_start_documents = rows_start_documents
         self.gen = torch.Generator().manual_seed(seed)
         self.stream: list[int] = []
         self.chunk = 0
@@ -117,7 +118,15 @@ class Batches:
         return text
 
     def _text_row(self) -> torch.Tensor:
-        return torch.tensor([0] + self._text(self.n_ctx - 1))
+        row = [0] + self._text(self.n_ctx - 1)
+        self._align()
+        return torch.tensor(row)
+
+    def _align(self) -> None:
+        """With ``rows_start_documents``, drop the rest of the document a row cut, so the next one starts a text."""
+        if self.rows_start_documents:
+            cut = self.stream.index(0) + 1 if 0 in self.stream else len(self.stream)
+            self.stream = self.stream[cut:]
 
     def _random_row(self) -> torch.Tensor:
         """BOS + random tokens; with ``random_after_text``, BOS + 8-48 tokens of text + EOS + random tokens, so
@@ -125,6 +134,7 @@ class Batches:
         prefix = [0]
         if self.random_after_text:
             prefix += self._text(int(torch.randint(8, 49, (1,), generator=self.gen))) + [0]
+            self._align()
         n = self.n_ctx - len(prefix)
         length = int(torch.randint(8, 41, (1,), generator=self.gen))
         seq = torch.randint(1, self.d_vocab, (length,), generator=self.gen)
@@ -168,7 +178,8 @@ def optimizer_step(model, opt, tokens: torch.Tensor, lr: float) -> torch.Tensor:
 
 def ioi_phase(model, tokenizer, args, device: str) -> dict:
     """The IOI phase: continue training on the v2 corpus (composed IOI frames, copying sentences, IOI sentences
-    with words as names, random rows after text), with a fresh optimiser and learning-rate schedule.
+    with words and made-up names), with a fresh optimiser and learning-rate schedule. Rows start at a document
+    (so BOS is followed by the start of a text), and random tokens come only after a stretch of text.
 
     Returns the phase's record for ``train_info.json`` (tokens, wall time, settings, evaluation log).
     """
@@ -177,8 +188,10 @@ def ioi_phase(model, tokenizer, args, device: str) -> dict:
     from training.corpus import TRAIN_NAMES, generate_documents_v2, word_names
 
     documents = partial(generate_documents_v2, ioi_frac=args.ioi_frac, copy_frac=args.copy_frac,
-                        names_of_words=word_names(tokenizer), word_names_frac=args.word_names_frac)
-    data = Batches(tokenizer, model.cfg.n_ctx, model.cfg.d_vocab, args.seed + 1, documents, random_after_text=True)
+                        names_of_words=word_names(tokenizer), word_names_frac=args.word_names_frac,
+                        pseudo_names_frac=args.pseudo_names_frac)
+    data = Batches(tokenizer, model.cfg.n_ctx, model.cfg.d_vocab, args.seed + 1, documents, random_after_text=True,
+                   rows_start_documents=True)
     opt = make_optimizer(model, args.ioi_lr, args.weight_decay)
     tokens_per_step = args.batch_size * model.cfg.n_ctx
     total_steps = args.ioi_tokens // tokens_per_step
@@ -205,8 +218,10 @@ def ioi_phase(model, tokenizer, args, device: str) -> dict:
                             names=f"{names['ioi_acc']:.2f}")
             tqdm.write(json.dumps(log[-1]))
     return dict(tokens=total_steps * tokens_per_step, steps=total_steps, lr=args.ioi_lr, ioi_frac=args.ioi_frac,
-                copy_frac=args.copy_frac, word_names_frac=args.word_names_frac, random_frac=args.ioi_random_frac,
-                wall_time_s=round(time.time() - start, 1), log=log)
+                copy_frac=args.copy_frac, word_names_frac=args.word_names_frac,
+                pseudo_names_frac=args.pseudo_names_frac, random_frac=args.ioi_random_frac,
+                wall_time_s=round(time.time() - start, 1),
+                device=device if device != "cpu" else f"cpu, {args.threads} thread(s)", log=log)
 
 
 def train(args) -> None:
@@ -352,6 +367,7 @@ def write_card(name: str, model: HookedTransformer | None = None, models_dir: Pa
         + (f" During that warm-up the MLP outputs were switched off (an attention-only model, in which induction "
            f"forms sooner); they were then ramped in over {info['mlp_ramp_tokens']:,} tokens."
            if info.get("warmup_mlp_off") and not cfg.get("attn_only") else ""),
+        *_ioi_phase_data(info.get("ioi_phase")),
         "Tokenizer: byte-level BPE, 2048 tokens, `<|endoftext|>` = BOS/EOS/pad (`training/tokenizer.py`).",
         "",
         "## Config",
@@ -362,6 +378,7 @@ def write_card(name: str, model: HookedTransformer | None = None, models_dir: Pa
         f"- optimizer: AdamW, lr {info['lr']} (warm-up, cosine to 10%), weight decay {info['weight_decay']}",
         f"- seed: {info['seed']}; wall time: {info['wall_time_s'] / 60:.1f} min on {info['device']}"
         + (" (stopped before the end of its learning-rate schedule)" if info["stopped_early"] else ""),
+        *_ioi_phase_training(info.get("ioi_phase")),
         f"- torch {info['torch']}",
         "",
         "## Measured properties (`training/evaluate.py`, CPU, seeded)",
@@ -378,12 +395,48 @@ def write_card(name: str, model: HookedTransformer | None = None, models_dir: Pa
         + (f"--warmup-mlp-off --mlp-ramp-tokens {info['mlp_ramp_tokens']} " if info.get("warmup_mlp_off")
            else "--no-warmup-mlp-off ")
         # the warm-up ends at an evaluation, so the evaluation interval is part of the recipe
-        + f"--eval-every {info.get('eval_every', 200)} --device auto`",
+        + f"--eval-every {info.get('eval_every', 200)} " + _ioi_phase_flags(info.get("ioi_phase")) + "--device auto`",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return metrics
+
+
+def _ioi_phase_data(phase: dict | None) -> list[str]:
+    if not phase:
+        return []
+    return [
+        "",
+        f"**IOI phase** (after the run above, {phase['tokens']:,} tokens; `corpus.generate_documents_v2`): IOI "
+        f"sentences ({phase['ioi_frac']:.0%} of sentences) composed from parts (openers, a clause naming both people, "
+        "connectors, the subject's second mention, endings), so that no frame dominates; the held-out and novel "
+        "frames are never generated whole and held-out names never appear in an IOI sentence. "
+        f"{phase['word_names_frac']:.0%} of the "
+        "IOI sentences use other single-token words (surnames, cities, days, animals, jobs) as the names"
+        + (f" and {phase['pseudo_names_frac']:.0%} made-up names of several tokens" if phase.get("pseudo_names_frac")
+           else "")
+        + f"; {phase['copy_frac']:.0%} of sentences make the model copy a name without IOI structure (\"My friend is "
+        "called P, and everyone likes P.\", with training and held-out names). Rows start at the start of a "
+        f"document, and {phase['random_frac']:.0%} of rows end in random tokens after a stretch of text (never right "
+        "after BOS: the model no longer learns that a row may start with noise).",
+    ]
+
+
+def _ioi_phase_training(phase: dict | None) -> list[str]:
+    if not phase:
+        return []
+    return [f"- IOI phase: {phase['tokens']:,} tokens ({phase['steps']} steps), a fresh AdamW at lr {phase['lr']} "
+            f"(warm-up, cosine to 10%); wall time {phase['wall_time_s'] / 60:.1f} min"
+            + (f" ({phase['device']})" if phase.get("device") else "")]
+
+
+def _ioi_phase_flags(phase: dict | None) -> str:
+    if not phase:
+        return "--ioi-tokens 0 "
+    return (f"--ioi-tokens {phase['tokens']} --ioi-lr {phase['lr']} --ioi-frac {phase['ioi_frac']} "
+            f"--copy-frac {phase['copy_frac']} --word-names-frac {phase['word_names_frac']} "
+            f"--pseudo-names-frac {phase.get('pseudo_names_frac', 0.0)} --ioi-random-frac {phase['random_frac']} ")
 
 
 def main() -> None:
@@ -419,6 +472,8 @@ def main() -> None:
     ap.add_argument("--copy-frac", type=float, default=0.15, help="IOI phase: share of copying sentences")
     ap.add_argument("--word-names-frac", type=float, default=0.3,
                     help="IOI phase: share of IOI sentences with words (surnames, cities, ...) as the names")
+    ap.add_argument("--pseudo-names-frac", type=float, default=0.0,
+                    help="IOI phase: share of IOI sentences with made-up names of several tokens")
     ap.add_argument("--ioi-random-frac", type=float, default=0.1,
                     help="IOI phase: share of rows with random tokens (after a stretch of text)")
     ap.add_argument("--ioi-eval-tokens", type=int, default=1_000_000, help="IOI phase: evaluate every so many tokens")

@@ -8,6 +8,13 @@ logged to Weights & Biases. It is saved in SAE-Lens's inference format to ``mode
 ``utils.models.load_sae(name)``), next to ``train_info.json`` and a ``README.md`` card with the
 properties this script measured on held-out text (``measure_sae``).
 
+Attention-output SAEs read ``blocks.{L}.attn.hook_z`` with all heads concatenated (``d_in = n_heads * d_head``,
+like ARENA's ``gpt2-small-hook-z-kk``): SAE-Lens's activation store flattens the head dimension for training, and
+the saved SAE has ``reshape_activations="hook_z"``, so ``sae.encode`` takes ``[..., n_heads, d_head]`` and
+``sae.decode`` gives it back in that shape (``HookedSAETransformer`` splices it in at ``hook_z`` as it is).
+``--hook name-movers`` picks the layer itself: the layer whose heads' summed direct logit attribution toward
+``IO - S`` at the last token of IOI prompts is largest (``name_mover_layer``); the card records that choice.
+
 The model is the one ``utils.models.load_model(name)`` returns by default (LayerNorm folded, writing
 weights centred, ...), so the activations learners cache in the chapters are exactly the ones the SAE
 was trained on. (Processing changes the residual stream: ``center_writing_weights`` removes its mean
@@ -16,6 +23,7 @@ over ``d_model``. An SAE trained on the raw weights would see shifted inputs in 
 Usage::
 
     python -m training.train_sae --model mlp4l --hook blocks.1.hook_resid_post --seed 0
+    python -m training.train_sae --model mlp4l --hook name-movers --seed 0     # hook_z of the name-mover layer
     python -m training.train_sae --model attn2l --hook blocks.0.hook_resid_post --tokens 1000000 --name attn2l-res0
     python -m training.train_sae --name mlp4l-res1 --card-only     # re-measure, rewrite README.md
 """
@@ -23,7 +31,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -45,7 +56,23 @@ warnings.filterwarnings("ignore", message=".*HookedTransformer.*deprecated.*", c
 warnings.filterwarnings("ignore", message="The training dataset contains fewer samples")
 warnings.filterwarnings("ignore", message="To copy construct from a tensor")
 
-from training.corpus import HELDOUT_NAMES, TRAIN_NAMES, generate_documents  # noqa: E402
+
+class _QuietHookZView(logging.Filter):
+    """SAE-Lens's activation store tries ``.view`` on the (non-contiguous) ``hook_z`` cache first and logs an error
+    for every batch before it falls back to ``.reshape``, which works: drop those two lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Error during view operation", "Attempting to use reshape"))
+
+
+logging.getLogger("sae_lens").addFilter(_QuietHookZView())
+
+from training.corpus import (  # noqa: E402
+    HELDOUT_NAMES,
+    IOI_TRAIN_TEMPLATES,
+    TRAIN_NAMES,
+    generate_documents,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAES = ROOT / "models" / "saes"
@@ -70,14 +97,123 @@ def hook_short(hook_name: str) -> str:
     return f"{tags.get(point, point.replace('.', '_'))}{layer}"
 
 
+def is_hook_z(hook_name: str) -> bool:
+    """Whether ``hook_name`` is an attention layer's ``hook_z`` (``[batch, pos, n_heads, d_head]``)."""
+    return hook_name.endswith("attn.hook_z")
+
+
+def hook_d_in(model, hook_name: str) -> int:
+    """The SAE input size for ``hook_name``: ``n_heads * d_head`` for ``hook_z`` (heads concatenated), ``d_mlp`` for
+    ``mlp.hook_post``/``hook_pre``, else ``d_model``."""
+    if is_hook_z(hook_name):
+        return model.cfg.n_heads * model.cfg.d_head
+    if hook_name.endswith(("mlp.hook_post", "mlp.hook_pre")):
+        return model.cfg.d_mlp
+    return model.cfg.d_model
+
+
+@contextlib.contextmanager
+def flat_hook_z(sae):
+    """SAE-Lens's ``hook_z`` SAEs reshape ``[..., n_heads, d_head]`` inputs themselves; inside this context the SAE
+    takes and returns flat ``[..., n_heads * d_head]`` activations (as ``sae_lens.evals.run_evals`` does)."""
+    if not getattr(sae, "hook_z_reshaping_mode", False):
+        yield sae
+        return
+    sae.turn_off_forward_pass_hook_z_reshaping()
+    try:
+        yield sae
+    finally:
+        sae.turn_on_forward_pass_hook_z_reshaping()
+
+
+IOI_PAIRS = 10  # name pairs per template and order for the IOI measurements (14 templates x 2 orders x 10)
+IOI_SEED = 31_337
+
+
+def ioi_batches(model, templates=IOI_TRAIN_TEMPLATES, names=TRAIN_NAMES, n_pairs: int = IOI_PAIRS,
+                seed: int = IOI_SEED) -> list:
+    """One ``utils.data.IOIDataset`` per template (its prompts share a token length), both orders."""
+    from utils.data import ioi_dataset
+
+    return [ioi_dataset(model, [t], names, n_pairs=n_pairs, seed=seed + i) for i, t in enumerate(templates)]
+
+
+def _io_minus_s(model, data) -> torch.Tensor:
+    """``W_U[:, IO] - W_U[:, S]`` for each prompt of ``data``: ``[batch, d_model]``."""
+    return (model.W_U[:, data.answer_tokens[:, 0]] - model.W_U[:, data.answer_tokens[:, 1]]).T
+
+
+@torch.no_grad()
+def name_mover_layer(model, batches=None) -> tuple[int, list[float]]:
+    """The layer of the name-mover-like heads: the layer whose heads' summed direct logit attribution toward
+    ``IO - S`` at the last token of IOI prompts (the heads' outputs ``z @ W_O``, divided by the final LayerNorm
+    scale, dotted with ``W_U[:, IO] - W_U[:, S]``) is largest.
+
+    Returns ``(layer, per-layer DLA)``, the DLA averaged over the prompts of ``batches`` (default
+    ``ioi_batches(model)``: training names in the training frames).
+    """
+    batches = ioi_batches(model) if batches is None else batches
+    totals = torch.zeros(model.cfg.n_layers)
+    n = 0
+    for data in batches:
+        names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)] + ["ln_final.hook_scale"]
+        _, cache = model.run_with_cache(data.tokens, names_filter=names)
+        direction = _io_minus_s(model, data) / cache["ln_final.hook_scale"][:, -1]  # [batch, d_model]
+        for layer in range(model.cfg.n_layers):
+            out = torch.einsum("bhd,hdm->bm", cache["z", layer][:, -1], model.W_O[layer])
+            totals[layer] += (out * direction).sum().item()
+        n += len(data)
+    per_layer = (totals / n).tolist()
+    return int(torch.tensor(per_layer).argmax()), per_layer
+
+
+@torch.no_grad()
+def ioi_latent_dla(model, sae, hook_name: str, batches=None) -> torch.Tensor:
+    """Each latent's direct logit attribution toward ``IO - S`` at the last token of each IOI prompt, for an SAE on
+    ``blocks.{L}.attn.hook_z``: the latent's activation times its decoder direction mapped to the residual stream
+    through ``W_O[L]``, divided by the final LayerNorm scale, dotted with ``W_U[:, IO] - W_U[:, S]``.
+
+    Returns ``[n_prompts, d_sae]`` over the prompts of ``batches`` (default ``ioi_batches(model)``).
+    """
+    layer = int(hook_name.split(".")[1])
+    batches = ioi_batches(model) if batches is None else batches
+    d_sae = sae.cfg.d_sae
+    dirs = torch.einsum("shd,hdm->sm", sae.W_dec.view(d_sae, model.cfg.n_heads, model.cfg.d_head),
+                        model.W_O[layer])  # [d_sae, d_model]: each latent's output in the residual stream
+    rows = []
+    for data in batches:
+        _, cache = model.run_with_cache(data.tokens, names_filter=[hook_name, "ln_final.hook_scale"])
+        with flat_hook_z(sae):
+            acts = sae.encode(cache[hook_name][:, -1].flatten(-2))  # [batch, d_sae]
+        direction = _io_minus_s(model, data) / cache["ln_final.hook_scale"][:, -1]  # [batch, d_model]
+        rows.append(acts * (direction @ dirs.T))
+    return torch.cat(rows)
+
+
+def best_ioi_latent(dla: torch.Tensor) -> dict:
+    """The latent with the largest mean DLA toward ``IO - S`` (``ioi_latent_dla``'s output), with its mean DLA, the
+    fraction of prompts on which it favours IO (DLA > 0) and on which it is active."""
+    mean = dla.mean(0)
+    latent = int(mean.argmax())
+    return dict(ioi_latent=latent, ioi_latent_dla=mean[latent].item(),
+                ioi_latent_frac_io=(dla[:, latent] > 0).float().mean().item(),
+                ioi_total_dla=dla.sum(1).mean().item(), ioi_prompts=int(dla.shape[0]))
+
+
 def text_rows(tokenizer, n_rows: int, n_ctx: int, seed: int) -> torch.Tensor:
     """``[n_rows, n_ctx]`` token ids of generated documents, BOS first in every row.
 
     Documents (``generate_documents(..., seed)``) are tokenized, joined with ``<|endoftext|>`` and cut
     into consecutive windows of ``n_ctx - 1`` tokens, each prefixed with BOS: the layout the shipped
-    models were trained on.
+    models were trained on. Encodes with a private copy of the fast tokenizer's backend, without padding or
+    truncation: ``model.to_tokens([...])`` turns padding on in the shared backend, which would otherwise pad every
+    document here to the longest of its batch.
     """
-    tok = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(getattr(tokenizer, "backend_tokenizer", tokenizer).to_str())
+    tok.no_padding()
+    tok.no_truncation()
     bos = tokenizer.bos_token_id
     eos = tokenizer.eos_token_id
     n = n_ctx - 1
@@ -118,7 +254,7 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
 
     Args:
         model: the ``HookedTransformer`` the SAE was trained on (same weight processing).
-        sae: an SAE-Lens ``SAE`` with ``d_in == model.cfg.d_model``.
+        sae: an SAE-Lens ``SAE`` on ``hook_name`` (``d_in`` as ``hook_d_in``).
         hook_name: the hook point the SAE reads and replaces, e.g. ``"blocks.1.hook_resid_post"``.
         tokens: ``[batch, pos]`` token ids, e.g. ``eval_tokens(model)``.
         top: how many top activations define a latent's "top tokens".
@@ -131,7 +267,9 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         (ce_zero - ce_sae) / (ce_zero - ce_clean), and the best single-name latent: ``name_latent`` (id),
         ``name_token`` (the name), ``name_frac`` (fraction of its top-``top`` activations on that name
         token; ties go to the latent with the larger top activation), plus ``n_name_latents`` (latents
-        with ``name_frac`` >= 0.9) and ``n_tokens``.
+        with ``name_frac`` >= 0.9) and ``n_tokens``. For a ``hook_z`` SAE also the latent with the largest direct
+        logit attribution toward ``IO - S`` on IOI prompts (``best_ioi_latent``): ``ioi_latent``,
+        ``ioi_latent_dla``, ``ioi_latent_frac_io``, ``ioi_total_dla`` (all latents together), ``ioi_prompts``.
 
     Example:
         >>> m = measure_sae(model, sae, "blocks.0.hook_resid_post", eval_tokens(model))   # doctest: +SKIP
@@ -144,16 +282,18 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
     model.eval()
     sae.eval()
     _, cache = model.run_with_cache(tokens, names_filter=[hook_name])
-    x = cache[hook_name][:, 1:].to(sae.device)  # [batch, pos - 1, d_model]
-    feats = sae.encode(x)  # [batch, pos - 1, d_sae]
-    recon = sae.decode(feats)
+    x = cache[hook_name][:, 1:].to(sae.device).flatten(2)  # [batch, pos - 1, d_in] (hook_z: heads concatenated)
+    with flat_hook_z(sae):
+        feats = sae.encode(x)  # [batch, pos - 1, d_sae]
+        recon = sae.decode(feats)
+        # evals.get_recons_loss flattens hook_z's heads itself (as run_evals does, with the SAE's reshaping off)
+        ce = get_recons_loss(sae, model, ActivationScaler(), tokens, compute_kl=False, compute_ce_loss=True,
+                             hook_name=hook_name)
     xf = x.reshape(-1, x.shape[-1]).double()
     err = (xf - recon.reshape(xf.shape).double()).pow(2).sum()
     var = (xf - xf.mean(0)).pow(2).sum()
     active = feats.reshape(-1, feats.shape[-1]) != 0  # [n_tokens, d_sae]
 
-    ce = get_recons_loss(sae, model, ActivationScaler(), tokens, compute_kl=False, compute_ce_loss=True,
-                         hook_name=hook_name)
     ce_clean, ce_sae, ce_zero = (ce[k].mean().item() for k in
                                  ("ce_loss_without_sae", "ce_loss_with_sae", "ce_loss_with_ablation"))
 
@@ -176,6 +316,7 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         key = (frac, vals[0, latent].item())
         if key > best[:2]:
             best = (frac, vals[0, latent].item(), latent, names[tok_id])
+    ioi = best_ioi_latent(ioi_latent_dla(model, sae, hook_name)) if is_hook_z(hook_name) else {}
     return dict(
         explained_variance=(1 - err / var).item(),
         l0=active.sum(-1).float().mean().item(),
@@ -189,6 +330,7 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         name_frac=best[0],
         n_name_latents=int(n_name_latents),
         n_tokens=int(active.shape[0]),
+        **ioi,
     )
 
 
@@ -206,19 +348,29 @@ def format_metrics(m: dict) -> str:
          f"{m['name_latent']}, {m['name_token']!r}, {m['name_frac']:.0%}"),
         ("latents whose top-20 activations are >= 90% one name", f"{m['n_name_latents']}"),
     ]
+    if "ioi_latent" in m:
+        rows += [
+            (f"IOI ({m['ioi_prompts']} prompts: training names and frames): mean direct logit attribution toward "
+             "IO - S of all latents together, at the last token", f"{m['ioi_total_dla']:.2f}"),
+            ("IOI: the latent with the largest mean DLA toward IO - S: id, mean DLA, prompts on which it is active "
+             "and favours IO", f"{m['ioi_latent']}, {m['ioi_latent_dla']:.2f}, {m['ioi_latent_frac_io']:.0%}"),
+        ]
     return "\n".join(["| property | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
 
-def build_runner_config(args, d_model: int, device: str):
-    """The ``LanguageModelSAERunnerConfig`` for a TopK SAE on ``args.hook``."""
+def build_runner_config(args, d_in: int, device: str):
+    """The ``LanguageModelSAERunnerConfig`` for a TopK SAE on ``args.hook`` (``d_in``: ``hook_d_in``)."""
     from sae_lens import LanguageModelSAERunnerConfig, LoggingConfig, TopKTrainingSAEConfig
 
     steps = args.tokens // args.batch_tokens
     return LanguageModelSAERunnerConfig(
         sae=TopKTrainingSAEConfig(
-            d_in=d_model,
-            d_sae=args.expansion * d_model,
+            d_in=d_in,
+            d_sae=args.expansion * d_in,
             k=args.k,
+            # hook_z: the activation store flattens the heads for training; the saved SAE reshapes
+            # [..., n_heads, d_head] inputs itself, so HookedSAETransformer can splice it in at hook_z.
+            reshape_activations="hook_z" if is_hook_z(args.hook) else "none",
             # AuxK (Gao et al. 2024): latents dead for dead_feature_window steps learn to reconstruct the
             # residual error of the live ones. SAE-Lens's default window (1000 steps = 4M tokens) is longer
             # than this whole run, so without a shorter window the aux loss never switches on.
@@ -275,6 +427,15 @@ def train(args) -> None:
     torch.manual_seed(args.seed)  # SAE init and the activation buffer's shuffles use torch's global RNG
     model = load_model(args.model, device=device)  # default processing: what load_model(name) gives learners
     args.n_ctx = model.cfg.n_ctx
+    layer_choice = None
+    if args.hook == "name-movers":
+        layer, per_layer = name_mover_layer(model)
+        args.hook = f"blocks.{layer}.attn.hook_z"
+        layer_choice = dict(layer=layer, dla_by_layer=[round(x, 4) for x in per_layer])
+        print(f"name-mover layer: {layer} (summed head DLA toward IO - S by layer: "
+              f"{', '.join(f'{x:.2f}' for x in per_layer)}) -> {args.hook}")
+    args.name = args.name or f"{args.model}-{hook_short(args.hook)}"
+    d_in = hook_d_in(model, args.hook)
     if args.hook not in model.hook_dict:
         raise SystemExit(f"{args.hook!r} is not a hook point of {args.model}")
 
@@ -286,7 +447,7 @@ def train(args) -> None:
     dataset = Dataset.from_dict({"input_ids": rows.tolist()})
     print(f"dataset: {n_rows:,} rows x {args.n_ctx} tokens ({time.time() - t0:.0f} s)")
 
-    cfg = build_runner_config(args, model.cfg.d_model, device)
+    cfg = build_runner_config(args, d_in, device)
     start = time.time()
     runner = LanguageModelSAETrainingRunner(cfg, override_model=model, override_dataset=dataset)
     sae = runner.run()
@@ -301,8 +462,8 @@ def train(args) -> None:
     for f in out.iterdir():
         f.chmod(0o644)
     info = dict(
-        model=args.model, hook_name=args.hook, architecture="topk", k=args.k, d_in=model.cfg.d_model,
-        d_sae=args.expansion * model.cfg.d_model, seed=args.seed, tokens=args.tokens,
+        model=args.model, hook_name=args.hook, architecture="topk", k=args.k, d_in=d_in,
+        d_sae=args.expansion * d_in, seed=args.seed, tokens=args.tokens, layer_choice=layer_choice,
         batch_tokens=args.batch_tokens, lr=args.lr, aux_loss_coefficient=args.aux_coef,
         dead_window_tokens=args.dead_window_tokens, buffer_batches=args.buffer_batches,
         train_text_seed=TRAIN_TEXT_SEED + args.seed, eval_text_seed=EVAL_TEXT_SEED,
@@ -312,11 +473,19 @@ def train(args) -> None:
         device=device if device != "cpu" else
         f"cpu ({args.threads} thread(s), {platform.processor() or platform.machine()})",
         torch=torch.__version__, sae_lens=_version("sae-lens"),
-        description=f"TopK SAE (k={args.k}, {args.expansion * model.cfg.d_model} latents) on {args.model}'s "
-                    f"{args.hook}; shipped, offline",
+        model_sha256=model_sha256(args.model),
+        description=f"TopK SAE (k={args.k}, {args.expansion * d_in} latents) on {args.model}'s {args.hook}"
+                    + (f" (all {model.cfg.n_heads} heads concatenated, the name-mover layer)" if layer_choice else
+                       f" ({model.cfg.n_heads} heads concatenated)" if is_hook_z(args.hook) else "")
+                    + "; shipped, offline",
     )
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     write_card(args.name, model)
+
+
+def model_sha256(model_name: str) -> str:
+    """The sha256 of ``models/<model_name>/model.safetensors``: which weights an SAE was trained on."""
+    return hashlib.sha256((ROOT / "models" / model_name / "model.safetensors").read_bytes()).hexdigest()
 
 
 def _version(dist: str) -> str:
@@ -339,6 +508,10 @@ def write_card(name: str, model=None) -> dict:
     info["measured"] = metrics
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     files = ", ".join(f"`{f.name}`" for f in sorted(out.iterdir()) if f.name != "README.md")
+    hook_z = is_hook_z(info["hook_name"])
+    choice = info.get("layer_choice")
+    default_name = name == f"{info['model']}-{hook_short(info['hook_name'])}"
+    hook_arg = "name-movers" if choice and default_name else info["hook_name"]
     lines = [
         f"# {name}",
         "",
@@ -360,8 +533,23 @@ def write_card(name: str, model=None) -> dict:
         "## SAE",
         f"- architecture: {info['architecture']} (k = {info['k']}), d_in {info['d_in']}, d_sae {info['d_sae']} "
         f"({info['d_sae'] // info['d_in']}x), fp32",
-        f"- trained on `{info['model']}` as `load_model({info['model']!r})` returns it: {info['model_processing']}",
+        f"- trained on `{info['model']}` as `load_model({info['model']!r})` returns it: {info['model_processing']}; "
+        f"`models/{info['model']}/model.safetensors` sha256 {info.get('model_sha256', 'not recorded')[:16]}…",
+        *([f"- input: `hook_z` of all {model.cfg.n_heads} heads concatenated, d_in = n_heads x d_head = "
+           f"{model.cfg.n_heads} x {model.cfg.d_head}; `reshape_activations='hook_z'`: `sae.encode` takes "
+           "`[batch, pos, n_heads, d_head]` and `sae.decode` returns that shape, so `HookedSAETransformer` splices it "
+           "in at `hook_z` as it is"] if hook_z else []),
         "",
+        *(["## Layer",
+           f"Chosen by `--hook name-movers`: the layer whose heads' summed direct logit attribution toward IO - S at "
+           f"the last token of IOI prompts (training names in the training frames) is largest: layer "
+           f"**{choice['layer']}**.",
+           "",
+           "| layer | " + " | ".join(str(i) for i in range(len(choice["dla_by_layer"]))) + " |",
+           "|---|" + "---|" * len(choice["dla_by_layer"]),
+           "| summed head DLA toward IO - S (logits) | " + " | ".join(f"{x:.2f}" for x in choice["dla_by_layer"])
+           + " |",
+           ""] if choice else []),
         "## Training",
         f"- data: {info['tokens']:,} tokens of generated text (`training/corpus.py`, corpus seed "
         f"{info['train_text_seed']}, never used to train the model), rows of {model.cfg.n_ctx} tokens, BOS first",
@@ -378,11 +566,11 @@ def write_card(name: str, model=None) -> dict:
         format_metrics(metrics),
         "",
         "## Reproduce",
-        f"`python -m training.train_sae --model {info['model']} --hook {info['hook_name']} --seed {info['seed']} "
+        f"`python -m training.train_sae --model {info['model']} --hook {hook_arg} --seed {info['seed']} "
         f"--tokens {info['tokens']} --k {info['k']} --expansion {info['d_sae'] // info['d_in']} --lr {info['lr']} "
         f"--aux-coef {info['aux_loss_coefficient']} --dead-window-tokens {info['dead_window_tokens']} "
-        f"--batch-tokens {info['batch_tokens']} --buffer-batches {info['buffer_batches']} --name {name} "
-        "--device auto`",
+        f"--batch-tokens {info['batch_tokens']} --buffer-batches {info['buffer_batches']}"
+        + ("" if default_name else f" --name {name}") + " --device auto`",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))
@@ -393,8 +581,11 @@ def write_card(name: str, model=None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description="Train a TopK SAE on a shipped model with SAE-Lens.")
     ap.add_argument("--model", default="mlp4l", help="a shipped model under models/")
-    ap.add_argument("--hook", default="blocks.1.hook_resid_post", help="hook point to train on")
-    ap.add_argument("--name", default=None, help="folder under models/saes/ (default: <model>-<hook short>)")
+    ap.add_argument("--hook", default="blocks.1.hook_resid_post",
+                    help="hook point to train on, or 'name-movers': blocks.{L}.attn.hook_z of the layer whose heads "
+                         "write the most IO - S logit difference on IOI prompts (name_mover_layer)")
+    ap.add_argument("--name", default=None, help="folder under models/saes/ (default: <model>-<hook short>, e.g. "
+                    "mlp4l-res1, mlp4l-z2)")
     ap.add_argument("--tokens", type=int, default=2_000_000, help="training tokens")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -411,8 +602,9 @@ def main() -> None:
                     help="a latent silent for this many training tokens counts as dead (feeds AuxK)")
     ap.add_argument("--card-only", action="store_true", help="only re-measure and rewrite README.md")
     args = ap.parse_args()
-    args.name = args.name or f"{args.model}-{hook_short(args.hook)}"
     if args.card_only:
+        if not args.name:
+            raise SystemExit("--card-only needs --name (a folder under models/saes/)")
         torch.set_num_threads(args.threads)
         write_card(args.name)
     else:

@@ -22,8 +22,11 @@
 # and the induction head need not be in layers 0 and 1: the notebook finds their layers (`prev_layer`,
 # `ind_layer`) and passes them to the functions that take them.
 #
-# **How to work:** replace each `raise NotImplementedError()` with your code, run the cell, then run the check
-# cell under it. Nothing in this chapter hard-codes a head: every head index is *computed* from the model.
+# Nothing in this chapter hard-codes a head: every head index is *computed* from the model.
+
+# %% [markdown] tags=["learner"]
+# **How to work:** replace each `raise NotImplementedError()` with your code, run the cell, then run the
+# check cell under it. Hints and solutions are in the dropdowns below each check.
 
 # %% tags=["module"]
 import einops
@@ -43,18 +46,18 @@ from transformer_lens.utilities import get_act_name
 # divisor is stored at `hook_scale`.
 
 # %%
-import circuitsvis as cv  # noqa: E402
-import plotly.express as px  # noqa: E402
-from IPython.display import display  # noqa: E402
+import circuitsvis as cv
+import plotly.express as px
+from IPython.display import display
 
-from utils.models import load_model  # noqa: E402
-
-torch.set_grad_enabled(False)  # we only read the model in this chapter
+from utils.models import load_model
+from utils.plotting import expect, layer_head_heatmap
 
 # %% tags=["parameters"]
 MODEL_NAME = "attn2l"  # or "mlp4l" (shipped, 4 layers with MLPs), or "gpt2-small" when you are online
 
 # %%
+torch.set_grad_enabled(False)  # we only read the model in this chapter
 model = load_model(MODEL_NAME, device=device)
 print(model.cfg.n_layers, "layers,", model.cfg.n_heads, "heads of d_head", model.cfg.d_head,
       "| d_model", model.cfg.d_model, "| d_vocab", model.cfg.d_vocab, "| n_ctx", model.cfg.n_ctx)
@@ -92,11 +95,10 @@ def generate_repeated_tokens(
 
 
 # %% [markdown] tags=["hint"]
-# Keep a tensor `allowed` of the non-special ids, draw *indices* into it with
-# `torch.randint(0, len(allowed), (batch_size, seq_len), generator=generator)`, then
-# `torch.cat([bos, r, r], dim=1)` with `bos = torch.full((batch_size, 1), model.tokenizer.bos_token_id)`.
-# The check verifies the structure (BOS column, second half equal to the first, no special tokens, rows that
-# differ, the generator really used), not particular random values.
+# Make a tensor of the allowed ids (every id except `model.tokenizer.all_special_ids`), draw random *indices*
+# into it with `torch.randint(..., generator=generator)`, and concatenate a BOS column, `r` and `r` again
+# along the positions; move the result to `model.cfg.device`. The check verifies the structure (BOS column,
+# repeated halves, no special tokens, rows that differ, the generator used), not particular values.
 
 # %% [markdown]
 # Now run the model on such tokens and keep the logits and the activation cache.
@@ -117,9 +119,8 @@ def run_and_cache_model_repeated_tokens(
 
 
 # %% [markdown] tags=["hint"]
-# `tokens = generate_repeated_tokens(model, seq_len, batch_size, generator=generator)`, then
-# `logits, cache = model.run_with_cache(tokens)`. Generate the tokens *once*: the logits and the cache must
-# belong to the tokens you return.
+# Call `generate_repeated_tokens` once and `model.run_with_cache` on the tokens it returned: the logits and
+# the cache must belong to the tokens you return.
 
 # %% [markdown]
 # Let's look at the loss per position. Position `p` predicts token `p + 1`.
@@ -174,10 +175,10 @@ def induction_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> l
 
 
 # %% [markdown] tags=["hint"]
-# For each layer: `pattern = cache["pattern", layer]` (`[batch, head, query, key]`),
-# `seq_len = (pattern.shape[-1] - 1) // 2`, `q = torch.arange(seq_len + 1, 2 * seq_len + 1)`, and the score is
-# `pattern[:, :, q, q - seq_len + 1].mean(dim=(0, 2))`. The key is one *after* the earlier copy: `q - seq_len`
-# would be the copy itself (a "duplicate-token" head).
+# `seq_len` follows from the pattern's size (`1 + 2 * seq_len` positions). For the second copy's query
+# positions, `seq_len + 1` to `2 * seq_len`, take the key one *after* the earlier copy, `q - seq_len + 1`
+# (advanced indexing with two index tensors), and average over batch and queries. The key `q - seq_len` would
+# be the copy itself: a duplicate-token head.
 
 # %%
 print("Induction heads (score > 0.4):", induction_attn_detector(rep_cache))
@@ -210,22 +211,22 @@ def induction_scores(
 
 
 # %% [markdown] tags=["hint"]
-# Inside `hook_fn(pattern, hook)`: `scores[hook.layer()] = pattern[:, :, q, q - seq_len + 1].mean(dim=(0, 2))`
-# where `q = torch.arange(seq_len + 1, 2 * seq_len + 1)`. Only the second copy counts: the whole diagonal
-# (`pattern.diagonal(-(seq_len - 1), -2, -1)`) also includes two positions before it.
+# The detector's score, computed inside a hook on every `hook_pattern` (a name filter): the hook writes one
+# score per head into row `hook.layer()` of a tensor created in your function. Only the second copy's queries
+# count; the whole diagonal also holds two positions before it.
 
 # %% [markdown]
 # The heatmap shows which heads are induction heads. The previous-token score (attention from each
 # position to the one before it) is computed the same way with a different offset; we compute it inline.
 
 # %%
-ind_scores = induction_scores(model, rep_tokens, SEQ_LEN)
+ind_scores = expect(induction_scores(model, rep_tokens, SEQ_LEN), "induction_scores",
+                    shape=(model.cfg.n_layers, model.cfg.n_heads), names="layer head")
 prev_pattern_scores = torch.stack([rep_cache["pattern", layer].diagonal(-1, -2, -1)[..., 1:].mean(dim=(0, 2))
-                                   for layer in range(model.cfg.n_layers)])
-px.imshow(ind_scores.cpu(), text_auto=".2f", color_continuous_scale="Blues", zmin=0, zmax=1,
-          labels=dict(x="head", y="layer"), title="Induction scores").show()
-px.imshow(prev_pattern_scores.cpu(), text_auto=".2f", color_continuous_scale="Blues", zmin=0, zmax=1,
-          labels=dict(x="head", y="layer"), title="Previous-token scores").show()
+                                   for layer in range(model.cfg.n_layers)]).cpu()
+score_scale = dict(midpoint=None, colorscale="Blues", zmin=0, zmax=1)
+layer_head_heatmap(ind_scores, title="Induction scores", **score_scale).show()
+layer_head_heatmap(prev_pattern_scores, title="Previous-token scores", **score_scale).show()
 
 # Computed, never hard-coded: the best induction head, and the best previous-token head in an earlier layer
 # (the induction head can only read what earlier layers wrote).
@@ -271,8 +272,8 @@ def zero_head_hook(head):
 ablated = torch.tensor([[second_copy_loss(model, rep_tokens, SEQ_LEN, [(get_act_name("z", layer), zero_head_hook(h))])
                          for h in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
 print(f"second-copy loss, clean: {second_loss:.2f}")
-px.imshow(ablated - second_loss, text_auto=".2f", color_continuous_scale="Reds", labels=dict(x="head", y="layer"),
-          title="Increase in second-copy loss when one head is zero-ablated").show()
+layer_head_heatmap(ablated - second_loss, color="Δ loss", midpoint=None, colorscale="Reds",
+                   title="Increase in second-copy loss when one head is zero-ablated").show()
 
 # %% [markdown]
 # Which heads matter? The induction heads, as expected, and the previous-token head before them: without it
@@ -326,10 +327,9 @@ def logit_attribution(
 
 
 # %% [markdown] tags=["hint"]
-# `W_U_correct = W_U[:, tokens[1:]]` (one column per prediction), then
-# `einops.einsum(l1_results[:-1], W_U_correct, "seq head d_model, d_model seq -> seq head")` and the same for
-# `embed[:-1]` and `l2_results[:-1]`; `torch.cat([direct[:, None], l1, l2], dim=-1)`. The last position
-# predicts nothing we know, so it is dropped.
+# Position `p` is scored on `tokens[p + 1]`: take the `W_U` columns of `tokens[1:]` and drop the last position
+# of every input. Then one dot product over `d_model` per position (an einsum that keeps `seq`, and `head` for
+# the head results), with the direct path as the first column.
 
 # %% [markdown]
 # To make the attributions add up *exactly* to the logits, feed the function the pieces of the final
@@ -383,8 +383,8 @@ def full_ov_circuit(model: HookedTransformer, layer: int, head: int) -> Factored
 
 
 # %% [markdown] tags=["hint"]
-# `FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head] @ model.W_U)`: the left factor is
-# `[d_vocab, d_head]`, the right `[d_head, d_vocab]`. `model.W_E @ model.OV[layer, head] @ model.W_U` works too.
+# A `FactoredMatrix(A, B)` with `A` = `W_E` times that head's `W_V` (`[d_vocab, d_head]`) and `B` = its `W_O`
+# times `W_U` (`[d_head, d_vocab]`): never multiply the two vocabulary-sized ends together.
 
 # %% [markdown]
 # A copying head's circuit has its largest entry of each row on the **diagonal**: attending to token `i`
@@ -407,9 +407,9 @@ def top_1_acc(full_OV_circuit: FactoredMatrix, batch_size: int = 1000) -> float:
 
 
 # %% [markdown] tags=["hint"]
-# Loop `start` over `range(0, n_rows, batch_size)`; `rows = full_OV_circuit[start:start + batch_size].AB`;
-# compare `rows.argmax(dim=-1)` with `torch.arange(start, start + len(rows))` (row `i` of the block is token
-# `start + i`). Divide by the number of rows and return a Python float.
+# Loop over blocks of `batch_size` rows: slice the factored matrix and materialise the block with `.AB`. Row
+# `i` of the block is token `start + i`, so compare the argmax over columns with `start + arange(...)`. Return
+# a Python float.
 
 # %%
 ov_acc = top_1_acc(full_ov_circuit(model, ind_layer, ind_head))
@@ -417,8 +417,7 @@ print(f"induction head {ind_layer}.{ind_head}: top-1 copying accuracy {ov_acc:.1
       f"(chance: {1 / model.cfg.d_vocab:.2%})")
 ov_accs = torch.tensor([[top_1_acc(full_ov_circuit(model, layer, h)) for h in range(model.cfg.n_heads)]
                         for layer in range(model.cfg.n_layers)])
-px.imshow(ov_accs, text_auto=".2f", color_continuous_scale="Blues", zmin=0, zmax=1, labels=dict(x="head", y="layer"),
-          title="OV-circuit top-1 copying accuracy of every head").show()
+layer_head_heatmap(ov_accs, title="OV-circuit top-1 copying accuracy of every head", **score_scale).show()
 
 # %% [markdown]
 # The BPE vocabulary contains intermediate merge tokens the corpus never uses; their embeddings stayed close to
@@ -452,13 +451,13 @@ def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float
 
 
 # %% [markdown] tags=["hint"]
-# Normalise: `x = W_pos - W_pos.mean(-1, keepdim=True)`; `x = x / x.pow(2).mean(-1, keepdim=True).sqrt()`. Then
-# `scores = (x @ model.QK[layer, head] @ x.T).AB / model.cfg.d_head ** 0.5`, mask strictly above
-# the diagonal with `-inf` (`torch.triu(..., diagonal=1)`) and `softmax(dim=-1)`: exactly chapter 0's
-# attention pattern.
+# Normalise the rows of `W_pos` as the text says; the scores are `x W_QK xᵀ` with `model.QK[layer, head]` (a
+# FactoredMatrix: `.AB` materialises it), divided by `sqrt(d_head)`. Then chapter 0's causal mask (strictly
+# above the diagonal) and softmax over the keys.
 
 # %%
-pos_pattern = pos_by_pos_pattern(model, prev_layer, prev_head)
+pos_pattern = expect(pos_by_pos_pattern(model, prev_layer, prev_head), "pos_by_pos_pattern",
+                     shape=(model.cfg.n_ctx, model.cfg.n_ctx), names="n_ctx n_ctx")
 for h in range(model.cfg.n_heads):
     p = pos_by_pos_pattern(model, prev_layer, h)
     print(f"head {prev_layer}.{h}: mean positional attention to the previous position {p.diagonal(-1).mean():.2f}, "
@@ -506,9 +505,9 @@ def decompose_qk_input(
 
 
 # %% [markdown] tags=["hint"]
-# `results = einops.einsum(cache["z", prev_layer], cache.model.W_O[prev_layer], "posn head d_head, head d_head
-# d_model -> head posn d_model")`, then `torch.cat([cache["embed"][None], cache["pos_embed"][None], results])`
-# divided by `cache["scale", ind_layer, "ln1"]` (shape `[posn, 1]`, it broadcasts).
+# Each head's output is `z` times `W_O` of the previous-token head's layer (an einsum over `d_head` that puts
+# `head` first). Stack `embed`, `pos_embed` and the head outputs along a new first dimension, and divide by
+# layer `ind_layer`'s `ln1` scale (`[posn, 1]`, it broadcasts).
 
 # %% [markdown]
 # Now project every piece with the induction head's query and key weights.
@@ -529,8 +528,8 @@ def decompose_q(
 
 
 # %% [markdown] tags=["hint"]
-# `einops.einsum(decomposed_qk_input, model.W_Q[ind_layer, ind_head_index], "n posn d_model, d_model d_head ->
-# n posn d_head")`: the induction head's layer `ind_layer` (1 in `attn2l`), not layer 0.
+# Project every piece with the query weights of the *induction* head, `model.W_Q[ind_layer, ind_head_index]`:
+# an einsum over `d_model`, no bias.
 
 # %%
 def decompose_k(
@@ -548,7 +547,7 @@ def decompose_k(
 
 
 # %% [markdown] tags=["hint"]
-# The same as `decompose_q` with `model.W_K[ind_layer, ind_head_index]`.
+# As `decompose_q`, with the key weights `W_K` of the same head.
 
 # %% [markdown]
 # Finally the scores: every (query piece, key piece) pair, for every (query position, key position), scaled by
@@ -569,8 +568,8 @@ def decompose_attn_scores(
 
 
 # %% [markdown] tags=["hint"]
-# `einops.einsum(decomposed_q, decomposed_k, "q_comp posn_q d_head, k_comp posn_k d_head -> q_comp k_comp
-# posn_q posn_k")` divided by `model.cfg.d_head ** 0.5`.
+# An einsum over `d_head` that keeps both piece dimensions and both position dimensions, in the order `q_comp
+# k_comp posn_q posn_k`, divided by `sqrt(d_head)`.
 
 # %% [markdown]
 # Which pairs matter? Take the standard deviation of each pair's scores over the (query, key) positions in the
@@ -625,9 +624,9 @@ def find_K_comp_full_circuit(
 
 
 # %% [markdown] tags=["hint"]
-# `Q = W_E @ model.W_Q[ind_layer, ind]` (`[d_vocab, d_head]`), `K = W_E @ model.W_V[prev_layer, prev] @
-# model.W_O[prev_layer, prev] @ model.W_K[ind_layer, ind]` (`[d_vocab, d_head]`), and `FactoredMatrix(Q, K.T)`.
-# The OV matrices of the previous-token head's layer (0 by default) feed the key of the induction head's (1).
+# Query side: `W_E` through the induction head's `W_Q`. Key side: `W_E` through the previous-token head's
+# `W_V` and `W_O` (layer `prev_layer`), then the induction head's `W_K` (layer `ind_layer`). Both sides are
+# `[d_vocab, d_head]`; the circuit is query side times key side transposed, as a `FactoredMatrix`.
 
 # %%
 k_comp_acc = top_1_acc(find_K_comp_full_circuit(model, prev_head, ind_head, prev_layer=prev_layer,
@@ -652,8 +651,8 @@ def get_comp_score(W_A: Float[Tensor, "in_A out_A"], W_B: Float[Tensor, "out_A o
 
 
 # %% [markdown] tags=["hint"]
-# `((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()`: `Tensor.norm()` with no arguments is the
-# Frobenius norm.
+# `Tensor.norm()` with no arguments is the Frobenius norm: divide the norm of the product by the product of
+# the two norms, and return a Python float.
 
 # %% [markdown]
 # Looping over all pairs is slow for big models. `FactoredMatrix` broadcasts over leading dimensions: give
@@ -661,18 +660,23 @@ def get_comp_score(W_A: Float[Tensor, "in_A out_A"], W_B: Float[Tensor, "out_A o
 # (`FactoredMatrix.norm()` computes the Frobenius norm without materialising). The result must equal the loop.
 
 # %%
-def get_batched_comp_scores(W_As: FactoredMatrix, W_Bs: FactoredMatrix) -> Float[Tensor, "heads_A heads_B"]:
-    """Composition score of every pair: `W_As` `[heads_A, d_model, d_model]`, `W_Bs` `[heads_B, d_model, d_model]`."""
+def get_batched_comp_scores(W_As: FactoredMatrix, W_Bs: FactoredMatrix) -> Float[Tensor, "..."]:
+    """Composition score of every pair: `W_As` `[*A_idx, d_model, d_model]` and `W_Bs` `[*B_idx, d_model, d_model]`
+    (any number of leading index dimensions on either side, e.g. `[head]` or `[layer, head]`) give
+    `[*A_idx, *B_idx]`."""
     # SOLUTION
-    W_As = FactoredMatrix(W_As.A[:, None], W_As.B[:, None])
-    W_Bs = FactoredMatrix(W_Bs.A[None], W_Bs.B[None])
+    n_a, n_b = W_As.A.dim() - 2, W_Bs.A.dim() - 2
+    W_As = FactoredMatrix(*(m.reshape(*m.shape[:-2], *[1] * n_b, *m.shape[-2:]) for m in (W_As.A, W_As.B)))
+    W_Bs = FactoredMatrix(*(m.reshape(*[1] * n_a, *m.shape) for m in (W_Bs.A, W_Bs.B)))
     return (W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())
     # END SOLUTION
 
 
 # %% [markdown] tags=["hint"]
-# `FactoredMatrix(W_As.A[:, None], W_As.B[:, None])` and `FactoredMatrix(W_Bs.A[None], W_Bs.B[None])`; then
-# `(W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())` broadcasts to `[heads_A, heads_B]`.
+# Make the index dimensions line up for broadcasting: give both factors (`A` and `B`) of `W_As` one extra axis of
+# size 1 for each index dimension of `W_Bs` (after their own index dimensions), and the factors of `W_Bs` one for
+# each index dimension of `W_As` (in front). Then `@` and `FactoredMatrix.norm()` broadcast to every pair, as in
+# `get_comp_score`.
 
 # %% [markdown]
 # What score would *unrelated* matrices get? In `d_model` dimensions two random low-rank matrices overlap a
@@ -701,9 +705,10 @@ comp = {"Q": get_batched_comp_scores(W_OV_prev, model.QK[ind_layer]),
         "V": get_batched_comp_scores(W_OV_prev, model.OV[ind_layer])}
 print(f"random baseline: {baseline:.4f} +- {spread:.4f} (mean +- std of {len(random_scores)} random pairs)")
 for kind, scores in comp.items():
-    px.imshow((scores - baseline).cpu(), text_auto=".2f", color_continuous_scale="RdBu", color_continuous_midpoint=0,
-              labels=dict(x=f"layer-{ind_layer} head", y=f"layer-{prev_layer} head"),
-              title=f"{kind}-composition scores minus the random baseline ({baseline:.3f})").show()
+    layer_head_heatmap(scores - baseline, y_labels=[f"L{prev_layer}H{h}" for h in range(model.cfg.n_heads)],
+                       x_labels=[f"L{ind_layer}H{h}" for h in range(model.cfg.n_heads)],
+                       y_title="earlier head (writes)", x_title="later head (reads)",
+                       title=f"{kind}-composition scores minus the random baseline ({baseline:.3f})").show()
 k_score = comp["K"][prev_head, ind_head].item()
 print(f"K-composition of {prev_layer}.{prev_head} with {ind_layer}.{ind_head}: {k_score:.3f}, "
       f"{(k_score - baseline) / spread:.0f} standard deviations above the random baseline")
@@ -751,9 +756,10 @@ def ablation_induction_score(
 
 
 # %% [markdown] tags=["hint"]
-# `ablation_hook(z, hook)`: `z[:, :, prev_head_index] = 0.0; return z` (skip when `prev_head_index is None`).
-# `score_hook(pattern, hook)`: store `pattern[:, ind_head_index, q, q - seq_len + 1].mean().item()` in a dict
-# of your function. Hook names: `get_act_name("z", prev_layer)` and `get_act_name("pattern", ind_layer)`.
+# Two hooks in one `run_with_hooks`: on `hook_z` of `prev_layer`, zero the head's slice (unless
+# `prev_head_index` is None) and return `z`; on `hook_pattern` of `ind_layer`, store head `ind_head_index`'s
+# induction score (second-copy queries, key `q - seq_len + 1`) in a dict of your function. Return it as a
+# float.
 
 # %%
 layers = dict(prev_layer=prev_layer, ind_layer=ind_layer)

@@ -12,6 +12,8 @@ from utils.checking import Mutant, Status
 IGNORES_GENERATOR = "ignoring the generator argument (torch.randint without generator=generator)"
 SAME_ROW = "using the same random sequence for every row of the batch"
 NOT_REPEATED = "drawing a fresh random sequence for the second copy instead of repeating the first"
+QUERIES_ONE_EARLY = ("an off-by-one in the query positions (arange(seq_len, 2 * seq_len)): the second copy is "
+                     "positions seq_len + 1 to 2 * seq_len")
 FIXED = "ignoring the prev_layer / ind_layer arguments (always layers 0 and 1): wrong for deeper models like mlp4l"
 
 
@@ -127,9 +129,9 @@ def detector_tuples(cache, threshold=0.4):
 
 
 # ---------------------------------------------------------------------------------------------- induction scores
-def _scores(model, tokens, seq_len, *, offset=1, whole_diagonal=False, same_row=False, reduce="mean"):
+def _scores(model, tokens, seq_len, *, offset=1, whole_diagonal=False, same_row=False, reduce="mean", query_shift=0):
     scores = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, device=model.cfg.device)
-    q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
+    q = torch.arange(seq_len + 1 - query_shift, 2 * seq_len + 1 - query_shift, device=tokens.device)
 
     def hook_fn(pattern, hook):
         if whole_diagonal:
@@ -149,6 +151,10 @@ def _scores(model, tokens, seq_len, *, offset=1, whole_diagonal=False, same_row=
 
 def scores_duplicate_offset(model, tokens, seq_len):
     return _scores(model, tokens, seq_len, offset=0)
+
+
+def scores_queries_one_early(model, tokens, seq_len):
+    return _scores(model, tokens, seq_len, query_shift=1)
 
 
 def scores_whole_diagonal(model, tokens, seq_len):
@@ -176,6 +182,10 @@ def _attr(embed, l1, l2, W_U, targets, keep_last=False, order=("e", "1", "2")):
 
 def attr_no_shift(embed, l1_results, l2_results, W_U, tokens):
     return _attr(embed, l1_results, l2_results, W_U, tokens[:-1])
+
+
+def attr_drops_first_position(embed, l1_results, l2_results, W_U, tokens):
+    return _attr(embed[1:], l1_results[1:], l2_results[1:], W_U, tokens[1:])
 
 
 def attr_layers_swapped(embed, l1_results, l2_results, W_U, tokens):
@@ -249,7 +259,7 @@ def top1_first_block_only(full_OV_circuit, batch_size=1000):
 
 
 # ---------------------------------------------------------------------------------------------- positional pattern
-def _pos(model, layer, head, *, normalise=True, scale=True, mask=True, dim=-1):
+def _pos(model, layer, head, *, normalise=True, scale=True, mask=True, dim=-1, diagonal=1):
     x = model.W_pos
     if normalise:
         x = x - x.mean(-1, keepdim=True)
@@ -259,7 +269,7 @@ def _pos(model, layer, head, *, normalise=True, scale=True, mask=True, dim=-1):
         scores = scores / model.cfg.d_head**0.5
     if mask:
         n = scores.shape[-1]
-        scores = scores.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool, device=scores.device), 1),
+        scores = scores.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool, device=scores.device), diagonal),
                                     float("-inf"))
     return scores.softmax(dim=dim)
 
@@ -274,6 +284,10 @@ def pos_no_scale(model, layer, head):
 
 def pos_no_mask(model, layer, head):
     return _pos(model, layer, head, mask=False)
+
+
+def pos_mask_diagonal_too(model, layer, head):
+    return _pos(model, layer, head, diagonal=0)
 
 
 def pos_softmax_over_queries(model, layer, head):
@@ -416,6 +430,12 @@ def comp_returns_tensor(W_A, W_B):
     return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
 
 
+def batched_one_index_dim_only(W_As, W_Bs):
+    W_As = FactoredMatrix(W_As.A[:, None], W_As.B[:, None])
+    W_Bs = FactoredMatrix(W_Bs.A[None], W_Bs.B[None])
+    return (W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())
+
+
 def batched_no_broadcast(W_As, W_Bs):
     return (W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())
 
@@ -508,6 +528,7 @@ MUTANTS = {
                "the token after it (q - seq_len + 1)"),
         Mutant(scores_whole_diagonal, "averaging the whole diagonal, which includes two positions before the second "
                "copy"),
+        Mutant(scores_queries_one_early, QUERIES_ONE_EARLY),
         Mutant(scores_same_row, "writing every layer's scores into all rows (scores[:] = ... instead of "
                "scores[hook.layer()] = ...)"),
         Mutant(scores_sum_over_batch, "summing over the batch instead of averaging"),
@@ -515,6 +536,8 @@ MUTANTS = {
     "logit_attribution": [
         Mutant(attr_no_shift, "not shifting the targets: using tokens[:-1] (the current token) instead of "
                "tokens[1:] (the next one)"),
+        Mutant(attr_drops_first_position, "dropping the first position instead of the last: position p is scored on "
+               "tokens[p + 1], so keep positions :-1 and targets tokens[1:]"),
         Mutant(attr_layers_swapped, "putting layer 1's heads before layer 0's"),
         Mutant(attr_no_direct_path, "leaving out the direct path (embed) column", Status.WRONG_SHAPE),
         Mutant(attr_all_positions, "keeping the last position (seq instead of seq - 1 rows)", Status.WRONG_SHAPE),
@@ -538,6 +561,8 @@ MUTANTS = {
         Mutant(pos_no_layernorm, "using the raw W_pos without the LayerNorm normalisation"),
         Mutant(pos_no_scale, "forgetting the 1/sqrt(d_head) scale"),
         Mutant(pos_no_mask, "forgetting the causal mask"),
+        Mutant(pos_mask_diagonal_too, "masking the diagonal too (torch.triu without diagonal=1): query 0 then has "
+               "no key left", Status.NAN),
         Mutant(pos_softmax_over_queries, "taking the softmax over queries (dim -2) instead of keys"),
     ],
     "decompose_qk_input": [
@@ -582,6 +607,9 @@ MUTANTS = {
         Mutant(comp_returns_tensor, "returning a tensor instead of a Python float (.item())", Status.WRONG_TYPE),
     ],
     "get_batched_comp_scores": [
+        Mutant(batched_one_index_dim_only, "handling exactly one index dimension on each side (W_As.A[:, None]): "
+               "[layer, head] grids or a single matrix need one new axis per index dimension of the other side",
+               Status.WRONG_SHAPE),
         Mutant(batched_no_broadcast, "not adding the new axes: pairs head i with head i only", Status.WRONG_SHAPE),
         Mutant(batched_axes_swapped, "adding the new axes the other way round (rows must be W_As' heads)"),
         Mutant(batched_unnormalised, "forgetting to divide by the norms"),

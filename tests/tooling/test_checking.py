@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from utils.checking import Case, CheckFailure, Mutant, Status, check_cases, compare
-from utils.notebook import run_check
+from utils.notebook import run_check, run_check_with_pytest
 
 pytestmark = pytest.mark.tooling
 
@@ -83,13 +83,83 @@ def test_in_notebook_check_prints_one_clear_line():
     from solutions.ch00_pytorch_einops import split_heads
     from tests.mutants.ch00_pytorch_einops import split_heads_head_minor
 
-    ok, line = run_check(split_heads, "ch00_pytorch_einops", "cpu")
-    assert ok and line.startswith("✅ split_heads passed")
-    split_heads_head_minor.__name__ = "split_heads"  # as a learner's function of that name
-    try:
-        ok, line = run_check(split_heads_head_minor, "ch00_pytorch_einops", "cpu")
-    finally:
-        split_heads_head_minor.__name__ = "split_heads_head_minor"
-    assert not ok and "WRONG_VALUES" in line and "(d_head head)" in line and "Traceback" not in line
-    ok, line = run_check(lambda x: x, "ch00_pytorch_einops", "cpu")
-    assert not ok and "exercise function itself" in line
+    verdict = run_check(split_heads, "ch00_pytorch_einops", "cpu")
+    assert verdict.passed and verdict.line("split_heads").startswith("✅ split_heads passed")
+    verdict = run_check(split_heads_head_minor, "ch00_pytorch_einops", "cpu", exercise="split_heads")
+    line = verdict.line("split_heads")
+    assert not verdict.passed and "WRONG_VALUES" in line and "(d_head head)" in line and "Traceback" not in line
+    verdict = run_check(lambda x: x, "ch00_pytorch_einops", "cpu")
+    assert not verdict.passed and "exercise function itself" in verdict.message
+
+
+def _all_mutants():
+    from tests.framework import chapter_of
+    from utils.build import chapter_name, sources
+
+    for src in sources():
+        chapter = chapter_of(chapter_name(src))
+        for name, exercise in chapter.exercises.items():
+            for mutant in exercise.mutants:
+                yield pytest.param(chapter.name, name, mutant, id=f"{chapter.name}-{name}-{mutant.name}")
+
+
+def test_check_cells_and_pytest_give_the_same_verdicts():
+    """One code path: the check cell (no pytest session) and the pytest checker agree on every known mistake of
+    every chapter, word for word (a sample through pytest, which costs a session per call; all through check)."""
+    params = list(_all_mutants())
+    sample = params[:: max(1, len(params) // 12)]
+    for param in sample:
+        chapter, exercise, mutant = param.values
+        direct = run_check(mutant.fn, chapter, "cpu", exercise=exercise)
+        via_pytest = run_check_with_pytest(mutant.fn, chapter, "cpu", exercise=exercise)
+        assert direct == via_pytest, (param.id, direct, via_pytest)
+        assert direct.status == mutant.expect, (param.id, direct)
+
+
+def test_a_model_changed_in_a_check_is_restored_for_the_next_check():
+    """In a learner's kernel too: a function that changes the shared model gets CHANGED_MODEL, and the next check
+    (of a correct function) passes."""
+    from solutions.ch01_tokenization import count_tokens, greedy_generate
+
+    def zeroes_embedding(model, texts, prepend_bos=True):
+        model.W_E.data.zero_()
+        torch.set_grad_enabled(False)
+        torch.set_default_dtype(torch.float64)
+        return count_tokens(model, texts, prepend_bos)
+
+    def disables_bos(model, texts, prepend_bos=True):
+        model.cfg.default_prepend_bos = False
+        model.tokenizer.padding_side = "left"
+        return count_tokens(model, texts, prepend_bos)
+
+    for bad in (zeroes_embedding, disables_bos):
+        verdict = run_check(bad, "ch01_tokenization", "cpu", exercise="count_tokens")
+        assert verdict.status == Status.CHANGED_MODEL and "changed the model" in verdict.message, verdict
+        assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+        assert run_check(greedy_generate, "ch01_tokenization", "cpu").passed
+
+
+def test_judge_gets_the_framework_loop_hidden_cases_and_diagnosis():
+    """A custom judge only says what is wrong with one answer; labels, hidden cases and diagnosis come from the
+    framework."""
+    def judge(attempt):
+        if attempt.got.sum() != attempt.expected.sum():
+            raise CheckFailure(Status.WRONG_VALUES, "the sums differ")
+
+    def shuffled(x):
+        return x.flip(0) * 2
+
+    cases = [Case((torch.arange(3.0),), label="public"), Case((torch.ones(2),), label="secret", hidden=True)]
+    assert check_cases(lambda x: x.flip(0), lambda x: x, cases[:1], judge=judge) == 1
+    with pytest.raises(CheckFailure, match="on public: the sums differ") as caught:
+        check_cases(shuffled, lambda x: x, cases, judge=judge, mutants=[Mutant(shuffled, "doubling")])
+    assert "known mistake: doubling" in caught.value.message
+    with pytest.raises(CheckFailure) as caught:
+        check_cases(lambda x: x * (x.numel() == 3), lambda x: x, cases, judge=judge)
+    assert "hidden case" in caught.value.message and "secret" not in caught.value.message
+
+
+def test_a_transform_that_cannot_read_the_output_is_wrong_type():
+    with pytest.raises(CheckFailure) as caught:
+        check_cases(lambda x: "text", lambda x: x, [Case((torch.ones(2),))], transform=lambda out: out.sum())
+    assert caught.value.status == Status.WRONG_TYPE

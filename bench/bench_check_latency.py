@@ -1,0 +1,69 @@
+"""How long a check cell takes: the first call in a fresh kernel and warm calls after it, per chapter.
+
+Each chapter runs in a fresh Python process that does what a notebook does: the setup cell
+(``start_chapter``), then ``check`` on the reference solution of each exercise (a learner's right answer) and on a
+known mistake (a wrong answer, which also runs the diagnosis). The figures are wall-clock seconds on this
+machine; the target is <= 2 s for the first call and <= 0.3 s warm. Results: printed and
+bench/check_latency_results.json.
+
+Usage: ``python -m bench.bench_check_latency`` (``make bench``).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+KERNEL = """
+import contextlib, io, json, statistics, sys, time
+sys.path.insert(0, {root!r})
+import torch
+from utils.notebook import start_chapter
+with contextlib.redirect_stdout(io.StringIO()):
+    device, check = start_chapter({chapter!r})
+import importlib
+reference = importlib.import_module("solutions.{chapter}")
+from utils.notebook import run_check
+from tests.framework import chapter_of
+exercises = chapter_of({chapter!r}).exercises
+times = []
+for i, name in enumerate(exercises):
+    fn = getattr(reference, name)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        check(fn)
+    times.append(time.perf_counter() - start)
+wrong = []
+for name, exercise in exercises.items():
+    if exercise.mutants:
+        start = time.perf_counter()
+        run_check(exercise.mutants[0].fn, {chapter!r}, exercise=name)
+        wrong.append(time.perf_counter() - start)
+print(json.dumps(dict(first_s=round(times[0], 3), warm_median_s=round(statistics.median(times[1:]), 3),
+                      warm_max_s=round(max(times[1:]), 3), wrong_median_s=round(statistics.median(wrong), 3),
+                      exercises=len(exercises))))
+"""
+
+
+def main() -> int:
+    from utils.build import chapter_name, sources
+
+    results = {}
+    for src in sources():
+        chapter = chapter_name(src)
+        out = subprocess.run([sys.executable, "-c", KERNEL.format(root=str(ROOT), chapter=chapter)], cwd=ROOT,
+                             capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "CS_DEVICE": "cpu",
+                                                                  "PATH": "/usr/bin:/bin"})
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            return 1
+        results[chapter] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(chapter, results[chapter])
+    (ROOT / "bench" / "check_latency_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
