@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVICE ?=
 PYTEST_ARGS ?=
+JOBS ?= auto
 DEVICE_FLAG := $(if $(DEVICE),--device $(DEVICE),)
 
 export HF_HUB_OFFLINE ?= 1
@@ -23,9 +24,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $(STAMP)
 
-## Run every checker on the reference solutions, plus the tooling tests (make test DEVICE=cuda).
+## Run every checker on the reference solutions, plus the tooling tests (make test DEVICE=cuda), on every core
+## (pytest-xdist; JOBS=1 for one process).
 test: $(STAMP)
-	$(PY) -m pytest tests $(DEVICE_FLAG) $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(JOBS) --dist worksteal $(DEVICE_FLAG) $(PYTEST_ARGS)
 
 ## Regenerate learner notebooks, solutions notebooks and solutions/ modules from chapters/src, and the quick
 ## reference (notebook + one-page HTML) from reference/src.
@@ -45,9 +47,13 @@ grade: $(STAMP)
 examples: $(STAMP)
 	$(PY) -m examples.make_submissions
 
-## Grading benchmark: 100 generated copies of a complete submission vs top-to-bottom nbclient execution.
+## Benchmarks (bench/*.json): grading a class of complete submissions of every chapter vs top-to-bottom
+## execution, check-cell latency, the cost of pristine state per learner call, the batched patching engine.
 bench: $(STAMP)
 	$(PY) -m bench.bench_grading
+	$(PY) -m bench.bench_check_latency
+	$(PY) -m bench.bench_isolation
+	@if [ -f bench/bench_patching.py ]; then $(PY) -m bench.bench_patching; fi
 
 ## Retrain every shipped model from scratch (deterministic, seeded; CUDA when available; ~2 h on a 2-core CPU):
 ## attn2l, then mlp4l, then the SAE on mlp4l's residual stream. Each writes its folder's model card.

@@ -13,7 +13,7 @@ import torch
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch02_caching import MUTANTS
 from utils.checking import Case, CheckFailure, Status, clone_inputs
-from utils.data import repeated_tokens
+from utils.data import ioi_dataset, repeated_tokens
 
 chapter = Chapter("ch02_caching", mutants=MUTANTS)
 
@@ -23,11 +23,10 @@ chapter = Chapter("ch02_caching", mutants=MUTANTS)
 LOGIT_TOL = {"cpu": (1e-4, 1e-4), "cuda": (2e-3, 1e-3), "mps": (1e-2, 1e-2)}
 
 IOI_TEMPLATES = [
-    "When {} and {} went to the {}, {} gave a {} to",
-    "Then, {} and {} had a long argument, and afterwards {} said to",
+    "When {N1} and {N2} went to the {place}, {S} gave a {object} to",
+    "Then, {N1} and {N2} had a long argument, and afterwards {S} said to",
 ]
-IOI_FILLS = [("Mary", "John", "store", "drink"), ("Tom", "James", "park", "ball"),
-             ("Lisa", "Paul", "market", "book"), ("Sarah", "Dan", "school", "pen")]
+IOI_NAMES = ["Mary", "John", "Tom", "James", "Lisa", "Paul", "Sarah", "Dan"]
 SENTENCES = [  # 16 tokens each with BOS: no padding
     "Then, Tom and James went to the park. James gave a ball to",
     "Friends Lisa and Paul found a book at the market. Paul gave it to",
@@ -40,29 +39,14 @@ def _model(device):
     return shipped_model("attn2l", device)
 
 
-def _ioi_prompts(template_index):
-    template = IOI_TEMPLATES[template_index]
-    prompts, answers = [], []
-    for a, b, place, obj in IOI_FILLS:
-        for io, s in [(a, b), (b, a)]:  # ABBA, then BABA: each name is the answer once
-            fill = (a, b, place, s, obj) if template_index == 0 else (a, b, s)
-            prompts.append(template.format(*fill))
-            answers.append((" " + io, " " + s))
-    return prompts, answers
-
-
 @functools.cache
 def _ioi(device, template_index=0):
-    """(logits, cache, answer_tokens [batch, 2]) of the IOI prompts of one template."""
+    """(logits, cache, answer_tokens [batch, 2]) of 8 IOI prompts of one template (4 name pairs, both orders)."""
     model = _model(device)
-    prompts, answers = _ioi_prompts(template_index)
-    tokens = model.to_tokens(prompts)
-    assert all(len(model.to_str_tokens(p)) == tokens.shape[1] for p in prompts), "IOI prompts must align"
-    answer_tokens = torch.tensor([[model.to_single_token(c), model.to_single_token(w)] for c, w in answers],
-                                 device=tokens.device)
+    data = ioi_dataset(model, [IOI_TEMPLATES[template_index]], IOI_NAMES, n_pairs=4, seed=template_index)
     with torch.no_grad():
-        logits, cache = model.run_with_cache(tokens)
-    return logits.detach(), cache, answer_tokens
+        logits, cache = model.run_with_cache(data.tokens)
+    return logits.detach(), cache, data.answer_tokens
 
 
 @functools.cache
