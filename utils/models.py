@@ -41,8 +41,8 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 SHIPPED = {
     "attn2l": "2-layer attention-only transformer (d_model 128, 2 heads of d_head 64) with induction heads; "
               "shipped, offline",
-    "mlp4l": "4-layer transformer with MLPs (d_model 128, 4 heads per layer) with induction heads (IOI not learned "
-             "yet); shipped, offline",
+    "mlp4l": "4-layer transformer with MLPs (d_model 128, 4 heads per layer) with induction heads and indirect object "
+             "identification on unseen sentence frames; shipped, offline",
 }
 ONLINE = {
     "gpt2-small": "GPT-2 small (12 layers, d_model 768) from the Hugging Face hub; needs network access",
