@@ -332,8 +332,6 @@ def measure(model, seed: int = 0) -> dict:
         induction_with_prev_ablated=ablated_ind[layer, head].item(),
     )
     m.update(generation_quality(model))
-    if model.cfg.attn_only:
-        return m
     for key, _, names, frames in IOI_SETS:
         m.update({f"{key}_{k.removeprefix('ioi_')}": v for k, v in ioi_metrics(model, names, frames).items()})
     patching = ioi_patching(model, names=TRAIN_NAMES)
