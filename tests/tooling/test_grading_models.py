@@ -1,5 +1,5 @@
-"""Grading exercises that take a model, a cache or a hook point: they reach the worker by reference, and hooks
-a learner leaves attached do not affect the next exercise."""
+"""Grading exercises that take a model, a cache or a hook point: they reach the worker by reference, and a hook a
+learner leaves attached is reported (CHANGED_MODEL) and removed before the next exercise."""
 
 import time
 
@@ -58,7 +58,10 @@ def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker,
 
     expected = attn2l(tokens).sum()
     assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)
-    remote("leaves_a_hook")(attn2l, tokens)
+    with pytest.raises(CheckFailure) as caught:
+        remote("leaves_a_hook")(attn2l, tokens)
+    assert caught.value.status == Status.CHANGED_MODEL
+    assert "hooks left on blocks.0.hook_resid_post" in caught.value.message
     assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)  # the hook was removed
     assert torch.equal(remote("reads_cache")(cache), cache["pattern", 0][:, 0])
     resid = cache["resid_post", 0]
