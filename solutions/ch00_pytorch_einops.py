@@ -99,52 +99,55 @@ def train_linear_probe(
     return probe
 
 
-# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known
-# mistake.
+# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no
+# known mistake.
 HINTS = {
     'split_heads': (
-        '`einops.rearrange(x, "batch pos (head d_head) -> batch pos head d_head", head=n_heads)`: e'
-        'inops works out\n`d_head` from the size of the last dimension. Writing `(d_head head)` inst'
-        'ead gives the right shape but puts\nthe features in the wrong heads.'
+        '`einops.rearrange(x, "batch pos (head d_head) -> batch pos head d_head", head=n_heads)`:'
+        ' einops works out\n`d_head` from the size of the last dimension. Writing `(d_head head)`'
+        ' instead gives the right shape but puts\nthe features in the wrong heads.'
     ),
     'merge_heads': (
-        'One `einops.rearrange` call: `"batch pos head d_head -> batch pos (head d_head)"`. A `.res'
-        'hape` also works,\nbut only if the head dimension comes before `d_head`, which is exactly w'
-        'hat the einops pattern says.'
+        'One `einops.rearrange` call: `"batch pos head d_head -> batch pos (head d_head)"`. A `.r'
+        'eshape` also works,\nbut only if the head dimension comes before `d_head`, which is exac'
+        'tly what the einops pattern says.'
     ),
     'attention_scores': (
-        '`einops.einsum(q, k, "batch posQ head d_head, batch posK head d_head -> batch head posQ po'
-        'sK")`, then divide\nby `q.shape[-1] ** 0.5`. The output order matters: `head` comes before '
-        'the positions.'
+        '`einops.einsum(q, k, "batch posQ head d_head, batch posK head d_head -> batch head posQ '
+        'posK")`, then divide\nby `q.shape[-1] ** 0.5`. The output order matters: `head` comes be'
+        'fore the positions.'
     ),
     'apply_causal_mask': (
-        '`future = torch.triu(torch.ones(n_q, n_k, dtype=torch.bool, device=scores.device), diagona'
-        'l=1)`, then\n`scores.masked_fill(future, float("-inf"))`. With `diagonal=0` you would also '
-        'hide the current token, and\n`torch.tril` hides the past instead of the future.'
+        '`future = torch.triu(torch.ones(n_q, n_k, dtype=torch.bool, device=scores.device), diago'
+        'nal=1)`, then\n`scores.masked_fill(future, float("-inf"))`. With `diagonal=0` you would '
+        'also hide the current token, and\n`torch.tril` hides the past instead of the future.'
     ),
     'attention_pattern': (
-        '`scores.masked_fill(future, float("-inf")).softmax(dim=-1)`. If every row of your pattern '
-        'sums to 1 but\nthe values are off, check the scale; if the columns sum to 1, you took the s'
-        'oftmax over the wrong dimension.'
+        '`scores.masked_fill(future, float("-inf")).softmax(dim=-1)`. If every row of your patter'
+        'n sums to 1 but\nthe values are off, check the scale; if the columns sum to 1, you took '
+        'the softmax over the wrong dimension.'
     ),
     'next_token_log_probs': (
-        '`logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]`. The mean of the '
-        'negative of\nthis is the cross-entropy loss that `model(tokens, return_type="loss")` return'
-        's.'
+        '`logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]`. The mean of th'
+        'e negative of\nthis is the cross-entropy loss that `model(tokens, return_type="loss")` r'
+        'eturns.'
     ),
     'top_k_next_tokens': (
-        '`logits[:, -1].topk(k, dim=-1).indices`. Softmax does not change the ranking, so there is '
-        'no need for it.'
+        '`logits[:, -1].topk(k, dim=-1).indices`. Softmax does not change the ranking, so there i'
+        's no need for it.'
     ),
     'masked_mean': (
-        '`einops.reduce(x * mask[..., None], "batch pos d_model -> batch d_model", "sum")` divided '
-        'by\n`mask.sum(-1, keepdim=True).clamp(min=1)`.'
+        '`einops.reduce(x * mask[..., None], "batch pos d_model -> batch d_model", "sum")` divide'
+        'd by\n`mask.sum(-1, keepdim=True).clamp(min=1)`.'
     ),
-    'batch_positional_embeddings': '`einops.repeat(W_pos[:seq_len], "seq_len d_model -> batch seq_len d_model", batch=batch)`.',
+    'batch_positional_embeddings': (
+        '`einops.repeat(W_pos[:seq_len], "seq_len d_model -> batch seq_len d_model", batch=batch)'
+        '`.'
+    ),
     'train_linear_probe': (
-        '```python\ntorch.manual_seed(seed)\nprobe = nn.Linear(acts.shape[-1], n_classes).to(acts.dev'
-        'ice)\noptimizer = torch.optim.AdamW(probe.parameters(), lr=lr)\nfor _ in range(n_steps):\n   '
-        ' loss = F.cross_entropy(probe(acts), labels)\n    optimizer.zero_grad(); loss.backward(); o'
-        'ptimizer.step()\n```'
+        '```python\ntorch.manual_seed(seed)\nprobe = nn.Linear(acts.shape[-1], n_classes).to(acts'
+        '.device)\noptimizer = torch.optim.AdamW(probe.parameters(), lr=lr)\nfor _ in range(n_ste'
+        'ps):\n    loss = F.cross_entropy(probe(acts), labels)\n    optimizer.zero_grad(); loss.b'
+        'ackward(); optimizer.step()\n```'
     ),
 }

@@ -62,42 +62,43 @@ def greedy_generate(model: HookedTransformer, prompt: str, n_new_tokens: int) ->
     return model.to_string(tokens[0, 1:])
 
 
-# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known
-# mistake.
+# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no
+# known mistake.
 HINTS = {
     'count_tokens': (
-        '`model.to_tokens(text, prepend_bos=prepend_bos)` has shape `[1, pos]`: take `.shape[-1]` f'
-        'or each text, and\npass `prepend_bos` through (do not leave the default).'
+        'Tokenize each text on its own with `model.to_tokens`, passing `prepend_bos` through (do '
+        'not rely on the\ndefault), and read the size of the position dimension, the last one. On'
+        'e call on the whole list would pad\nevery text to the longest.'
     ),
     'multi_token_words': (
-        '`len(model.to_str_tokens(" " + word, prepend_bos=False)) != 1`. With the default `prepend_'
-        'bos=True`, every\nword has at least two tokens (BOS + the word). Trying `model.to_single_to'
-        'ken(" " + word)` inside\n`try`/`except` works too.'
+        'Tokenize `" " + word` *without* the BOS token (`prepend_bos=False`; `to_str_tokens` make'
+        's the pieces easy to\ncount) and keep the words that give more than one piece, in their '
+        'original order.'
     ),
     'token_position': (
-        'Tokenize with `model.to_tokens(prompt, prepend_bos=prepend_bos)[0]`, get the id with\n`mode'
-        'l.to_single_token(token_str)`, then `(tokens == token_id).nonzero()[0].item()` is the firs'
-        't match.\nReturn a Python `int`, not a tensor. (`model.to_str_tokens(...).index(token_str)`'
-        ' works too.)'
+        'Tokenize as `prepend_bos` says, get the id of `token_str` with `to_single_token`, and fi'
+        'nd the first index\nwhere the tokens equal it (`nonzero`, or `list.index` on `to_str_tok'
+        'ens`). Return a Python `int`.'
     ),
     'get_log_probs': (
-        '`logits[:, :-1].log_softmax(dim=-1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)`. '
-        'Position `p`\npredicts `tokens[:, p + 1]`: forgetting the shift gives the right shape (minu'
-        's one position) but scores the\nmodel on the token it has just *seen*.'
+        'Position `p` predicts `tokens[:, p + 1]`: drop the last position of the logits and the f'
+        'irst position of the\ntokens. Take `log_softmax` over the vocabulary, then `gather` alon'
+        'g the last dimension (its index needs a\ntrailing dimension of size 1, which you squeeze'
+        ' away afterwards).'
     ),
     'cross_entropy_loss': (
-        '`-get_log_probs(logits, tokens).mean()`. Equivalently\n`torch.nn.functional.cross_entropy(l'
-        'ogits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())`. Keep the minus\nsign, take the mean'
-        ' (not the sum), and do not call `.item()`.'
+        'The loss is the mean (over batch *and* positions, not the sum) of the *negative* log-pro'
+        'babilities that\n`get_log_probs` returns. Keep it a tensor: no `.item()`.'
     ),
     'prediction_accuracy': (
-        '`(logits[:, :-1].argmax(-1) == tokens[:, 1:]).float().mean().item()`: the same shift as fo'
-        'r the\nlog-probabilities, and `.item()` to get a Python float.'
+        'The same shift as for the log-probabilities: compare the argmax over the vocabulary at p'
+        'ositions `:-1` with\nthe tokens at `1:`, average the matches as floats, and return a Pyt'
+        'hon float.'
     ),
     'greedy_generate': (
-        'Start from `tokens = model.to_tokens(prompt)`; in each step take `next_token = model(token'
-        's)[0, -1].argmax()`,\n`break` if `next_token.item() == model.tokenizer.eos_token_id`, else\n'
-        '`tokens = torch.cat([tokens, next_token.view(1, 1)], dim=-1)`. Finish with `model.to_strin'
-        'g(tokens[0, 1:])`:\nposition 0 is the BOS token, which `model.generate` leaves out.'
+        'Start from `model.to_tokens(prompt)`. In each step run the model, take the argmax of the'
+        " *last* position's\nlogits, stop if it is `model.tokenizer.eos_token_id`, else append it"
+        ' along the position dimension\n(`torch.cat` with a `[1, 1]` tensor). Decode without posi'
+        'tion 0, the BOS token, as `model.generate` does.'
     ),
 }

@@ -112,48 +112,50 @@ def head_direct_logit_attribution(
     return einops.rearrange(dla, "(layer head) -> layer head", layer=model.cfg.n_layers)
 
 
-# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known
-# mistake.
+# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no
+# known mistake.
 HINTS = {
     'attention_pattern_from_qk': (
-        '`einops.einsum(q, k, "batch dest head d_head, batch src head d_head -> batch head dest src'
-        '")`, divide by\n`q.shape[-1] ** 0.5`, then `masked_fill` with `torch.triu(torch.ones(pos, p'
-        'os, dtype=torch.bool,\ndevice=q.device), diagonal=1)` and `float("-inf")`, then `.softmax(d'
-        'im=-1)`.'
+        'Three steps: `einops.einsum` of `q` and `k` over `d_head` into `batch head dest src`, di'
+        'vided by\n`sqrt(d_head)`; `-inf` on the future (`src > dest`, strictly above the diagona'
+        'l: `torch.triu` with\n`diagonal=1`); softmax over `src`, the last dimension.'
     ),
     'current_attn_detector': (
-        'Loop over `layer` and `head` (`cache.model.cfg.n_layers` / `n_heads`, or the shape of\n`cac'
-        'he["pattern", layer]`); the score of a head is `cache["pattern", layer][:, head].diagonal('
-        'dim1=-2,\ndim2=-1).mean()`. Compare with `> threshold` and append `f"{layer}.{head}"`.'
+        'For each layer take `cache["pattern", layer]` (`[batch, head, dest, src]`). A head\'s sc'
+        'ore is the mean of\nits main diagonal over the last two dimensions (`Tensor.diagonal(dim'
+        '1=-2, dim2=-1)`), averaged over the\nbatch too. Keep the heads above the threshold as `f'
+        '"{layer}.{head}"`, layer by layer.'
     ),
     'prev_attn_detector': (
-        'The same loop as `current_attn_detector` with `.diagonal(offset=-1, dim1=-2, dim2=-1)`: en'
-        'try `i` of that\ndiagonal is `pattern[..., i + 1, i]`, the attention from position `i + 1` '
-        'to position `i`. `offset=+1` is\nabove the diagonal, which the causal mask makes all zeros.'
+        'The same loop as `current_attn_detector`, with the diagonal just *below* the main one (a'
+        ' negative `offset`):\nits entry `i` is the attention from position `i + 1` to position `'
+        'i`. Above the diagonal the causal mask\nmakes everything zero.'
     ),
     'first_attn_detector': (
-        'The score is the mean of column 0, `cache["pattern", layer][:, head, :, 0].mean()`: the at'
-        'tention every\ndestination position pays to the first source position. `[:, head, 0, :]` wo'
-        'uld be row 0 instead: what the\nfirst token looks at, which is always just itself.'
+        "The score is the mean of *column* 0 of a head's pattern: the attention that every destin"
+        'ation position pays\nto the first source position, averaged over batch and destinations.'
+        ' Row 0 would be what the first token\nlooks at, which is always just itself.'
     ),
     'logits_to_ave_logit_diff': (
-        '`logits[:, -1].gather(dim=-1, index=answer_tokens)` picks the two answer logits of each pr'
-        'ompt\n(`[batch, 2]`); subtract column 1 from column 0; `.mean()` unless `per_prompt`.'
+        "Only the last position's logits matter. `gather` along the vocabulary with `answer_token"
+        "s` picks each\nprompt's two answer logits (`[batch, 2]`); take correct minus incorrect, "
+        'and average over the batch unless\n`per_prompt`.'
     ),
     'logit_lens': (
-        '`resid = cache.accumulated_resid(layer=None, pos_slice=-1, apply_ln=True)`, then\n`einops.e'
-        'insum(resid, model.W_U[:, answer_tokens], "component batch d_model, d_model batch -> compo'
-        'nent\nbatch") + model.b_U[answer_tokens]`. Each prompt uses its own answer\'s column of `W_U'
-        '`.'
+        '`cache.accumulated_resid` with `layer=None` (every layer, down to the final stream), `po'
+        's_slice=-1` and\n`apply_ln=True` gives the normalized partial sums, `[component, batch, '
+        "d_model]`. Read each prompt with its\n*own* answer's column of `W_U` (an einsum that kee"
+        "ps `batch`) and add that answer's `b_U`."
     ),
     'residual_stack_to_logit_diff': (
-        '`scaled = cache.apply_ln_to_stack(residual_stack, layer=-1, pos_slice=-1)`, then\n`einops.e'
-        'insum(scaled, logit_diff_directions, "... batch d_model, batch d_model -> ...")` divided b'
-        'y the\nbatch size (`residual_stack.shape[-2]`).'
+        'Scale the stack with the cached final LayerNorm scale (`cache.apply_ln_to_stack` at the '
+        "last layer and\nposition), then take each prompt's dot product with its own direction ov"
+        'er `d_model` (an einsum with `...`\nfor the leading dimensions) and average over the bat'
+        'ch.'
     ),
     'head_direct_logit_attribution': (
-        '`cache.stack_head_results(layer=-1, pos_slice=-1)` → `residual_stack_to_logit_diff(...)` →'
-        '\n`einops.rearrange(x, "(layer head) -> layer head", layer=model.cfg.n_layers)`. The stack '
-        'is ordered layer by\nlayer (`L0H0, L0H1, …, L1H0, …`).'
+        "`cache.stack_head_results` gives every head's output at the last position, layer by laye"
+        'r (`L0H0, L0H1, …`).\nPass it through `residual_stack_to_logit_diff` and reshape the fla'
+        't `[layer * head]` result into `[layer,\nhead]`: the layer is the outer factor.'
     ),
 }

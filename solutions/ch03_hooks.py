@@ -112,47 +112,44 @@ def permanent_hook_demo(
     return losses
 
 
-# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known
-# mistake.
+# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no
+# known mistake.
 HINTS = {
     'head_zero_ablation_hook': (
-        'Index the head dimension, which is the third one: `z[:, :, head_index_to_ablate] = 0.0`, t'
-        'hen `return z`.\n`z[head_index_to_ablate]` would pick a batch element and `z[..., head_inde'
-        'x_to_ablate]` one feature of every\nhead.'
+        'The head dimension is the *third* dimension of `z` (`[batch, pos, head, d_head]`): set t'
+        "hat head's slice to\nzero for every batch element and position, then return `z`."
     ),
     'head_mean_ablation_hook': (
-        '`z[:, :, h].mean(dim=(0, 1))` has shape `[d_head]`: one mean vector, which broadcasts back'
-        ' into\n`z[:, :, h]`. Average over *both* batch and positions, and not over `d_head`.'
+        "Average the ablated head's slice over batch *and* positions (dimensions 0 and 1), which "
+        'leaves one\n`[d_head]` vector, and write it back into that slice: broadcasting fills eve'
+        'ry batch element and position.'
     ),
     'get_ablation_scores': (
-        '```python\nclean_loss = model(tokens, return_type="loss")\nfor layer in range(model.cfg.n_la'
-        'yers):\n    for head in range(model.cfg.n_heads):\n        hook_fn = partial(ablation_functi'
-        'on, head_index_to_ablate=head)\n        loss = model.run_with_hooks(tokens, return_type="lo'
-        'ss", fwd_hooks=[(get_act_name("z", layer), hook_fn)])\n        scores[layer, head] = loss -'
-        ' clean_loss\n```\nIndex `scores[layer, head]`, not `[head, layer]`, and use the `ablation_fu'
-        'nction` you were given.'
+        'Compute the clean loss once. For each layer and head, run `model.run_with_hooks` with `r'
+        'eturn_type="loss"`\nand one hook on that layer\'s `hook_z` (`get_act_name`), made from `'
+        'ablation_function` with\n`functools.partial` fixing the head. Store ablated minus clean '
+        'at `[layer, head]`.'
     ),
     'attention_entropy': (
-        'Inside the function: `entropy = torch.zeros(n_layers, n_heads, device=...)`, then a hook t'
-        'hat computes\n`-(pattern * pattern.clamp(min=1e-12).log()).sum(-1)` (shape `[batch, head, d'
-        'est]`), averages it over\ndims `(0, 2)` and stores it in `entropy[hook.layer()]`. Run it wi'
-        'th the filter\n`lambda name: name.endswith("hook_pattern")` and `return_type=None`.'
+        'Create the `[layer, head]` result inside the function, and a hook that closes over it: p'
+        'er query, `-Σ p log\np` over the source positions (the last dimension; clamp `p` inside '
+        'the log), averaged over batch and\ndestinations, written to row `hook.layer()`. One `run'
+        '_with_hooks` with a name filter on `hook_pattern` and\n`return_type=None`.'
     ),
     'cache_some': (
-        'A closure again: `cache = {}`, a hook that does `cache[hook.name] = activation.detach()`, '
-        'and\n`model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda name: name in names'
-        ', caching_hook)])`.'
+        'A closure again: a dict defined in your function and a hook that stores `activation.deta'
+        'ch()` under\n`hook.name`. One run, with a name filter that accepts exactly the names in '
+        '`names`.'
     ),
     'add_steering_vector_hook': (
-        'With `pos is None`, `resid + coeff * vector` broadcasts over batch and positions. Otherwis'
-        'e index the\nposition dimension, the second one: `resid[:, pos] += coeff * vector`, then `r'
-        'eturn resid`.'
+        'With `pos is None` the vector broadcasts over batch and positions. Otherwise add it only'
+        ' at index `pos` of\nthe *position* dimension, the second one, for every batch element, a'
+        'nd return the tensor.'
     ),
     'permanent_hook_demo': (
-        '`model.add_hook(get_act_name("z", layer), partial(head_zero_ablation_hook, head_index_to_a'
-        'blate=head),\nis_permanent=True)` for the permanent one, the same without `is_permanent` fo'
-        'r the other; measure\n`model(tokens, return_type="loss").item()` after each step. "after_re'
-        'set" should equal the loss with the\npermanent ablation alone, and "after_full_reset" the c'
-        'lean loss.'
+        "Measure the loss (`.item()`) after each step. Both hooks go on their layer's `hook_z` wi"
+        'th `model.add_hook`,\nmade from your zero-ablation hook with the head fixed; only one ge'
+        'ts `is_permanent=True`. "after_reset"\nshould equal the loss with the permanent ablation'
+        ' alone, "after_full_reset" the clean loss.'
     ),
 }

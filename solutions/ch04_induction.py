@@ -181,10 +181,13 @@ def get_comp_score(W_A: Float[Tensor, "in_A out_A"], W_B: Float[Tensor, "out_A o
     return ((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()
 
 
-def get_batched_comp_scores(W_As: FactoredMatrix, W_Bs: FactoredMatrix) -> Float[Tensor, "heads_A heads_B"]:
-    """Composition score of every pair: `W_As` `[heads_A, d_model, d_model]`, `W_Bs` `[heads_B, d_model, d_model]`."""
-    W_As = FactoredMatrix(W_As.A[:, None], W_As.B[:, None])
-    W_Bs = FactoredMatrix(W_Bs.A[None], W_Bs.B[None])
+def get_batched_comp_scores(W_As: FactoredMatrix, W_Bs: FactoredMatrix) -> Float[Tensor, "..."]:
+    """Composition score of every pair: `W_As` `[*A_idx, d_model, d_model]` and `W_Bs` `[*B_idx, d_model, d_model]`
+    (any number of leading index dimensions on either side, e.g. `[head]` or `[layer, head]`) give
+    `[*A_idx, *B_idx]`."""
+    n_a, n_b = W_As.A.dim() - 2, W_Bs.A.dim() - 2
+    W_As = FactoredMatrix(*(m.reshape(*m.shape[:-2], *[1] * n_b, *m.shape[-2:]) for m in (W_As.A, W_As.B)))
+    W_Bs = FactoredMatrix(*(m.reshape(*[1] * n_a, *m.shape) for m in (W_Bs.A, W_Bs.B)))
     return (W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())
 
 
@@ -230,91 +233,90 @@ def ablation_induction_score(
     return result["score"]
 
 
-# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no known
-# mistake.
+# The hint of each exercise, from its hint cell: shown by the checker when a failure matches no
+# known mistake.
 HINTS = {
     'generate_repeated_tokens': (
-        'Keep a tensor `allowed` of the non-special ids, draw *indices* into it with\n`torch.randint'
-        '(0, len(allowed), (batch_size, seq_len), generator=generator)`, then\n`torch.cat([bos, r, r'
-        '], dim=1)` with `bos = torch.full((batch_size, 1), model.tokenizer.bos_token_id)`.\nThe che'
-        'ck verifies the structure (BOS column, second half equal to the first, no special tokens, '
-        'rows that\ndiffer, the generator really used), not particular random values.'
+        'Make a tensor of the allowed ids (every id except `model.tokenizer.all_special_ids`), dr'
+        'aw random *indices*\ninto it with `torch.randint(..., generator=generator)`, and concate'
+        'nate a BOS column, `r` and `r` again\nalong the positions; move the result to `model.cfg'
+        '.device`. The check verifies the structure (BOS column,\nrepeated halves, no special tok'
+        'ens, rows that differ, the generator used), not particular values.'
     ),
     'run_and_cache_model_repeated_tokens': (
-        '`tokens = generate_repeated_tokens(model, seq_len, batch_size, generator=generator)`, then'
-        '\n`logits, cache = model.run_with_cache(tokens)`. Generate the tokens *once*: the logits an'
-        'd the cache must\nbelong to the tokens you return.'
+        'Call `generate_repeated_tokens` once and `model.run_with_cache` on the tokens it returne'
+        'd: the logits and\nthe cache must belong to the tokens you return.'
     ),
     'induction_attn_detector': (
-        'For each layer: `pattern = cache["pattern", layer]` (`[batch, head, query, key]`),\n`seq_le'
-        'n = (pattern.shape[-1] - 1) // 2`, `q = torch.arange(seq_len + 1, 2 * seq_len + 1)`, and t'
-        'he score is\n`pattern[:, :, q, q - seq_len + 1].mean(dim=(0, 2))`. The key is one *after* t'
-        'he earlier copy: `q - seq_len`\nwould be the copy itself (a "duplicate-token" head).'
+        "`seq_len` follows from the pattern's size (`1 + 2 * seq_len` positions). For the second "
+        "copy's query\npositions, `seq_len + 1` to `2 * seq_len`, take the key one *after* the ea"
+        'rlier copy, `q - seq_len + 1`\n(advanced indexing with two index tensors), and average o'
+        'ver batch and queries. The key `q - seq_len` would\nbe the copy itself: a duplicate-toke'
+        'n head.'
     ),
     'induction_scores': (
-        'Inside `hook_fn(pattern, hook)`: `scores[hook.layer()] = pattern[:, :, q, q - seq_len + 1]'
-        '.mean(dim=(0, 2))`\nwhere `q = torch.arange(seq_len + 1, 2 * seq_len + 1)`. Only the second'
-        ' copy counts: the whole diagonal\n(`pattern.diagonal(-(seq_len - 1), -2, -1)`) also include'
-        's two positions before it.'
+        "The detector's score, computed inside a hook on every `hook_pattern` (a name filter): th"
+        'e hook writes one\nscore per head into row `hook.layer()` of a tensor created in your fu'
+        "nction. Only the second copy's queries\ncount; the whole diagonal also holds two positio"
+        'ns before it.'
     ),
     'logit_attribution': (
-        '`W_U_correct = W_U[:, tokens[1:]]` (one column per prediction), then\n`einops.einsum(l1_res'
-        'ults[:-1], W_U_correct, "seq head d_model, d_model seq -> seq head")` and the same for\n`em'
-        'bed[:-1]` and `l2_results[:-1]`; `torch.cat([direct[:, None], l1, l2], dim=-1)`. The last '
-        'position\npredicts nothing we know, so it is dropped.'
+        'Position `p` is scored on `tokens[p + 1]`: take the `W_U` columns of `tokens[1:]` and dr'
+        'op the last position\nof every input. Then one dot product over `d_model` per position ('
+        'an einsum that keeps `seq`, and `head` for\nthe head results), with the direct path as t'
+        'he first column.'
     ),
     'full_ov_circuit': (
-        '`FactoredMatrix(model.W_E @ model.W_V[layer, head], model.W_O[layer, head] @ model.W_U)`: '
-        'the left factor is\n`[d_vocab, d_head]`, the right `[d_head, d_vocab]`. `model.W_E @ model.'
-        'OV[layer, head] @ model.W_U` works too.'
+        "A `FactoredMatrix(A, B)` with `A` = `W_E` times that head's `W_V` (`[d_vocab, d_head]`) "
+        'and `B` = its `W_O`\ntimes `W_U` (`[d_head, d_vocab]`): never multiply the two vocabular'
+        'y-sized ends together.'
     ),
     'top_1_acc': (
-        'Loop `start` over `range(0, n_rows, batch_size)`; `rows = full_OV_circuit[start:start + ba'
-        'tch_size].AB`;\ncompare `rows.argmax(dim=-1)` with `torch.arange(start, start + len(rows))`'
-        ' (row `i` of the block is token\n`start + i`). Divide by the number of rows and return a Py'
-        'thon float.'
+        'Loop over blocks of `batch_size` rows: slice the factored matrix and materialise the blo'
+        'ck with `.AB`. Row\n`i` of the block is token `start + i`, so compare the argmax over co'
+        'lumns with `start + arange(...)`. Return\na Python float.'
     ),
     'pos_by_pos_pattern': (
-        'Normalise: `x = W_pos - W_pos.mean(-1, keepdim=True)`; `x = x / x.pow(2).mean(-1, keepdim='
-        'True).sqrt()`. Then\n`scores = (x @ model.QK[layer, head] @ x.T).AB / model.cfg.d_head ** 0'
-        '.5`, mask strictly above\nthe diagonal with `-inf` (`torch.triu(..., diagonal=1)`) and `sof'
-        "tmax(dim=-1)`: exactly chapter 0's\nattention pattern."
+        'Normalise the rows of `W_pos` as the text says; the scores are `x W_QK xᵀ` with `model.Q'
+        'K[layer, head]` (a\nFactoredMatrix: `.AB` materialises it), divided by `sqrt(d_head)`. T'
+        "hen chapter 0's causal mask (strictly\nabove the diagonal) and softmax over the keys."
     ),
     'decompose_qk_input': (
-        '`results = einops.einsum(cache["z", prev_layer], cache.model.W_O[prev_layer], "posn head d'
-        '_head, head d_head\nd_model -> head posn d_model")`, then `torch.cat([cache["embed"][None],'
-        ' cache["pos_embed"][None], results])`\ndivided by `cache["scale", ind_layer, "ln1"]` (shape'
-        ' `[posn, 1]`, it broadcasts).'
+        "Each head's output is `z` times `W_O` of the previous-token head's layer (an einsum over"
+        ' `d_head` that puts\n`head` first). Stack `embed`, `pos_embed` and the head outputs alon'
+        "g a new first dimension, and divide by\nlayer `ind_layer`'s `ln1` scale (`[posn, 1]`, it"
+        ' broadcasts).'
     ),
     'decompose_q': (
-        '`einops.einsum(decomposed_qk_input, model.W_Q[ind_layer, ind_head_index], "n posn d_model,'
-        ' d_model d_head ->\nn posn d_head")`: the induction head\'s layer `ind_layer` (1 in `attn2l`'
-        '), not layer 0.'
+        'Project every piece with the query weights of the *induction* head, `model.W_Q[ind_layer'
+        ', ind_head_index]`:\nan einsum over `d_model`, no bias.'
     ),
-    'decompose_k': 'The same as `decompose_q` with `model.W_K[ind_layer, ind_head_index]`.',
+    'decompose_k': 'As `decompose_q`, with the key weights `W_K` of the same head.',
     'decompose_attn_scores': (
-        '`einops.einsum(decomposed_q, decomposed_k, "q_comp posn_q d_head, k_comp posn_k d_head -> '
-        'q_comp k_comp\nposn_q posn_k")` divided by `model.cfg.d_head ** 0.5`.'
+        'An einsum over `d_head` that keeps both piece dimensions and both position dimensions, i'
+        'n the order `q_comp\nk_comp posn_q posn_k`, divided by `sqrt(d_head)`.'
     ),
     'find_K_comp_full_circuit': (
-        '`Q = W_E @ model.W_Q[ind_layer, ind]` (`[d_vocab, d_head]`), `K = W_E @ model.W_V[prev_lay'
-        'er, prev] @\nmodel.W_O[prev_layer, prev] @ model.W_K[ind_layer, ind]` (`[d_vocab, d_head]`)'
-        ", and `FactoredMatrix(Q, K.T)`.\nThe OV matrices of the previous-token head's layer (0 by d"
-        "efault) feed the key of the induction head's (1)."
+        "Query side: `W_E` through the induction head's `W_Q`. Key side: `W_E` through the previo"
+        "us-token head's\n`W_V` and `W_O` (layer `prev_layer`), then the induction head's `W_K` ("
+        'layer `ind_layer`). Both sides are\n`[d_vocab, d_head]`; the circuit is query side times'
+        ' key side transposed, as a `FactoredMatrix`.'
     ),
     'get_comp_score': (
-        '`((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()`: `Tensor.norm()` with no argumen'
-        'ts is the\nFrobenius norm.'
+        '`Tensor.norm()` with no arguments is the Frobenius norm: divide the norm of the product '
+        'by the product of\nthe two norms, and return a Python float.'
     ),
     'get_batched_comp_scores': (
-        '`FactoredMatrix(W_As.A[:, None], W_As.B[:, None])` and `FactoredMatrix(W_Bs.A[None], W_Bs.'
-        'B[None])`; then\n`(W_As @ W_Bs).norm() / (W_As.norm() * W_Bs.norm())` broadcasts to `[heads'
-        '_A, heads_B]`.'
+        'Make the index dimensions line up for broadcasting: give both factors (`A` and `B`) of `'
+        'W_As` one extra axis of\nsize 1 for each index dimension of `W_Bs` (after their own inde'
+        'x dimensions), and the factors of `W_Bs` one for\neach index dimension of `W_As` (in fro'
+        'nt). Then `@` and `FactoredMatrix.norm()` broadcast to every pair, as in\n`get_comp_scor'
+        'e`.'
     ),
     'ablation_induction_score': (
-        '`ablation_hook(z, hook)`: `z[:, :, prev_head_index] = 0.0; return z` (skip when `prev_head'
-        '_index is None`).\n`score_hook(pattern, hook)`: store `pattern[:, ind_head_index, q, q - se'
-        'q_len + 1].mean().item()` in a dict\nof your function. Hook names: `get_act_name("z", prev_'
-        'layer)` and `get_act_name("pattern", ind_layer)`.'
+        "Two hooks in one `run_with_hooks`: on `hook_z` of `prev_layer`, zero the head's slice (u"
+        'nless\n`prev_head_index` is None) and return `z`; on `hook_pattern` of `ind_layer`, stor'
+        "e head `ind_head_index`'s\ninduction score (second-copy queries, key `q - seq_len + 1`) "
+        'in a dict of your function. Return it as a\nfloat.'
     ),
 }

@@ -179,6 +179,4 @@ def pytest_runtest_makereport(item, call):
         failure = call.excinfo.value
         report.longrepr = f"{failure.status.value}: {failure.message}"
         report.user_properties.append(verdict_property(Verdict(failure.status, failure.message)))
-    elif report.passed:
-        cases = dict(report.user_properties).get("cases")
-        report.user_properties.append(verdict_property(Verdict(Status.PASS, cases=cases)))
+

@@ -43,6 +43,7 @@ import torch
 
 from utils.checking import Case, CheckFailure, Judge, Mutant, Status, Verdict, check_cases, tolerance_for
 from utils.models import MODELS_DIR, cached_model
+from utils.reports import verdict_property
 
 
 def shipped_model(name: str, device: torch.device):
@@ -139,7 +140,7 @@ class Chapter:
             exercise = self.exercises[exercise_name]
             fn = learner.function(exercise_name)
             hidden = hidden_cases.get(self.name, {}).get(exercise_name)
-            record_property("cases", exercise.check(fn, device, hidden))
+            record_property(*verdict_property(Verdict(Status.PASS, cases=exercise.check(fn, device, hidden))))
 
         @pytest.mark.mutants
         @pytest.mark.parametrize("exercise_name, mutant", mutant_params)

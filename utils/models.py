@@ -207,7 +207,7 @@ def load_model_folder(folder: Path, device, *, sae_transformer: bool = False, **
         model = cls(cfg, tokenizer=tokenizer, move_to_device=False)
     state_dict = load_file(folder / "model.safetensors")
     model.load_and_process_state_dict(state_dict, **opts)
-    model.to(device)
+    model.to(device, print_details=False)
     model.eval()
     return model
 

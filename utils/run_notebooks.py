@@ -45,6 +45,19 @@ def notebook_client(nb, cwd: Path, timeout: int = 600) -> NotebookClient:
                           resources={"metadata": {"path": str(cwd)}})
 
 
+def sign(nb) -> None:
+    """Mark an executed notebook as trusted by this machine's Jupyter (nbformat's notebook signature), so that
+    opening it from reports/executed/ shows its figures and circuitsvis views: Jupyter runs the scripts of an
+    output only in a notebook it trusts. Another machine's Jupyter does not trust it (its secret differs); the
+    figures' captions say what to do there."""
+    try:
+        from nbformat.sign import NotebookNotary
+
+        NotebookNotary().sign(nb)
+    except Exception:  # no writable Jupyter data directory: the notebook is still written, untrusted
+        pass
+
+
 def inject_parameters(nb, params: dict[str, str]) -> None:
     """Insert ``NAME = VALUE`` lines (VALUE is Python source) after the cell tagged ``parameters``."""
     if not params:
@@ -73,6 +86,7 @@ def run_notebook(path: Path, timeout: int, out_dir: Path, params: dict[str, str]
     out_dir.mkdir(parents=True, exist_ok=True)
     quotes = "\"'"
     suffix = "".join(f".{name}={value.strip(quotes)}" for name, value in (params or {}).items())
+    sign(nb)
     nbformat.write(nb, out_dir / path.name.replace(".ipynb", f"{suffix}.ipynb"))
     passed, failed = _check_lines(nb)
     if error is None and failed:

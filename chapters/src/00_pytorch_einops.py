@@ -15,7 +15,8 @@
 # - **check cells** — under every exercise, `check(your_function)` compares your function with the reference
 #   on several inputs and tells you what is wrong: type, shape, dtype, device, NaN, or which values differ.
 #   When your output matches a *known* mistake (say, forgetting the `1/sqrt(d_head)` scale), it names it.
-#
+
+# %% [markdown] tags=["learner"]
 # **How to work:** replace each `raise NotImplementedError()` with your code, run the cell, then run the
 # check cell under it. Hints and solutions are in the dropdowns below each check.
 
@@ -138,7 +139,7 @@ def attention_pattern(
 # Let's look at one. Each row is a query position; the upper triangle is zero because of the mask.
 
 # %%
-import plotly.express as px  # noqa: E402
+import plotly.express as px
 
 torch.manual_seed(0)
 q_demo, k_demo = torch.randn(1, 8, 2, 16), torch.randn(1, 8, 2, 16)

@@ -15,7 +15,8 @@
 # - compute next-token log-probabilities, the cross-entropy loss and the accuracy from the logits, and check
 #   them against TransformerLens;
 # - write greedy generation one token at a time.
-#
+
+# %% [markdown] tags=["learner"]
 # **How to work:** replace each `raise NotImplementedError()` with your code, run the cell, then run the
 # check cell under it. Hints and solutions are in the dropdowns below each check.
 
@@ -40,7 +41,8 @@ from transformer_lens import HookedTransformer
 # from the ones described in the text).
 
 # %%
-from utils.models import load_model  # noqa: E402
+from utils.models import load_model
+from utils.plotting import expect
 
 torch.set_grad_enabled(False)  # this chapter only runs the model, it never trains it: no gradients needed
 
@@ -120,8 +122,9 @@ def count_tokens(model: HookedTransformer, texts: list[str], prepend_bos: bool =
 
 
 # %% [markdown] tags=["hint"]
-# `model.to_tokens(text, prepend_bos=prepend_bos)` has shape `[1, pos]`: take `.shape[-1]` for each text, and
-# pass `prepend_bos` through (do not leave the default).
+# Tokenize each text on its own with `model.to_tokens`, passing `prepend_bos` through (do not rely on the
+# default), and read the size of the position dimension, the last one. One call on the whole list would pad
+# every text to the longest.
 
 # %% [markdown]
 # ### Exercise: which words are not a single token?
@@ -140,9 +143,8 @@ def multi_token_words(model: HookedTransformer, words: list[str]) -> list[str]:
 
 
 # %% [markdown] tags=["hint"]
-# `len(model.to_str_tokens(" " + word, prepend_bos=False)) != 1`. With the default `prepend_bos=True`, every
-# word has at least two tokens (BOS + the word). Trying `model.to_single_token(" " + word)` inside
-# `try`/`except` works too.
+# Tokenize `" " + word` *without* the BOS token (`prepend_bos=False`; `to_str_tokens` makes the pieces easy to
+# count) and keep the words that give more than one piece, in their original order.
 
 # %%
 candidates = ["Mary", "John", "Victoria", "store", "necklace", "interpretability", "banana", "Paris", "Einstein"]
@@ -197,9 +199,8 @@ def token_position(model: HookedTransformer, prompt: str, token_str: str, prepen
 
 
 # %% [markdown] tags=["hint"]
-# Tokenize with `model.to_tokens(prompt, prepend_bos=prepend_bos)[0]`, get the id with
-# `model.to_single_token(token_str)`, then `(tokens == token_id).nonzero()[0].item()` is the first match.
-# Return a Python `int`, not a tensor. (`model.to_str_tokens(...).index(token_str)` works too.)
+# Tokenize as `prepend_bos` says, get the id of `token_str` with `to_single_token`, and find the first index
+# where the tokens equal it (`nonzero`, or `list.index` on `to_str_tokens`). Return a Python `int`.
 
 # %% [markdown]
 # TransformerLens has this built in as `model.get_token_position(token, input, mode="first" or "last",
@@ -259,9 +260,9 @@ def get_log_probs(
 
 
 # %% [markdown] tags=["hint"]
-# `logits[:, :-1].log_softmax(dim=-1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)`. Position `p`
-# predicts `tokens[:, p + 1]`: forgetting the shift gives the right shape (minus one position) but scores the
-# model on the token it has just *seen*.
+# Position `p` predicts `tokens[:, p + 1]`: drop the last position of the logits and the first position of the
+# tokens. Take `log_softmax` over the vocabulary, then `gather` along the last dimension (its index needs a
+# trailing dimension of size 1, which you squeeze away afterwards).
 
 # %% [markdown]
 # Which tokens are easy for the model and which are hard? Each bar is the log-probability of the token under
@@ -272,14 +273,16 @@ def get_log_probs(
 # position's attention changes when the token it used as a resting place is gone.
 
 # %%
-import plotly.graph_objects as go  # noqa: E402
+import plotly.graph_objects as go
 
 sentence = "When Mary and John went to the store, John gave a drink to Mary."
 str_tokens = model.to_str_tokens(sentence)
 labels = [f"{i}: {t!r}" for i, t in enumerate(str_tokens)][1:]  # the tokens after BOS
-log_probs_bos = get_log_probs(model(sentence), model.to_tokens(sentence))[0]
+log_probs_bos = expect(get_log_probs(model(sentence), model.to_tokens(sentence)), "get_log_probs",
+                       shape=(1, len(str_tokens) - 1), names="batch pos_minus_1")[0]
 no_bos_tokens = model.to_tokens(sentence, prepend_bos=False)
-log_probs_no_bos = get_log_probs(model(no_bos_tokens), no_bos_tokens)[0]
+log_probs_no_bos = expect(get_log_probs(model(no_bos_tokens), no_bos_tokens), "get_log_probs",
+                          shape=(1, no_bos_tokens.shape[1] - 1), names="batch pos_minus_1")[0]
 go.Figure([
     go.Bar(name="with BOS", x=labels, y=log_probs_bos.cpu()),
     go.Bar(name="without BOS", x=labels[1:], y=log_probs_no_bos.cpu()),
@@ -305,9 +308,8 @@ def cross_entropy_loss(
 
 
 # %% [markdown] tags=["hint"]
-# `-get_log_probs(logits, tokens).mean()`. Equivalently
-# `torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())`. Keep the minus
-# sign, take the mean (not the sum), and do not call `.item()`.
+# The loss is the mean (over batch *and* positions, not the sum) of the *negative* log-probabilities that
+# `get_log_probs` returns. Keep it a tensor: no `.item()`.
 
 # %%
 batch_tokens = model.to_tokens(["When Mary and John went to the store, John gave a drink to Mary",
@@ -337,8 +339,8 @@ def prediction_accuracy(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[
 
 
 # %% [markdown] tags=["hint"]
-# `(logits[:, :-1].argmax(-1) == tokens[:, 1:]).float().mean().item()`: the same shift as for the
-# log-probabilities, and `.item()` to get a Python float.
+# The same shift as for the log-probabilities: compare the argmax over the vocabulary at positions `:-1` with
+# the tokens at `1:`, average the matches as floats, and return a Python float.
 
 # %%
 print(f"top-1 accuracy on the batch: {prediction_accuracy(batch_logits, batch_tokens):.0%}")
@@ -380,10 +382,9 @@ def greedy_generate(model: HookedTransformer, prompt: str, n_new_tokens: int) ->
 
 
 # %% [markdown] tags=["hint"]
-# Start from `tokens = model.to_tokens(prompt)`; in each step take `next_token = model(tokens)[0, -1].argmax()`,
-# `break` if `next_token.item() == model.tokenizer.eos_token_id`, else
-# `tokens = torch.cat([tokens, next_token.view(1, 1)], dim=-1)`. Finish with `model.to_string(tokens[0, 1:])`:
-# position 0 is the BOS token, which `model.generate` leaves out.
+# Start from `model.to_tokens(prompt)`. In each step run the model, take the argmax of the *last* position's
+# logits, stop if it is `model.tokenizer.eos_token_id`, else append it along the position dimension
+# (`torch.cat` with a `[1, 1]` tensor). Decode without position 0, the BOS token, as `model.generate` does.
 
 # %%
 for start in ["When Mary and John went to the store, John gave a", "Sarah went to the"]:

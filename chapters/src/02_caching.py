@@ -42,12 +42,13 @@ from transformer_lens import ActivationCache, HookedTransformer
 # and an `ActivationCache`, a dictionary from *hook names* to tensors.
 
 # %%
-import circuitsvis as cv  # noqa: E402
-import plotly.express as px  # noqa: E402
-from IPython.display import display  # noqa: E402
-from transformer_lens.utilities import get_act_name  # noqa: E402
+import circuitsvis as cv
+import plotly.express as px
+from IPython.display import display
+from transformer_lens.utilities import get_act_name
 
-from utils.models import load_model  # noqa: E402
+from utils.models import load_model
+from utils.plotting import expect, layer_head_heatmap
 
 MODEL_NAME = "attn2l"  # the shipped 2-layer attention-only model; "gpt2-small" works when you are online
 model = load_model(MODEL_NAME, device=device)
@@ -144,9 +145,9 @@ def attention_pattern_from_qk(
 
 
 # %% [markdown] tags=["hint"]
-# `einops.einsum(q, k, "batch dest head d_head, batch src head d_head -> batch head dest src")`, divide by
-# `q.shape[-1] ** 0.5`, then `masked_fill` with `torch.triu(torch.ones(pos, pos, dtype=torch.bool,
-# device=q.device), diagonal=1)` and `float("-inf")`, then `.softmax(dim=-1)`.
+# Three steps: `einops.einsum` of `q` and `k` over `d_head` into `batch head dest src`, divided by
+# `sqrt(d_head)`; `-inf` on the future (`src > dest`, strictly above the diagonal: `torch.triu` with
+# `diagonal=1`); softmax over `src`, the last dimension.
 
 # %%
 for layer in range(model.cfg.n_layers):
@@ -195,9 +196,9 @@ def current_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> lis
 
 
 # %% [markdown] tags=["hint"]
-# Loop over `layer` and `head` (`cache.model.cfg.n_layers` / `n_heads`, or the shape of
-# `cache["pattern", layer]`); the score of a head is `cache["pattern", layer][:, head].diagonal(dim1=-2,
-# dim2=-1).mean()`. Compare with `> threshold` and append `f"{layer}.{head}"`.
+# For each layer take `cache["pattern", layer]` (`[batch, head, dest, src]`). A head's score is the mean of
+# its main diagonal over the last two dimensions (`Tensor.diagonal(dim1=-2, dim2=-1)`), averaged over the
+# batch too. Keep the heads above the threshold as `f"{layer}.{head}"`, layer by layer.
 
 # %%
 def prev_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[str]:
@@ -216,9 +217,9 @@ def prev_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[s
 
 
 # %% [markdown] tags=["hint"]
-# The same loop as `current_attn_detector` with `.diagonal(offset=-1, dim1=-2, dim2=-1)`: entry `i` of that
-# diagonal is `pattern[..., i + 1, i]`, the attention from position `i + 1` to position `i`. `offset=+1` is
-# above the diagonal, which the causal mask makes all zeros.
+# The same loop as `current_attn_detector`, with the diagonal just *below* the main one (a negative `offset`):
+# its entry `i` is the attention from position `i + 1` to position `i`. Above the diagonal the causal mask
+# makes everything zero.
 
 # %%
 def first_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[str]:
@@ -238,9 +239,9 @@ def first_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[
 
 
 # %% [markdown] tags=["hint"]
-# The score is the mean of column 0, `cache["pattern", layer][:, head, :, 0].mean()`: the attention every
-# destination position pays to the first source position. `[:, head, 0, :]` would be row 0 instead: what the
-# first token looks at, which is always just itself.
+# The score is the mean of *column* 0 of a head's pattern: the attention that every destination position pays
+# to the first source position, averaged over batch and destinations. Row 0 would be what the first token
+# looks at, which is always just itself.
 
 # %% [markdown]
 # Let us run the detectors on a batch of sentences from the model's world, and print every head's three
@@ -267,10 +268,10 @@ for layer in range(model.cfg.n_layers):
               f"previous {p.diagonal(-1, dim1=-2, dim2=-1).mean():.2f}  first {p[:, :, 0].mean():.2f}")
 
 # %% [markdown]
-# In our run the detectors found one previous-token head (0.0, about 0.6 of its attention one token back),
-# one current-token head (0.1) and two first-token heads (both heads of layer 1, which park on BOS wherever
-# they have nothing to move; section 6 shows what they do when they do have something). Real heads are
-# rarely pure: a head can be a previous-token head on ordinary text and do something else on names. The
+# Read the lists and the scores. On the shipped model each detector finds at least one head: the
+# previous-token and current-token heads sit in layer 0, and the first-token heads in layer 1 (they park on
+# BOS wherever they have nothing to move; section 6 shows what they do when they do have something). Real
+# heads are rarely pure: a head can be a previous-token head on ordinary text and do something else on names. The
 # threshold is a choice, not a law of nature; look at the patterns above before you trust a detector. (We
 # chose sentences of equal length on purpose: `to_tokens` pads shorter prompts at the end, and padding
 # positions would enter the averages.)
@@ -339,23 +340,26 @@ def logits_to_ave_logit_diff(
 
 
 # %% [markdown] tags=["hint"]
-# `logits[:, -1].gather(dim=-1, index=answer_tokens)` picks the two answer logits of each prompt
-# (`[batch, 2]`); subtract column 1 from column 0; `.mean()` unless `per_prompt`.
+# Only the last position's logits matter. `gather` along the vocabulary with `answer_tokens` picks each
+# prompt's two answer logits (`[batch, 2]`); take correct minus incorrect, and average over the batch unless
+# `per_prompt`.
 
 # %%
-per_prompt = logits_to_ave_logit_diff(ioi_logits, answer_tokens, per_prompt=True)
+per_prompt = expect(logits_to_ave_logit_diff(ioi_logits, answer_tokens, per_prompt=True),
+                    "logits_to_ave_logit_diff", shape=(len(prompts),), names="batch")
 print(f"mean logit difference: {logits_to_ave_logit_diff(ioi_logits, answer_tokens):.3f}")
+wrong = [prompts[i] for i in range(len(prompts)) if per_prompt[i] <= 0]
+print(f"{len(prompts) - len(wrong)} of {len(prompts)} prompts prefer the indirect object; the others: {wrong}")
 px.bar(x=[f"{i}: {'ABBA' if i % 2 == 0 else 'BABA'} {a[0]}" for i, a in enumerate(answers)],
-       y=per_prompt.detach().cpu(), labels=dict(x="prompt", y="logit(correct) - logit(incorrect)"),
+       y=per_prompt, labels=dict(x="prompt", y="logit(correct) - logit(incorrect)"),
        title="Logit difference per prompt (positive = prefers the indirect object)").show()
 for i, prompt in enumerate(prompts[:4]):
     print(f"{prompt!r} -> top 3: {[model.to_string(t) for t in ioi_logits[i, -1].topk(3).indices]}")
 
 # %% [markdown]
-# **Read the bar chart before you read on.** Is `attn2l` solving IOI? With the shipped model, when this
-# chapter was written, 7 of the 8 bars were positive and large (mean logit difference about 7; one BABA
-# prompt, Sarah/Dan, went slightly wrong): on these sentences the model clearly prefers the indirect object,
-# in both name orders.
+# **Read the bar chart before you read on.** Is `attn2l` solving IOI? On the shipped model most bars are
+# positive and large, in both name orders, and the mean logit difference is several logits (both printed
+# above, with any prompt it gets wrong): on these sentences the model clearly prefers the indirect object.
 #
 # Do not conclude too fast that it has learned *the rule*. These names and this template occur in IOI
 # sentences of its training text. A fair test uses names that never appeared in an IOI sentence during
@@ -373,13 +377,15 @@ held_out_diff = logits_to_ave_logit_diff(held_out_logits, torch.tensor(held_out_
                                          per_prompt=True)
 print("held-out names, per prompt:", held_out_diff.detach().cpu().numpy().round(2))
 print(f"mean: {held_out_diff.mean():.2f}")
+for order, diffs in [("ABBA", held_out_diff[0::2]), ("BABA", held_out_diff[1::2])]:
+    print(f"{order}: {int((diffs > 0).sum())} of {len(diffs)} prefer the indirect object (mean {diffs.mean():.2f})")
 
 # %% [markdown]
-# In our run the held-out names gave a mean near zero, but not at random: every ABBA prompt was positive
-# and every BABA prompt negative. On names it has not seen in this role, the model falls back on "say the
-# *first* name of the sentence", which is right for ABBA and wrong for BABA. Its training card
-# (`models/attn2l/README.md`) measured the same on held-out names *and* templates (about 41% accuracy when
-# this chapter was written): no better than chance. A two-layer attention-only model has little room for
+# Compare with the training names: on held-out names the mean is near zero, and not at random. The ABBA
+# prompts score higher than the BABA prompts (the two lines above): on names it has not seen in this role,
+# the model leans towards "say the *first* name of the sentence", which is right for ABBA and wrong for BABA.
+# Its training card (`models/attn2l/README.md`, the row "IOI accuracy, held-out names x held-out templates")
+# measures held-out names *and* templates: close to chance. A two-layer attention-only model has little room for
 # the general algorithm; what it has learned is partly tied to the names it saw in this role. That is still
 # a real computation inside the model, and the tools below show *where* it happens: for the rest of the
 # chapter we study the prompts with training names, which it mostly gets right.
@@ -417,19 +423,23 @@ def logit_lens(
 
 
 # %% [markdown] tags=["hint"]
-# `resid = cache.accumulated_resid(layer=None, pos_slice=-1, apply_ln=True)`, then
-# `einops.einsum(resid, model.W_U[:, answer_tokens], "component batch d_model, d_model batch -> component
-# batch") + model.b_U[answer_tokens]`. Each prompt uses its own answer's column of `W_U`.
+# `cache.accumulated_resid` with `layer=None` (every layer, down to the final stream), `pos_slice=-1` and
+# `apply_ln=True` gives the normalized partial sums, `[component, batch, d_model]`. Read each prompt with its
+# *own* answer's column of `W_U` (an einsum that keeps `batch`) and add that answer's `b_U`.
 
 # %%
 labels = cache.accumulated_resid(layer=None, pos_slice=-1, return_labels=True)[1]
-lens_correct = logit_lens(model, ioi_cache, answer_tokens[:, 0])
-lens_incorrect = logit_lens(model, ioi_cache, answer_tokens[:, 1])
+lens_shape = (len(labels), len(prompts))  # [component, batch]
+lens_correct = expect(logit_lens(model, ioi_cache, answer_tokens[:, 0]), "logit_lens", shape=lens_shape,
+                      names="component batch")
+lens_incorrect = expect(logit_lens(model, ioi_cache, answer_tokens[:, 1]), "logit_lens", shape=lens_shape,
+                        names="component batch")
 print("last component = real logits:",
-      torch.allclose(lens_correct[-1], ioi_logits[:, -1].gather(-1, answer_tokens[:, :1])[:, 0], atol=1e-4))
-lens_diff = (lens_correct - lens_incorrect).detach().cpu()
-px.line(x=labels, y=[lens_correct.mean(-1).detach().cpu(), lens_incorrect.mean(-1).detach().cpu(),
-                     lens_diff.mean(-1)],
+      torch.allclose(lens_correct[-1], ioi_logits[:, -1].gather(-1, answer_tokens[:, :1])[:, 0].cpu(), atol=1e-4))
+lens_diff = lens_correct - lens_incorrect
+print("mean logit difference after each stage:",
+      {label: round(value, 2) for label, value in zip(labels, lens_diff.mean(-1).tolist())})
+px.line(x=labels, y=[lens_correct.mean(-1), lens_incorrect.mean(-1), lens_diff.mean(-1)],
         labels=dict(x="residual stream after", value="logit (mean over prompts)"),
         title="Logit lens on the IOI prompts", markers=True).update_traces(
     selector=0, name="correct (IO)").update_traces(selector=1, name="incorrect (S)").update_traces(
@@ -438,9 +448,10 @@ px.line(x=labels, y=[lens_correct.mean(-1).detach().cpu(), lens_incorrect.mean(-
 # %% [markdown]
 # At `0_pre` the stream holds only the current token (` to`) and its position, the same in every prompt;
 # since each name is the correct answer once and the incorrect one once, the two curves start at exactly the
-# same value. Whatever separates them was moved to the last position by attention. In our run they had
-# barely separated after layer 0 (`1_pre`) and were far apart after layer 1: the decision is made in the
-# last layer. (The logits also grow overall: a later stream is more confident that *some* name comes next.)
+# same value. Whatever separates them was moved to the last position by attention. On the shipped model they
+# have barely separated after layer 0 (`1_pre`) and are far apart after the last layer (the printed
+# differences): the decision is made in the last layer. (The logits also grow overall: a later stream is more
+# confident that *some* name comes next.)
 
 # %% [markdown]
 # ## 6. Direct logit attribution
@@ -478,9 +489,9 @@ def residual_stack_to_logit_diff(
 
 
 # %% [markdown] tags=["hint"]
-# `scaled = cache.apply_ln_to_stack(residual_stack, layer=-1, pos_slice=-1)`, then
-# `einops.einsum(scaled, logit_diff_directions, "... batch d_model, batch d_model -> ...")` divided by the
-# batch size (`residual_stack.shape[-2]`).
+# Scale the stack with the cached final LayerNorm scale (`cache.apply_ln_to_stack` at the last layer and
+# position), then take each prompt's dot product with its own direction over `d_model` (an einsum with `...`
+# for the leading dimensions) and average over the batch.
 
 # %% [markdown]
 # Sanity check: the whole final residual stream must give back the model's logit difference, up to the
@@ -503,8 +514,10 @@ print(f"from the logits:          {logits_to_ave_logit_diff(ioi_logits, answer_t
 # %%
 accumulated, acc_labels = ioi_cache.accumulated_resid(layer=-1, pos_slice=-1, return_labels=True)
 decomposed, dec_labels = ioi_cache.decompose_resid(layer=-1, pos_slice=-1, return_labels=True)
-acc_diff = residual_stack_to_logit_diff(accumulated, ioi_cache, logit_diff_directions).detach().cpu()
-dec_diff = residual_stack_to_logit_diff(decomposed, ioi_cache, logit_diff_directions).detach().cpu()
+acc_diff = expect(residual_stack_to_logit_diff(accumulated, ioi_cache, logit_diff_directions),
+                  "residual_stack_to_logit_diff", shape=(len(acc_labels),), names="component")
+dec_diff = expect(residual_stack_to_logit_diff(decomposed, ioi_cache, logit_diff_directions),
+                  "residual_stack_to_logit_diff", shape=(len(dec_labels),), names="component")
 print("accumulated:", {label: round(value, 3) for label, value in zip(acc_labels, acc_diff.tolist())})
 print("decomposed: ", {label: round(value, 3) for label, value in zip(dec_labels, dec_diff.tolist())})
 px.bar(x=dec_labels, y=dec_diff, labels=dict(x="component", y="logit difference"),
@@ -529,38 +542,49 @@ def head_direct_logit_attribution(
 
 
 # %% [markdown] tags=["hint"]
-# `cache.stack_head_results(layer=-1, pos_slice=-1)` → `residual_stack_to_logit_diff(...)` →
-# `einops.rearrange(x, "(layer head) -> layer head", layer=model.cfg.n_layers)`. The stack is ordered layer by
-# layer (`L0H0, L0H1, …, L1H0, …`).
+# `cache.stack_head_results` gives every head's output at the last position, layer by layer (`L0H0, L0H1, …`).
+# Pass it through `residual_stack_to_logit_diff` and reshape the flat `[layer * head]` result into `[layer,
+# head]`: the layer is the outer factor.
 
 # %%
-head_dla = head_direct_logit_attribution(model, ioi_cache, logit_diff_directions).detach().cpu()
-px.imshow(head_dla, labels=dict(x="head", y="layer", color="logit diff"), color_continuous_scale="RdBu",
-          color_continuous_midpoint=0.0, text_auto=".2f",
-          title="Direct logit attribution of each head (mean over the IOI prompts)").show()
+head_dla = expect(head_direct_logit_attribution(model, ioi_cache, logit_diff_directions),
+                  "head_direct_logit_attribution", shape=(model.cfg.n_layers, model.cfg.n_heads), names="layer head")
+layer_head_heatmap(head_dla, color="logit diff",
+                   title="Direct logit attribution of each head (mean over the IOI prompts)").show()
 print("sum over heads:", f"{head_dla.sum():.3f}", " layers' attn_out:", dec_diff[2:].numpy().round(3))
+top_layer, top_head = divmod(int(head_dla.argmax()), model.cfg.n_heads)
+print(f"of the total {dec_diff.sum():.2f}: the last layer's attn_out {dec_diff[-1]:.2f}; the largest head, "
+      f"{top_layer}.{top_head}, {head_dla.max():.2f}")
 
 # %% [markdown]
 # A layer's heads plus its output bias `b_O` (which belongs to no head) add up to that layer's `attn_out`
-# contribution. In our run almost all of the logit difference came directly from layer 1 (about 6.8
-# of 7.1), most of it from head 1.1. A head that writes a name into the logits should *attend* to that name
-# from the last token. Where do the layer-1 heads look from the final ` to`, in the first two prompts?
+# contribution. On the shipped model almost all of the logit difference comes directly from the last layer,
+# the largest share from one of its heads (both printed above). A head that writes a name into the logits
+# should *attend* to that name from the last token. Where do the last layer's heads look from the final
+# ` to`, in the first two prompts?
 
 # %%
+last = model.cfg.n_layers - 1
 for i in range(2):
     prompt_tokens = model.to_str_tokens(prompts[i])
-    last_row = ioi_cache["pattern", 1][i, :, -1].detach().cpu()  # [head, src]
+    last_row = ioi_cache["pattern", last][i, :, -1].detach().cpu()  # [head, src]
     fig = px.bar(x=[f"{j}:{t}" for j, t in enumerate(prompt_tokens)], y=list(last_row), barmode="group",
                  labels=dict(x="source token", value="attention from the last token"),
-                 title=f"Layer 1 attention from the last token: {prompts[i]!r} (answer{answers[i][0]})")
+                 title=f"Layer {last} attention from the last token: {prompts[i]!r} (answer{answers[i][0]})")
     for head, trace in enumerate(fig.data):
-        trace.name = f"head 1.{head}"
+        trace.name = f"head {last}.{head}"
     fig.show()
+    io, s = answers[i]
+    for head in range(model.cfg.n_heads):
+        on_io = sum(last_row[head, j].item() for j, t in enumerate(prompt_tokens) if t == io)
+        on_s = sum(last_row[head, j].item() for j, t in enumerate(prompt_tokens) if t == s)
+        print(f"prompt {i}, head {last}.{head}: {on_io:.2f} of its attention on{io} (the answer), {on_s:.2f} "
+              f"on{s} (the subject, both times)")
 
 # %% [markdown]
-# In our run both layer-1 heads looked mostly at the **correct** name (head 1.1 put 0.87 of its attention on
-# ` Mary` in the first prompt, and 0.65 on ` John` in the second, where John is the answer) and little at
-# the subject. They behave like the *name mover heads* of the IOI circuit found in GPT-2 small: attend to the
+# On the shipped model both last-layer heads look more at the **correct** name than at the subject, in both
+# prompts (the printed attention: the answer is ` Mary` in the first prompt and ` John` in the second). They
+# behave like the *name mover heads* of the IOI circuit found in GPT-2 small: attend to the
 # indirect object, copy it to the output. How they know *which* name to attend to is a question about
 # their queries and keys (and about layer 0), for the chapters on hooks and patching.
 #
@@ -574,10 +598,10 @@ for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
     print(order, "\n", dla.numpy().round(2))
 
 # %% [markdown]
-# In our run both layer-1 heads helped in both orders: head 1.1 did most of the work on ABBA prompts, and
-# the two heads shared it on BABA prompts, where the model is also less sure (smaller bars in section 4).
-# Layer 0 contributed little *directly*, which does not mean it does not matter: its job may be to prepare
-# what the layer-1 heads attend to.
+# On the shipped model both last-layer heads help in both orders: on ABBA prompts one of them does most of
+# the work, on BABA prompts the two share it, and there the model is also less sure (smaller bars in section
+# 4). Layer 0 contributes little *directly* (its row of each table), which does not mean it does not matter:
+# its job may be to prepare what the layer-1 heads attend to.
 #
 # ## Summary
 #

@@ -27,7 +27,8 @@
 # - build your own `run_with_cache`;
 # - steer the model by adding a vector to the residual stream;
 # - see what `add_hook(..., is_permanent=True)` and `reset_hooks()` do, and what they leave behind.
-#
+
+# %% [markdown] tags=["learner"]
 # **How to work:** replace each `raise NotImplementedError()` with your code, run the cell, then run the
 # check cell under it. Hints and solutions are in the dropdowns below each check.
 
@@ -55,10 +56,10 @@ from transformer_lens.utilities import get_act_name
 # the head outputs in layer 0 for you (`"blocks.0.attn.hook_z"`).
 
 # %%
-from utils.models import load_model  # noqa: E402
+from utils.models import load_model
 
 MODEL_NAME = "attn2l"  # the shipped 2-layer attention-only model; "gpt2-small" works when you are online
-model = load_model(MODEL_NAME, device=device)  # noqa: F821 (`device` comes from the setup cell)
+model = load_model(MODEL_NAME, device=device)  # `device` comes from the setup cell
 torch.set_grad_enabled(False)  # we never train here: no autograd graphs, less memory, faster
 print(model.cfg.n_layers, "layers,", model.cfg.n_heads, "heads per layer, d_head =", model.cfg.d_head)
 
@@ -143,9 +144,8 @@ def head_zero_ablation_hook(
 
 
 # %% [markdown] tags=["hint"]
-# Index the head dimension, which is the third one: `z[:, :, head_index_to_ablate] = 0.0`, then `return z`.
-# `z[head_index_to_ablate]` would pick a batch element and `z[..., head_index_to_ablate]` one feature of every
-# head.
+# The head dimension is the *third* dimension of `z` (`[batch, pos, head, d_head]`): set that head's slice to
+# zero for every batch element and position, then return `z`.
 
 # %%
 def head_mean_ablation_hook(
@@ -159,8 +159,8 @@ def head_mean_ablation_hook(
 
 
 # %% [markdown] tags=["hint"]
-# `z[:, :, h].mean(dim=(0, 1))` has shape `[d_head]`: one mean vector, which broadcasts back into
-# `z[:, :, h]`. Average over *both* batch and positions, and not over `d_head`.
+# Average the ablated head's slice over batch *and* positions (dimensions 0 and 1), which leaves one
+# `[d_head]` vector, and write it back into that slice: broadcasting fills every batch element and position.
 
 # %% [markdown]
 # A hook function must take exactly `(activation, hook)`. `functools.partial` fixes the other arguments:
@@ -212,28 +212,25 @@ def get_ablation_scores(
 
 
 # %% [markdown] tags=["hint"]
-# ```python
-# clean_loss = model(tokens, return_type="loss")
-# for layer in range(model.cfg.n_layers):
-#     for head in range(model.cfg.n_heads):
-#         hook_fn = partial(ablation_function, head_index_to_ablate=head)
-#         loss = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(get_act_name("z", layer), hook_fn)])
-#         scores[layer, head] = loss - clean_loss
-# ```
-# Index `scores[layer, head]`, not `[head, layer]`, and use the `ablation_function` you were given.
+# Compute the clean loss once. For each layer and head, run `model.run_with_hooks` with `return_type="loss"`
+# and one hook on that layer's `hook_z` (`get_act_name`), made from `ablation_function` with
+# `functools.partial` fixing the head. Store ablated minus clean at `[layer, head]`.
 
 # %%
-import plotly.express as px  # noqa: E402
+from utils.plotting import expect, layer_head_heatmap
 
-
-def show_layer_head(values, title):
-    px.imshow(values.cpu(), labels=dict(x="head", y="layer", color="Δ loss"), title=title, text_auto=".2f",
-              color_continuous_scale="RdBu", color_continuous_midpoint=0.0).show()
-
-
+shape = (model.cfg.n_layers, model.cfg.n_heads)
+ablation = {}  # (tokens, baseline) -> [layer, head] scores
 for name, tokens in [("repeated random tokens", rep_tokens), ("text", text_tokens)]:
-    show_layer_head(get_ablation_scores(model, tokens), f"Zero ablation, {name}")
-    show_layer_head(get_ablation_scores(model, tokens, head_mean_ablation_hook), f"Mean ablation, {name}")
+    for baseline, function in [("Zero", head_zero_ablation_hook), ("Mean", head_mean_ablation_hook)]:
+        scores = expect(get_ablation_scores(model, tokens, function), "get_ablation_scores", shape=shape,
+                        names="layer head")
+        ablation[name, baseline] = scores
+        layer_head_heatmap(scores, color="Δ loss", title=f"{baseline} ablation, {name}").show()
+gap = ablation["text", "Zero"] - ablation["text", "Mean"]
+layer, head = divmod(int(gap.abs().argmax()), model.cfg.n_heads)
+print(f"on the text, zero and mean ablation disagree most on head {layer}.{head}: "
+      f"{ablation['text', 'Zero'][layer, head]:.2f} vs {ablation['text', 'Mean'][layer, head]:.2f} nats")
 
 # %% [markdown]
 # What to look for (your numbers are in the plots; the model card `models/attn2l/README.md` lists what the
@@ -243,11 +240,11 @@ for name, tokens in [("repeated random tokens", rep_tokens), ("text", text_token
 #   head** (printed below). It builds on layer 0, whose heads tell each position what came before it, so
 #   ablating them hurts as well. Chapter 4 takes this circuit apart.
 # - On **text** the induction head matters less: there is little for it to copy in two short sentences.
-# - Zero and mean ablation can disagree, sometimes by a lot (compare head 0.1 on the text), and the gap can
-#   go either way. The baseline is part of the experiment: always say which one you used.
+# - Zero and mean ablation can disagree, sometimes by a lot (the head printed above), and the gap can go
+#   either way. The baseline is part of the experiment: always say which one you used.
 
 # %%
-rep_scores = get_ablation_scores(model, rep_tokens)
+rep_scores = ablation["repeated random tokens", "Zero"]  # computed above
 induction_head = int(rep_scores[1].argmax())
 print(f"Main induction head: 1.{induction_head} (zero-ablating it adds {rep_scores[1, induction_head]:.2f} nats "
       f"on repeated tokens)")
@@ -272,7 +269,7 @@ def max_attention_hook(pattern: Float[Tensor, "batch head dest src"], hook: Hook
     hook.ctx["max_attention"] = pattern[:, :, 1:, 1:].amax(dim=(0, 2, 3))
 
 
-pattern_filter = lambda name: name.endswith("hook_pattern")  # noqa: E731
+pattern_filter = lambda name: name.endswith("hook_pattern")
 model.run_with_hooks(rep_tokens, return_type=None, fwd_hooks=[(pattern_filter, max_attention_hook)])
 for layer in range(model.cfg.n_layers):
     print(layer, model.hook_dict[get_act_name("pattern", layer)].ctx["max_attention"])
@@ -312,23 +309,23 @@ def attention_entropy(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
 
 
 # %% [markdown] tags=["hint"]
-# Inside the function: `entropy = torch.zeros(n_layers, n_heads, device=...)`, then a hook that computes
-# `-(pattern * pattern.clamp(min=1e-12).log()).sum(-1)` (shape `[batch, head, dest]`), averages it over
-# dims `(0, 2)` and stores it in `entropy[hook.layer()]`. Run it with the filter
-# `lambda name: name.endswith("hook_pattern")` and `return_type=None`.
+# Create the `[layer, head]` result inside the function, and a hook that closes over it: per query, `-Σ p log
+# p` over the source positions (the last dimension; clamp `p` inside the log), averaged over batch and
+# destinations, written to row `hook.layer()`. One `run_with_hooks` with a name filter on `hook_pattern` and
+# `return_type=None`.
 
 # %%
-entropy = attention_entropy(model, rep_tokens)
-px.imshow(entropy.cpu(), labels=dict(x="head", y="layer", color="nats"), text_auto=".2f",
-          color_continuous_scale="Blues", title="Mean attention entropy on repeated random tokens").show()
+entropy = expect(attention_entropy(model, rep_tokens), "attention_entropy", shape=shape, names="layer head")
+layer_head_heatmap(entropy, color="nats", midpoint=None, colorscale="Blues",
+                   title="Mean attention entropy on repeated random tokens").show()
 
 # %% [markdown]
 # The induction head should have a low entropy on repeated random tokens: in the second copy it puts most of
 # its attention on a single token, the one right *after* the earlier occurrence of the current token
 # (chapter 4 explains why). The cell below measures that attention for the layer-1 heads, and the entropy on
 # text, where no head has anything to copy. Compare with the ablation scores too: on the shipped model both
-# layer-1 heads attend this sharply, yet ablating one costs clearly more than ablating the other. Where a
-# head looks does not tell you how much its output matters; that is what ablation is for.
+# layer-1 heads attend this sharply, yet ablating one costs more than ablating the other. Where a head looks
+# does not tell you how much its output matters; that is what ablation is for.
 
 # %%
 seq_len = (rep_tokens.shape[1] - 1) // 2
@@ -346,8 +343,8 @@ print("entropy on text:\n", attention_entropy(model, text_tokens))
 # Look at the patterns themselves to see what low and high entropy mean:
 
 # %%
-import circuitsvis as cv  # noqa: E402
-from IPython.display import display  # noqa: E402
+import circuitsvis as cv
+from IPython.display import display
 
 _, rep_cache = model.run_with_cache(rep_tokens[:1], names_filter=lambda name: name.endswith("hook_pattern"))
 for layer in range(model.cfg.n_layers):
@@ -380,8 +377,8 @@ def cache_some(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names
 
 
 # %% [markdown] tags=["hint"]
-# A closure again: `cache = {}`, a hook that does `cache[hook.name] = activation.detach()`, and
-# `model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda name: name in names, caching_hook)])`.
+# A closure again: a dict defined in your function and a hook that stores `activation.detach()` under
+# `hook.name`. One run, with a name filter that accepts exactly the names in `names`.
 
 # %%
 names = [get_act_name("pattern", 0), get_act_name("resid_pre", 1)]
@@ -417,8 +414,8 @@ def add_steering_vector_hook(
 
 
 # %% [markdown] tags=["hint"]
-# With `pos is None`, `resid + coeff * vector` broadcasts over batch and positions. Otherwise index the
-# position dimension, the second one: `resid[:, pos] += coeff * vector`, then `return resid`.
+# With `pos is None` the vector broadcasts over batch and positions. Otherwise add it only at index `pos` of
+# the *position* dimension, the second one, for every batch element, and return the tensor.
 
 # %% [markdown]
 # Let's steer. For "When Mary and John went to the store, John gave a drink to", which name comes next? We
@@ -451,9 +448,9 @@ for coeff, pos in [(0.25, mary_pos), (0.5, mary_pos), (1.0, mary_pos), (1.0, Non
 # chapter 5). Adding `E[" John"] - E[" Mary"]` at Mary's position moves that position towards " John"; at
 # `coeff = 1` its token embedding *is* John's, so the prompt effectively reads "When John and John went to
 # the store, John gave a drink to", and the prediction moves to " John" (the printout shows how large a
-# coefficient it takes). Adding the vector at *every* position also changes the answer, but the other top
-# predictions drift towards odd tokens: a steering vector is a blunt instrument, and where you add it
-# matters.
+# coefficient it takes). Adding the vector at *every* position also changes the answer, and the rest of the
+# top 3 with it (compare with the top 3 at Mary's position): a steering vector is a blunt instrument, and
+# where you add it matters.
 #
 # ## 8. Hooks that stay: `add_hook`, `is_permanent` and `reset_hooks`
 #
@@ -507,10 +504,9 @@ def permanent_hook_demo(
 
 
 # %% [markdown] tags=["hint"]
-# `model.add_hook(get_act_name("z", layer), partial(head_zero_ablation_hook, head_index_to_ablate=head),
-# is_permanent=True)` for the permanent one, the same without `is_permanent` for the other; measure
-# `model(tokens, return_type="loss").item()` after each step. "after_reset" should equal the loss with the
-# permanent ablation alone, and "after_full_reset" the clean loss.
+# Measure the loss (`.item()`) after each step. Both hooks go on their layer's `hook_z` with `model.add_hook`,
+# made from your zero-ablation hook with the head fixed; only one gets `is_permanent=True`. "after_reset"
+# should equal the loss with the permanent ablation alone, "after_full_reset" the clean loss.
 
 # %%
 demo = permanent_hook_demo(model, rep_tokens, permanent_head=(1, 0), temporary_head=(0, 1))

@@ -68,6 +68,10 @@ def token_position_tensor(model, prompt, token_str, prepend_bos=True):
 
 # get_log_probs (the same exercise as chapter 0's next_token_log_probs, on a real model's logits: the same
 # mistakes, imported from there) -------------------------------------------------------------------------
+def log_probs_shifted_backwards(logits, tokens):
+    return logits[:, 1:].log_softmax(-1).gather(-1, tokens[:, :-1].unsqueeze(-1)).squeeze(-1)
+
+
 def log_probs_softmax_over_positions(logits, tokens):
     return logits[:, :-1].log_softmax(1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
 
@@ -181,6 +185,8 @@ MUTANTS = {
     ],
     "get_log_probs": [
         Mutant(log_probs_no_shift, "forgetting the shift: logits at position p predict tokens[:, p + 1]"),
+        Mutant(log_probs_shifted_backwards, "shifting the wrong way (logits[:, 1:] with tokens[:, :-1]): the logits "
+               "at position p predict tokens[:, p + 1], so drop the LAST position of the logits"),
         Mutant(log_probs_probabilities, "taking softmax instead of log_softmax"),
         Mutant(log_probs_raw_logits, "gathering the raw logits without log_softmax"),
         Mutant(log_probs_softmax_over_positions, "taking log_softmax over the positions instead of the vocabulary"),

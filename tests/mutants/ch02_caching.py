@@ -150,6 +150,11 @@ def lens_no_bias(model, cache, answer_tokens):
     return _unembed_answer(model, resid, answer_tokens, bias=False)
 
 
+def lens_drops_final_layer(model, cache, answer_tokens):
+    resid = cache.accumulated_resid(layer=model.cfg.n_layers - 1, pos_slice=-1, apply_ln=True)
+    return _unembed_answer(model, resid, answer_tokens)
+
+
 def lens_position_zero(model, cache, answer_tokens):
     resid = cache.accumulated_resid(layer=None, apply_ln=True)[:, :, 0]
     return _unembed_answer(model, resid, answer_tokens)
@@ -268,6 +273,8 @@ MUTANTS = {
     "logit_lens": [
         Mutant(lens_no_layernorm, "not applying the final LayerNorm (apply_ln=False)"),
         Mutant(lens_no_bias, "forgetting the unembedding bias b_U"),
+        Mutant(lens_drops_final_layer, "an off-by-one in accumulated_resid: layer=n_layers - 1 stops before the "
+               "last layer (layer=None, or -1, includes the final stream)", Status.WRONG_SHAPE),
         Mutant(lens_position_zero, "reading position 0 instead of the last position (pos_slice=-1)"),
         Mutant(lens_cached_final_scale, "dividing every partial sum by the final stream's cached LayerNorm scale "
                "(apply_ln_to_stack) instead of normalizing each one (accumulated_resid(..., apply_ln=True))"),

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from examples import make_submissions
@@ -40,7 +41,10 @@ def test_examples_get_exactly_the_expected_statuses(tmp_path):
     assert all(learner == "unreadable" and status == "UNREADABLE" for (learner, _), status in extra.items()), extra
     assert "bad/syntax_error" in result.stdout and "notebooks graded" in result.stdout  # the terminal summary
     # messages are specific, and the same words as the in-notebook check line
-    assert "cell 6, line 2: SyntaxError" in graded["bad/syntax_error"]["ch00_pytorch_einops.split_heads"]["message"]
+    broken = nbformat.read(ROOT / "examples" / "submissions" / "bad" / "syntax_error.ipynb", as_version=4)
+    cell = 1 + next(i for i, c in enumerate(broken.cells) if c.source.startswith("def split_heads"))  # 1-based
+    message = graded["bad/syntax_error"]["ch00_pytorch_einops.split_heads"]["message"]
+    assert f"cell {cell}, line 2: SyntaxError" in message, message
     assert "near misses: merge_head" in graded["bad/renamed"]["ch00_pytorch_einops.merge_heads"]["message"]
     assert "SIGSEGV" in graded["bad/segfault"]["ch00_pytorch_einops.next_token_log_probs"]["message"]
     feedback = (tmp_path / "feedback" / "bad" / "wrong_values.md").read_text()

@@ -1,0 +1,385 @@
+"""Story tests: what the chapters' prose says about the shipped models is true of the committed weights.
+
+Every number a chapter states about a model is printed by one of its cells; what the prose says in words
+("most bars are positive", "the previous-token head sits in layer 0", "both layer-1 heads attend more to the
+answer than to the subject") is asserted here, on ``attn2l`` (chapters 1-4), so that retraining a model makes a
+test fail instead of a sentence silently false. Each test names the chapter and section of the claim it checks.
+The computations mirror the chapters' cells and use the reference solutions; no head index is hard-coded
+beyond what a chapter's own cell hard-codes.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from functools import partial
+
+import pytest
+import torch
+from transformer_lens import ActivationCache
+from transformer_lens.utilities import get_act_name
+
+from solutions import ch01_tokenization as ch1
+from solutions import ch02_caching as ch2
+from solutions import ch03_hooks as ch3
+from solutions import ch04_induction as ch4
+from utils.models import MODELS_DIR, load_model
+
+PROMPT = "When Mary and John went to the store, John gave a drink to"
+
+
+@functools.cache
+def attn2l():
+    if not (MODELS_DIR / "attn2l" / "config.json").exists():
+        pytest.skip("models/attn2l is not shipped")
+    return load_model("attn2l", device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
+
+
+def test_attn2l_is_the_model_the_chapters_describe():
+    """Chapters 1-4, intro: 2 layers, attention only, d_model 128, 2 heads of d_head 64, a 2048-token vocabulary,
+    a context of 128 tokens."""
+    cfg = attn2l().cfg
+    assert (cfg.n_layers, cfg.attn_only, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab, cfg.n_ctx) == (
+        2, True, 128, 2, 64, 2048, 128)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Chapter 1
+# --------------------------------------------------------------------------------------------------------
+def test_ch1_training_words_are_single_tokens_only_with_their_space():
+    """§2: names, places and objects are single tokens with their leading space, pieces without it;
+    "interpretability" falls apart into many pieces."""
+    model = attn2l()
+    for word in ["Mary", "store", "necklace"]:
+        assert len(model.to_str_tokens(" " + word, prepend_bos=False)) == 1, word
+    for word in ["store", "necklace"]:  # the words the cell prints without their space
+        assert len(model.to_str_tokens(word, prepend_bos=False)) > 1, word
+    assert len(model.to_str_tokens(" interpretability", prepend_bos=False)) >= 5
+
+
+def test_ch1_held_out_names_make_the_model_less_sure():
+    """§4: on "Victoria and Arthur" (held out of the IOI sentences) the model is much less sure than on
+    "Mary and John"."""
+    model = attn2l()
+    top = [model(p)[0, -1].softmax(-1).max().item()
+           for p in [PROMPT, "When Victoria and Arthur went to the park, Arthur gave a ball to"]]
+    assert top[0] > 0.9 and top[1] < 0.75, top
+
+
+def test_ch1_template_tokens_are_easy_free_choices_costly_and_bos_matters():
+    """§4 figure: with BOS, the tokens the template determines (" to", " the", " a") are near 0 and the free
+    choices (which name, place, object) are costly; without BOS the model does worse at most positions."""
+    model = attn2l()
+    sentence = "When Mary and John went to the store, John gave a drink to Mary."
+    str_tokens = model.to_str_tokens(sentence)[1:]
+    with_bos = ch1.get_log_probs(model(sentence), model.to_tokens(sentence))[0]
+    tokens = model.to_tokens(sentence, prepend_bos=False)
+    without_bos = ch1.get_log_probs(model(tokens), tokens)[0]
+    by_token = dict(zip(str_tokens, with_bos.tolist()))  # later occurrences overwrite earlier ones
+    assert all(by_token[t] > -0.1 for t in [" to", " the", " a"]), by_token
+    first = {t: with_bos[str_tokens.index(t)].item() for t in [" Mary", " John", " store", " drink"]}
+    assert all(v < -2 for v in first.values()), first
+    assert (without_bos < with_bos[1:]).float().mean() > 0.5
+
+
+def test_ch1_loss_is_far_below_a_uniform_guess():
+    """§4: a uniform guess scores log(2048) = 7.6 nats; attn2l does far better on text like its training data."""
+    model = attn2l()
+    tokens = model.to_tokens([PROMPT + " Mary", "When Tom and Lisa went to the park, Lisa gave a ball to Tom"])
+    assert model(tokens, return_type="loss").item() < 0.5 * torch.log(torch.tensor(2048.0)).item()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Chapter 2
+# --------------------------------------------------------------------------------------------------------
+SENTENCES = [  # chapter 2, section 3
+    "Then, Tom and James went to the park. James gave a ball to",
+    "Friends Lisa and Paul found a book at the market. Paul gave it to",
+    "The small cat slept on the warm chair in the kitchen.",
+    "The old man sat in the garden and read a long letter.",
+]
+TEMPLATE = "When {} and {} went to the {}, {} gave a {} to"
+PAIRS = [("Mary", "John", "store", "drink"), ("Tom", "James", "park", "ball"),
+         ("Lisa", "Paul", "market", "book"), ("Sarah", "Dan", "school", "pen")]
+HELD_OUT = [("Victoria", "Arthur"), ("Simon", "Hannah"), ("Oliver", "Rachel")]
+
+
+@functools.cache
+def ioi():
+    """Chapter 2, section 4: prompts (ABBA at even, BABA at odd indices), answers, answer tokens, logits, cache."""
+    model = attn2l()
+    prompts, answers = [], []
+    for a, b, place, obj in PAIRS:
+        prompts.append(TEMPLATE.format(a, b, place, b, obj))
+        answers.append((" " + a, " " + b))
+        prompts.append(TEMPLATE.format(a, b, place, a, obj))
+        answers.append((" " + b, " " + a))
+    answer_tokens = torch.tensor([[model.to_single_token(c), model.to_single_token(w)] for c, w in answers])
+    logits, cache = model.run_with_cache(model.to_tokens(prompts))
+    return prompts, answers, answer_tokens, logits, cache
+
+
+def _directions(answer_tokens):
+    directions = attn2l().tokens_to_residual_directions(answer_tokens)
+    return directions[:, 0] - directions[:, 1]
+
+
+def test_ch2_detectors_find_previous_and_current_token_heads_in_layer_0_first_token_heads_in_layer_1():
+    """§3: each detector finds at least one head; the previous-token and current-token heads sit in layer 0,
+    the first-token heads in layer 1."""
+    _, cache = attn2l().run_with_cache(attn2l().to_tokens(SENTENCES))
+    found = {"prev": ch2.prev_attn_detector(cache), "current": ch2.current_attn_detector(cache),
+             "first": ch2.first_attn_detector(cache)}
+    layers = {kind: {int(head.split(".")[0]) for head in heads} for kind, heads in found.items()}
+    assert layers == {"prev": {0}, "current": {0}, "first": {1}}, found
+
+
+def test_ch2_model_prefers_the_indirect_object_on_training_names_in_both_orders():
+    """§4: most bars are positive and large, in both name orders; the mean logit difference is several logits."""
+    _, _, answer_tokens, logits, _ = ioi()
+    diff = ch2.logits_to_ave_logit_diff(logits, answer_tokens, per_prompt=True)
+    assert (diff > 0).sum() >= len(diff) - 1, diff
+    assert diff.mean() > 3, diff
+    assert diff[0::2].mean() > 1 and diff[1::2].mean() > 1, diff
+
+
+def test_ch2_held_out_names_near_chance_with_a_first_name_bias():
+    """§4, held-out names: the mean is near zero, ABBA prompts score higher than BABA prompts (the model leans
+    towards the first name); the model card's held-out names x templates accuracy is close to chance."""
+    model = attn2l()
+    prompts, answers = [], []
+    for a, b in HELD_OUT:
+        for io, s in [(a, b), (b, a)]:
+            prompts.append(TEMPLATE.format(a, b, "store", s, "drink"))
+            answers.append([model.to_single_token(" " + io), model.to_single_token(" " + s)])
+    diff = ch2.logits_to_ave_logit_diff(model(model.to_tokens(prompts)), torch.tensor(answers), per_prompt=True)
+    assert abs(diff.mean()) < 1.0, diff
+    assert diff[0::2].mean() > 0 > diff[1::2].mean(), diff
+    card = (MODELS_DIR / "attn2l" / "README.md").read_text()
+    accuracy = float(re.search(r"IOI accuracy, held-out names x held-out templates[^|]*\|\s*([\d.]+)%", card)[1])
+    assert 25 <= accuracy <= 65, accuracy
+
+
+def test_ch2_logit_lens_the_decision_is_made_in_the_last_layer():
+    """§5: the two curves start at the same value, have barely separated after layer 0 and are far apart
+    after the last layer."""
+    model = attn2l()
+    _, _, answer_tokens, _, cache = ioi()
+    diff = (ch2.logit_lens(model, cache, answer_tokens[:, 0]) - ch2.logit_lens(model, cache, answer_tokens[:, 1]))
+    diff = diff.mean(-1)
+    assert abs(diff[0]) < 1e-4 and diff[-1] > 2 and diff[1] < 0.25 * diff[-1], diff
+
+
+def test_ch2_direct_attribution_comes_from_the_last_layer_mostly_one_head():
+    """§6: almost all of the logit difference comes directly from the last layer, the largest share from one
+    of its heads."""
+    model = attn2l()
+    _, _, answer_tokens, _, cache = ioi()
+    directions = _directions(answer_tokens)
+    decomposed = ch2.residual_stack_to_logit_diff(cache.decompose_resid(layer=-1, pos_slice=-1), cache, directions)
+    assert decomposed[-1] > 0.8 * decomposed.sum(), decomposed
+    dla = ch2.head_direct_logit_attribution(model, cache, directions)
+    top_layer, top_head = divmod(int(dla.argmax()), model.cfg.n_heads)
+    assert top_layer == model.cfg.n_layers - 1 and dla.max() > 0.4 * decomposed.sum(), dla
+
+
+def test_ch2_last_layer_heads_attend_more_to_the_answer_than_to_the_subject():
+    """§6: from the final token, both last-layer heads look more at the correct name than at the subject, in the
+    first two prompts."""
+    model = attn2l()
+    prompts, answers, _, _, cache = ioi()
+    last = model.cfg.n_layers - 1
+    for i in range(2):
+        str_tokens = model.to_str_tokens(prompts[i])
+        row = cache["pattern", last][i, :, -1]
+        io, s = answers[i]
+        on_io = row[:, [j for j, t in enumerate(str_tokens) if t == io]].sum(-1)
+        on_s = row[:, [j for j, t in enumerate(str_tokens) if t == s]].sum(-1)
+        assert (on_io > on_s).all(), (prompts[i], on_io, on_s)
+
+
+def test_ch2_abba_one_head_does_most_baba_both_share_and_layer_0_contributes_little():
+    """§6, by name order: both last-layer heads help in both orders; on ABBA one of them does most of the work,
+    on BABA the two share it and the model is less sure; layer 0 contributes little directly."""
+    model = attn2l()
+    prompts, _, answer_tokens, logits, _ = ioi()
+    tokens = model.to_tokens(prompts)
+    directions = _directions(answer_tokens)
+    per_order = {}
+    for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
+        _, cache = model.run_with_cache(tokens[rows])
+        per_order[order] = ch2.head_direct_logit_attribution(model, cache, directions[rows])
+    for order, dla in per_order.items():
+        assert (dla[-1] > 0).all(), (order, dla)
+        assert dla[0].sum().abs() < 0.25 * dla[-1].sum(), (order, dla)
+    abba, baba = per_order["ABBA"][-1], per_order["BABA"][-1]
+    assert abba.max() > 1.5 * abba.min() and baba.max() < 1.3 * baba.min(), per_order
+    diff = ch2.logits_to_ave_logit_diff(logits, answer_tokens, per_prompt=True)
+    assert diff[0::2].mean() > diff[1::2].mean(), diff
+
+
+# --------------------------------------------------------------------------------------------------------
+# Chapter 3
+# --------------------------------------------------------------------------------------------------------
+TEXT = ("When Mary and John went to the store, John gave a drink to Mary. "
+        "Then Alice and Tom went to the park, and Tom gave a ball to Alice.")
+
+
+@functools.cache
+def rep_tokens(seq_len=20, batch=4, seed=0):
+    """Chapter 3's make_rep_tokens."""
+    model = attn2l()
+    generator = torch.Generator().manual_seed(seed)
+    random_tokens = torch.randint(0, model.cfg.d_vocab, (batch, seq_len), generator=generator)
+    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
+    return torch.cat([bos, random_tokens, random_tokens], dim=1)
+
+
+@functools.cache
+def ablation_scores():
+    model, text = attn2l(), attn2l().to_tokens(TEXT)
+    return {(name, kind): ch3.get_ablation_scores(model, tokens, fn)
+            for name, tokens in [("rep", rep_tokens()), ("text", text)]
+            for kind, fn in [("zero", ch3.head_zero_ablation_hook), ("mean", ch3.head_mean_ablation_hook)]}
+
+
+def test_ch3_second_copy_is_far_more_predictable():
+    """§1: the first copy is unpredictable; the second is predicted far better."""
+    loss = attn2l()(rep_tokens(), return_type="loss", loss_per_token=True)
+    assert loss[:, 20:].mean() < 0.25 * loss[:, :20].mean()
+
+
+def test_ch3_induction_head_needs_layer_0_and_matters_less_on_text():
+    """§4: the layer-1 head with the larger score is the main induction head; ablating layer 0's heads hurts as
+    well; on text the induction head matters less; zero and mean ablation disagree, in both directions."""
+    scores = ablation_scores()
+    induction_head = int(scores["rep", "zero"][1].argmax())
+    assert (scores["rep", "zero"][0] > 0.5).all(), scores["rep", "zero"]
+    assert scores["text", "zero"][1, induction_head] < 0.5 * scores["rep", "zero"][1, induction_head]
+    gaps = torch.cat([(scores[name, "zero"] - scores[name, "mean"]).flatten() for name in ["rep", "text"]])
+    assert gaps.max() > 0.5 and gaps.min() < -0.5, gaps
+
+
+def test_ch3_both_layer_1_heads_attend_sharply_yet_ablating_one_costs_more():
+    """§5: the induction head has a low entropy on repeated tokens; both layer-1 heads put most of their
+    attention on the induction target, yet ablating one costs more than ablating the other."""
+    model = attn2l()
+    entropy = ch3.attention_entropy(model, rep_tokens())
+    induction_head = int(ablation_scores()["rep", "zero"][1].argmax())
+    assert entropy[1, induction_head] == entropy.min(), entropy
+    seq_len = 20
+    _, cache = model.run_with_cache(rep_tokens(), names_filter=get_act_name("pattern", 1))
+    to_next = cache["pattern", 1].diagonal(offset=-(seq_len - 1), dim1=-2, dim2=-1)[..., 2:].mean((0, 2))
+    assert (to_next > 0.8).all(), to_next
+    layer_1 = ablation_scores()["rep", "zero"][1]
+    assert layer_1.max() - layer_1.min() > 0.2, layer_1
+
+
+def test_ch3_steering_from_mary_to_john():
+    """§7: without a hook the model answers " Mary"; at coeff 1 at Mary's position it answers " John"; adding the
+    vector everywhere changes the answer too."""
+    model = attn2l()
+    tokens = model.to_tokens(PROMPT)
+    mary, john = model.to_single_token(" Mary"), model.to_single_token(" John")
+    mary_pos = model.to_str_tokens(PROMPT).index(" Mary")
+    steering = model.W_E[john] - model.W_E[mary]
+
+    def top(coeff, pos):
+        hook = partial(ch3.add_steering_vector_hook, vector=steering, coeff=coeff, pos=pos)
+        return int(model.run_with_hooks(tokens, fwd_hooks=[(get_act_name("resid_pre", 0), hook)])[0, -1].argmax())
+
+    assert int(model(tokens)[0, -1].argmax()) == mary
+    assert top(1.0, mary_pos) == john
+    assert top(1.0, None) != mary and top(2.0, None) != mary
+
+
+# --------------------------------------------------------------------------------------------------------
+# Chapter 4
+# --------------------------------------------------------------------------------------------------------
+SEQ_LEN, BATCH = 50, 10
+
+
+@functools.cache
+def induction():
+    """Chapter 4's sections 1-3: tokens, logits, cache, the induction and previous-token heads it computes."""
+    model = attn2l()
+    tokens, logits, cache = ch4.run_and_cache_model_repeated_tokens(model, SEQ_LEN, BATCH,
+                                                                    generator=torch.Generator().manual_seed(0))
+    scores = ch4.induction_scores(model, tokens, SEQ_LEN)
+    prev_scores = torch.stack([cache["pattern", layer].diagonal(-1, -2, -1)[..., 1:].mean(dim=(0, 2))
+                               for layer in range(model.cfg.n_layers)])
+    ind_layer, ind_head = divmod(int(scores.argmax()), model.cfg.n_heads)
+    prev_layer, prev_head = divmod(int(prev_scores[:ind_layer].argmax()), model.cfg.n_heads)
+    return tokens, logits, cache, (ind_layer, ind_head), (prev_layer, prev_head)
+
+
+def _second_copy_loss(tokens, hooks=()):
+    logits = attn2l().run_with_hooks(tokens, fwd_hooks=list(hooks))
+    log_probs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+    return -log_probs[:, SEQ_LEN + 1:].mean().item()
+
+
+def _zero(head):
+    def hook(z, hook):
+        z[:, :, head] = 0.0
+        return z
+    return hook
+
+
+def test_ch4_ablations_previous_token_head_other_layer_0_head_and_shared_induction():
+    """§4: ablating the previous-token head makes the second copy as unpredictable as the first; in attn2l the
+    other layer-0 head matters too; ablating one induction head hurts much less than ablating all of them."""
+    model = attn2l()
+    tokens, logits, cache, (ind_layer, ind_head), (prev_layer, prev_head) = induction()
+    log_probs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+    first, clean = -log_probs[:, :SEQ_LEN].mean().item(), _second_copy_loss(tokens)
+    assert _second_copy_loss(tokens, [(get_act_name("z", prev_layer), _zero(prev_head))]) > 0.8 * first
+    other = 1 - prev_head if model.cfg.n_heads == 2 else None
+    assert other is not None and _second_copy_loss(tokens, [(get_act_name("z", prev_layer), _zero(other))]) > clean + 1
+    heads = [tuple(map(int, name.split("."))) for name in ch4.induction_attn_detector(cache)]
+    assert len(heads) >= 2
+    together = _second_copy_loss(tokens, [(get_act_name("z", layer), _zero(h)) for layer, h in heads])
+    alone = max(_second_copy_loss(tokens, [(get_act_name("z", layer), _zero(h))]) for layer, h in heads)
+    assert together - clean > 3 * (alone - clean), (together, alone, clean)
+
+
+def test_ch4_induction_head_copies_and_positions_explain_the_layer_0_heads():
+    """§6-7: the induction head's OV circuit copies (accuracy well above chance); the previous-token head's
+    positional pattern sits below the diagonal, the other layer-0 head's on its own position."""
+    model = attn2l()
+    *_, (ind_layer, ind_head), (prev_layer, prev_head) = induction()
+    assert ch4.top_1_acc(ch4.full_ov_circuit(model, ind_layer, ind_head)) > 100 / model.cfg.d_vocab
+    prev = ch4.pos_by_pos_pattern(model, prev_layer, prev_head)
+    other = ch4.pos_by_pos_pattern(model, prev_layer, 1 - prev_head)
+    assert prev.diagonal(-1).mean() > 0.5 > prev.diagonal(0).mean()
+    assert other.diagonal(0).mean() > 0.5 > other.diagonal(-1).mean()
+
+
+def test_ch4_k_composition_is_the_dominant_pair_and_far_above_the_baseline():
+    """§8-11: the dominant key piece of the induction head's score is the previous-token head's output (with the
+    other layer-0 head, which re-writes the current token, as query piece); its K-composition score is far above
+    the random baseline; ablating the previous-token head lowers the induction score."""
+    model = attn2l()
+    tokens, _, cache, (ind_layer, ind_head), (prev_layer, prev_head) = induction()
+    single = ActivationCache({k: v[:1] for k, v in cache.items()}, model).remove_batch_dim()
+    pieces = ch4.decompose_qk_input(single, prev_layer=prev_layer, ind_layer=ind_layer)
+    pair_scores = ch4.decompose_attn_scores(ch4.decompose_q(pieces, ind_head, model, ind_layer=ind_layer),
+                                            ch4.decompose_k(pieces, ind_head, model, ind_layer=ind_layer), model)
+    causal = torch.tril(torch.ones(pair_scores.shape[-2:], dtype=torch.bool))
+    q_piece, k_piece = divmod(int(pair_scores[..., causal].std(-1).argmax()), pieces.shape[0])
+    assert k_piece == 2 + prev_head and q_piece == 2 + (1 - prev_head), (q_piece, k_piece)
+    random_scores = ch4.random_comp_scores(model.cfg.d_model, model.cfg.d_head,
+                                           generator=torch.Generator().manual_seed(0))
+    k_score = ch4.get_batched_comp_scores(model.OV[prev_layer], model.QK[ind_layer].T)[prev_head, ind_head].item()
+    assert (k_score - random_scores.mean()) / random_scores.std() > 10
+    clean = ch4.ablation_induction_score(model, tokens, SEQ_LEN, None, ind_head, prev_layer=prev_layer,
+                                         ind_layer=ind_layer)
+    ablated = ch4.ablation_induction_score(model, tokens, SEQ_LEN, prev_head, ind_head, prev_layer=prev_layer,
+                                           ind_layer=ind_layer)
+    assert ablated < 0.25 * clean, (clean, ablated)
