@@ -11,11 +11,11 @@ beyond what a chapter's own cell hard-codes.
 from __future__ import annotations
 
 import functools
-import re
 from functools import partial
 
 import pytest
 import torch
+
 from transformer_lens import ActivationCache
 from transformer_lens.utilities import get_act_name
 
@@ -23,16 +23,16 @@ from solutions import ch01_tokenization as ch1
 from solutions import ch02_caching as ch2
 from solutions import ch03_hooks as ch3
 from solutions import ch04_induction as ch4
-from utils.models import MODELS_DIR, load_model
+from tests.framework import shipped_model
+from utils.data import repeated_tokens
+from utils.models import MODELS_DIR
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
-@functools.cache
 def attn2l():
-    if not (MODELS_DIR / "attn2l" / "config.json").exists():
-        pytest.skip("models/attn2l is not shipped")
-    return load_model("attn2l", device="cpu")
+    """The cached shipped model (skips while it is not shipped)."""
+    return shipped_model("attn2l", torch.device("cpu"))
 
 
 @pytest.fixture(autouse=True)
@@ -161,9 +161,13 @@ def test_ch2_held_out_names_near_chance_with_a_first_name_bias():
     diff = ch2.logits_to_ave_logit_diff(model(model.to_tokens(prompts)), torch.tensor(answers), per_prompt=True)
     assert abs(diff.mean()) < 1.0, diff
     assert diff[0::2].mean() > 0 > diff[1::2].mean(), diff
+    from training import evaluate
+
+    heldout = evaluate.ioi_metrics(model)  # the model card's "held-out names x held-out frames" row
+    assert 0.25 <= heldout["ioi_acc"] <= 0.65, heldout
     card = (MODELS_DIR / "attn2l" / "README.md").read_text()
-    accuracy = float(re.search(r"IOI accuracy, held-out names x held-out templates[^|]*\|\s*([\d.]+)%", card)[1])
-    assert 25 <= accuracy <= 65, accuracy
+    assert f"held-out names x held-out frames (ABBA / BABA accuracy) | {heldout['ioi_acc']:.1%}" in card, (
+        "the model card is stale: python -m training.train_model --config attn2l --card-only")
 
 
 def test_ch2_logit_lens_the_decision_is_made_in_the_last_layer():
@@ -233,12 +237,8 @@ TEXT = ("When Mary and John went to the store, John gave a drink to Mary. "
 
 @functools.cache
 def rep_tokens(seq_len=20, batch=4, seed=0):
-    """Chapter 3's make_rep_tokens."""
-    model = attn2l()
-    generator = torch.Generator().manual_seed(seed)
-    random_tokens = torch.randint(0, model.cfg.d_vocab, (batch, seq_len), generator=generator)
-    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
-    return torch.cat([bos, random_tokens, random_tokens], dim=1)
+    """Chapter 3's repeated tokens (utils.data, as in the chapter)."""
+    return repeated_tokens(attn2l(), seq_len, batch, seed=seed)
 
 
 @functools.cache

@@ -384,8 +384,8 @@ for order, diffs in [("ABBA", held_out_diff[0::2]), ("BABA", held_out_diff[1::2]
 # Compare with the training names: on held-out names the mean is near zero, and not at random. The ABBA
 # prompts score higher than the BABA prompts (the two lines above): on names it has not seen in this role,
 # the model leans towards "say the *first* name of the sentence", which is right for ABBA and wrong for BABA.
-# Its training card (`models/attn2l/README.md`, the row "IOI accuracy, held-out names x held-out templates")
-# measures held-out names *and* templates: close to chance. A two-layer attention-only model has little room for
+# Its model card (`models/attn2l/README.md`, the row "held-out names x held-out frames") measures held-out names
+# *and* sentence frames: close to chance. A two-layer attention-only model has little room for
 # the general algorithm; what it has learned is partly tied to the names it saw in this role. That is still
 # a real computation inside the model, and the tools below show *where* it happens: for the rest of the
 # chapter we study the prompts with training names, which it mostly gets right.

@@ -77,15 +77,9 @@ print(get_act_name("z", 0), get_act_name("pattern", 1), get_act_name("resid_pre"
 # - **real text** from the kind of sentences the model was trained on.
 
 # %%
-def make_rep_tokens(model: HookedTransformer, seq_len: int = 20, batch: int = 4, seed: int = 0):
-    """[batch, 1 + 2 * seq_len] tokens: BOS, a random sequence, the same sequence again."""
-    generator = torch.Generator().manual_seed(seed)
-    random_tokens = torch.randint(0, model.cfg.d_vocab, (batch, seq_len), generator=generator)
-    bos = torch.full((batch, 1), model.tokenizer.bos_token_id)
-    return torch.cat([bos, random_tokens, random_tokens], dim=1).to(model.cfg.device)
+from utils.data import repeated_tokens  # the course's one definition: random tokens never include BOS
 
-
-rep_tokens = make_rep_tokens(model)
+rep_tokens = repeated_tokens(model, seq_len=20, batch=4, seed=0)  # [batch, 1 + 2 * seq_len]
 text = ("When Mary and John went to the store, John gave a drink to Mary. "
         "Then Alice and Tom went to the park, and Tom gave a ball to Alice.")
 text_tokens = model.to_tokens(text)
