@@ -64,6 +64,11 @@ def first_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[
     return heads
 
 
+IOI_TEMPLATE = "When {N1} and {N2} went to the {place}, {S} gave a {object} to"
+IOI_PAIRS = [("Mary", "John"), ("Tom", "James"), ("Lisa", "Paul"), ("Sarah", "Dan")]
+HELD_OUT_PAIRS = [("Victoria", "Arthur"), ("Simon", "Hannah"), ("Oliver", "Rachel")]
+
+
 def logits_to_ave_logit_diff(
     logits: Float[Tensor, "batch pos d_vocab"],
     answer_tokens: Int[Tensor, "batch 2"],

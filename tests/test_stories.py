@@ -24,7 +24,7 @@ from solutions import ch02_caching as ch2
 from solutions import ch03_hooks as ch3
 from solutions import ch04_induction as ch4
 from tests.framework import shipped_model
-from utils.data import repeated_tokens
+from utils.data import ioi_dataset, repeated_tokens
 from utils.models import MODELS_DIR
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -104,25 +104,15 @@ SENTENCES = [  # chapter 2, section 3
     "The small cat slept on the warm chair in the kitchen.",
     "The old man sat in the garden and read a long letter.",
 ]
-TEMPLATE = "When {} and {} went to the {}, {} gave a {} to"
-PAIRS = [("Mary", "John", "store", "drink"), ("Tom", "James", "park", "ball"),
-         ("Lisa", "Paul", "market", "book"), ("Sarah", "Dan", "school", "pen")]
-HELD_OUT = [("Victoria", "Arthur"), ("Simon", "Hannah"), ("Oliver", "Rachel")]
-
-
 @functools.cache
 def ioi():
-    """Chapter 2, section 4: prompts (ABBA at even, BABA at odd indices), answers, answer tokens, logits, cache."""
+    """Chapter 2, section 4 (its dataset, from the chapter's constants): prompts (ABBA at even, BABA at odd
+    indices), answers, answer tokens, logits, cache."""
     model = attn2l()
-    prompts, answers = [], []
-    for a, b, place, obj in PAIRS:
-        prompts.append(TEMPLATE.format(a, b, place, b, obj))
-        answers.append((" " + a, " " + b))
-        prompts.append(TEMPLATE.format(a, b, place, a, obj))
-        answers.append((" " + b, " " + a))
-    answer_tokens = torch.tensor([[model.to_single_token(c), model.to_single_token(w)] for c, w in answers])
-    logits, cache = model.run_with_cache(model.to_tokens(prompts))
-    return prompts, answers, answer_tokens, logits, cache
+    data = ioi_dataset(model, [ch2.IOI_TEMPLATE], pairs=ch2.IOI_PAIRS)
+    answers = [(" " + io, " " + s) for io, s in zip(data.io_names, data.s_names)]
+    logits, cache = model.run_with_cache(data.tokens)
+    return data.prompts, answers, data.answer_tokens, logits, cache
 
 
 def _directions(answer_tokens):
@@ -153,12 +143,8 @@ def test_ch2_held_out_names_near_chance_with_a_first_name_bias():
     """§4, held-out names: the mean is near zero, ABBA prompts score higher than BABA prompts (the model leans
     towards the first name); the model card's held-out names x templates accuracy is close to chance."""
     model = attn2l()
-    prompts, answers = [], []
-    for a, b in HELD_OUT:
-        for io, s in [(a, b), (b, a)]:
-            prompts.append(TEMPLATE.format(a, b, "store", s, "drink"))
-            answers.append([model.to_single_token(" " + io), model.to_single_token(" " + s)])
-    diff = ch2.logits_to_ave_logit_diff(model(model.to_tokens(prompts)), torch.tensor(answers), per_prompt=True)
+    held_out = ioi_dataset(model, [ch2.IOI_TEMPLATE], pairs=ch2.HELD_OUT_PAIRS)
+    diff = ch2.logits_to_ave_logit_diff(model(held_out.tokens), held_out.answer_tokens, per_prompt=True)
     assert abs(diff.mean()) < 1.0, diff
     assert diff[0::2].mean() > 0 > diff[1::2].mean(), diff
     from training import evaluate

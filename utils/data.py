@@ -113,7 +113,7 @@ class IOIDataset:
 
     def swapped(self, model) -> "IOIDataset":
         """The names-swapped (corrupted) prompts: IO and S exchanged everywhere, so the right answer is the clean S."""
-        return _from_names(model, self, self.s_names, self.io_names, self.s_names)
+        return _from_names(model, self, self.s_names, self.io_names, self.io_names)
 
     def abc(self, model, names: Sequence[str], seed: int = 0) -> "IOIDataset":
         """The "ABC" prompts: IO, S1 and S2 replaced by three names unrelated to the prompt (no name repeats, so
@@ -143,9 +143,12 @@ def _from_names(model, data: IOIDataset, a: Sequence[str], b1: Sequence[str], b2
     return replace(data, prompts=prompts, io_names=list(a), s_names=list(b1), tokens=tokens, answer_tokens=answers)
 
 
-def ioi_dataset(model, templates: Sequence[str], names: Sequence[str], n_pairs: int = 10,
-                orders: Sequence[str] = ("ABBA", "BABA"), seed: int = 0) -> IOIDataset:
-    """``n_pairs`` random (IO, S) name pairs per template and order, as one :class:`IOIDataset`.
+def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pairs: int = 10,
+                orders: Sequence[str] = ("ABBA", "BABA"), seed: int = 0,
+                pairs: Sequence[tuple[str, str]] | None = None) -> IOIDataset:
+    """``n_pairs`` random (IO, S) name pairs per template and order, as one :class:`IOIDataset`; or, with ``pairs``,
+    each given pair ``(A, B)`` twice per template, ABBA then BABA ("A and B ..., B gave ... to" -> A, then
+    "A and B ..., A gave ... to" -> B), so each name is the answer once and the orders alternate.
 
     Templates use ``{N1}``, ``{N2}`` (the two names, in prompt order), ``{S}`` (the subject's second mention) and the
     corpus's filler slots (``{place}``, ``{object}``, ...). Each template's fillers are drawn once, so its prompts
@@ -158,6 +161,7 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str], n_pairs: 
         n_pairs: name pairs per template and order.
         orders: ``"ABBA"`` (IO first) and/or ``"BABA"`` (S first).
         seed: seeds the names and the fillers.
+        pairs: fixed name pairs instead of random ones (``names``, ``n_pairs`` and ``orders`` are then unused).
     """
     from training.corpus import ioi_prompt
 
@@ -165,10 +169,12 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str], n_pairs: 
     rows = []
     for frame, template in enumerate(templates):
         fill_seed = rng.random()  # one set of fillers per template: its prompts differ only in the names
-        for order in orders:
-            for _ in range(n_pairs):
-                io, s = rng.sample(list(names), 2)
-                rows.append((ioi_prompt(template, io, s, order, random.Random(fill_seed)), io, s, order, frame))
+        if pairs is not None:
+            chosen = [(io, s, order) for a, b in pairs for io, s, order in ((a, b, "ABBA"), (b, a, "BABA"))]
+        else:
+            chosen = [(*rng.sample(list(names), 2), order) for order in orders for _ in range(n_pairs)]
+        for io, s, order in chosen:
+            rows.append((ioi_prompt(template, io, s, order, random.Random(fill_seed)), io, s, order, frame))
     prompts = [r[0] for r in rows]
     lengths = {len(model.to_tokens(p)[0]) for p in prompts}
     if len(lengths) != 1:
@@ -185,3 +191,119 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str], n_pairs: 
     )
     return IOIDataset(prompts, [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
                       tokens, torch.stack([io_ids, s_ids], dim=1), positions)
+
+
+def ioi_same_length(model, templates: Sequence[str], names: Sequence[str], n_pairs: int = 10,
+                    orders: Sequence[str] = ("ABBA", "BABA"), seed: int = 0) -> IOIDataset:
+    """:func:`ioi_dataset` of the largest group of ``templates`` whose prompts share one token length (ties: the group
+    of the earliest template), so that prompts from several templates fit in one batch without padding."""
+    by_length: dict[int, list[str]] = {}
+    for i, template in enumerate(templates):
+        length = len(ioi_dataset(model, [template], names, n_pairs=1, orders=orders[:1], seed=seed + i).tokens[0])
+        by_length.setdefault(length, []).append(template)
+    group = max(by_length.values(), key=len)
+    return ioi_dataset(model, group, names, n_pairs=n_pairs, orders=orders, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Sparse autoencoders: the model as a HookedSAETransformer
+# --------------------------------------------------------------------------------------------------------
+_SAE_TRANSFORMERS: dict[tuple[str, str], object] = {}
+_SAETransformer = None
+
+
+def _sae_transformer_class():
+    """SAE-Lens's ``HookedSAETransformer``, except that taking an SAE out (``reset_saes``, the end of ``saes()``,
+    ``run_with_saes``) puts the model's *own* hook point back where SAE-Lens puts a new one: after ``with
+    model.saes(...)`` the model is the very model it was before (the grading guard compares module identities, and
+    restoring the old hook point without ``setup()`` would leave ``hook_dict`` pointing at the new one)."""
+    global _SAETransformer
+    if _SAETransformer is None:
+        from sae_lens import HookedSAETransformer
+        from sae_lens.analysis.hooked_sae_transformer import get_deep_attr, set_deep_attr
+        from transformer_lens.hook_points import HookPoint
+
+        class SAETransformer(HookedSAETransformer):
+            def _reset_sae(self, act_name, prev_wrapper=None):
+                output_hook = self._transcoder_output_hooks.get(act_name, act_name)
+                super()._reset_sae(act_name, prev_wrapper)
+                original = self.__dict__.get("cs_hook_points", {}).get(output_hook)
+                current = get_deep_attr(self, output_hook)
+                if original is not None and type(current) is HookPoint and current is not original:
+                    set_deep_attr(self, output_hook, original)
+                    self.setup()
+
+        _SAETransformer = SAETransformer
+    return _SAETransformer
+
+
+def load_sae_transformer(name: str, device=None):
+    """``utils.models.load_model(name, device, sae_transformer=True)`` (SAE-Lens's ``HookedSAETransformer`` with the
+    shipped weights and ``load_model``'s processing), whose ``saes()`` / ``run_with_saes`` leave the model exactly as
+    they found it (:func:`_sae_transformer_class`)."""
+    from utils.models import load_model
+    from utils.isolation import register
+
+    model = load_model(name, device, sae_transformer=True)
+    model.__class__ = _sae_transformer_class()  # a subclass that only overrides _reset_sae
+    model.__dict__["cs_hook_points"] = dict(model.hook_dict)  # the hook points SAEs are taken out of again
+    return register(model)
+
+
+def cached_sae_transformer(name: str, device=None):
+    """:func:`load_sae_transformer`, loaded once per process and shared (as ``utils.models.cached_model``)."""
+    import torch
+
+    from utils import models
+
+    device = torch.device(models._default_device() if device is None else device)
+    key = (name, str(device))
+    if key not in _SAE_TRANSFORMERS:
+        _SAE_TRANSFORMERS[key] = load_sae_transformer(name, device)
+    return _SAE_TRANSFORMERS[key]
+
+
+def hook_z_sae_for(model_name: str) -> str | None:
+    """The name of a shipped SAE on an attention layer's ``hook_z`` of ``model_name`` (``models/saes/*``), if any."""
+    import json
+
+    from utils.models import SAES_DIR
+
+    for folder in sorted(SAES_DIR.iterdir()) if SAES_DIR.is_dir() else []:
+        try:
+            info = json.loads((folder / "train_info.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("model") == model_name and str(info.get("hook_name", "")).endswith("attn.hook_z"):
+            return folder.name
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Activation patching
+# --------------------------------------------------------------------------------------------------------
+def single_token_names(model, names: Sequence[str]) -> list[str]:
+    """The ``names`` that are one token with their leading space in ``model``'s tokenizer (IOI names must be), in
+    order: e.g. every training name for the shipped models, most of them for ``gpt2-small``."""
+    return [n for n in names if len(model.to_tokens(" " + n, prepend_bos=False)[0]) == 1]
+
+
+@dataclass(frozen=True)
+class LogitDiffMetric:
+    """A patching metric as a picklable object (it travels to the grading worker, a closure cannot): the mean over
+    the batch of ``logit(answer_tokens[:, 0]) - logit(answer_tokens[:, 1])`` at the last position, normalised so that
+    ``corrupted`` gives 0 and ``clean`` gives 1 (the raw logit difference with the defaults 0 and 1).
+
+    Example:
+        >>> metric = LogitDiffMetric(data.answer_tokens, corrupted=-7.3, clean=8.1)
+        >>> metric(model(data.tokens))        # a 0-d tensor, 1.0 on the clean prompts
+    """
+
+    answer_tokens: Int[Tensor, "batch 2"]
+    corrupted: float = 0.0
+    clean: float = 1.0
+
+    def __call__(self, logits) -> Tensor:
+        answers = logits[:, -1].gather(-1, self.answer_tokens.to(logits.device))
+        logit_diff = (answers[:, 0] - answers[:, 1]).mean()
+        return (logit_diff - self.corrupted) / (self.clean - self.corrupted)

@@ -297,25 +297,23 @@ for name in candidates:
     print(f"{name!r:12} -> {model.to_str_tokens(' ' + name, prepend_bos=False)}")
 
 # %% [markdown]
-# We build 8 prompts from one template: four pairs of names, each pair twice, once with each name as the
-# subject. So each name is the right answer once and the wrong answer once (a bias towards a particular name
-# cancels in the average), and the two name orders alternate: ABBA at even indices, BABA at odd ones.
-# `answer_tokens[i] = (correct, incorrect)`.
+# We build 8 prompts from one template with `utils.data.ioi_dataset`, the course's IOI dataset (chapter 5 uses it
+# too): four pairs of names, each pair twice, once with each name as the subject. So each name is the right
+# answer once and the wrong answer once (a bias towards a particular name cancels in the average), and the two
+# name orders alternate: ABBA at even indices, BABA at odd ones. `answer_tokens[i] = (correct, incorrect)`, and
+# all prompts have the same number of tokens, so they fit in one batch without padding.
+
+# %% tags=["module"]
+IOI_TEMPLATE = "When {N1} and {N2} went to the {place}, {S} gave a {object} to"
+IOI_PAIRS = [("Mary", "John"), ("Tom", "James"), ("Lisa", "Paul"), ("Sarah", "Dan")]
+HELD_OUT_PAIRS = [("Victoria", "Arthur"), ("Simon", "Hannah"), ("Oliver", "Rachel")]
 
 # %%
-template = "When {} and {} went to the {}, {} gave a {} to"
-pairs = [("Mary", "John", "store", "drink"), ("Tom", "James", "park", "ball"),
-         ("Lisa", "Paul", "market", "book"), ("Sarah", "Dan", "school", "pen")]
-prompts, answers = [], []
-for a, b, place, obj in pairs:
-    prompts.append(template.format(a, b, place, b, obj))  # ABBA: Mary and John ... John -> Mary
-    answers.append((" " + a, " " + b))
-    prompts.append(template.format(a, b, place, a, obj))  # BABA: Mary and John ... Mary -> John
-    answers.append((" " + b, " " + a))
-answer_tokens = torch.tensor([[model.to_single_token(c), model.to_single_token(w)] for c, w in answers],
-                             device=device)
-ioi_tokens = model.to_tokens(prompts)
-assert all(len(model.to_str_tokens(p)) == ioi_tokens.shape[1] for p in prompts), "prompts must align"
+from utils.data import ioi_dataset
+
+ioi = ioi_dataset(model, [IOI_TEMPLATE], pairs=IOI_PAIRS)
+prompts, answer_tokens, ioi_tokens = ioi.prompts, ioi.answer_tokens, ioi.tokens
+answers = [(" " + io, " " + s) for io, s in zip(ioi.io_names, ioi.s_names)]
 ioi_logits, ioi_cache = model.run_with_cache(ioi_tokens)
 print(prompts[0], "->", answers[0])
 print(prompts[1], "->", answers[1])
@@ -366,15 +364,8 @@ for i, prompt in enumerate(prompts[:4]):
 # training (they do appear in other sentences, so the model knows them as names):
 
 # %%
-held_out_pairs = [("Victoria", "Arthur"), ("Simon", "Hannah"), ("Oliver", "Rachel")]
-held_out_prompts, held_out_answers = [], []
-for a, b in held_out_pairs:
-    for io, s in [(a, b), (b, a)]:
-        held_out_prompts.append(template.format(a, b, "store", s, "drink"))
-        held_out_answers.append([model.to_single_token(" " + io), model.to_single_token(" " + s)])
-held_out_logits = model(model.to_tokens(held_out_prompts))
-held_out_diff = logits_to_ave_logit_diff(held_out_logits, torch.tensor(held_out_answers, device=device),
-                                         per_prompt=True)
+held_out = ioi_dataset(model, [IOI_TEMPLATE], pairs=HELD_OUT_PAIRS)
+held_out_diff = logits_to_ave_logit_diff(model(held_out.tokens), held_out.answer_tokens, per_prompt=True)
 print("held-out names, per prompt:", held_out_diff.detach().cpu().numpy().round(2))
 print(f"mean: {held_out_diff.mean():.2f}")
 for order, diffs in [("ABBA", held_out_diff[0::2]), ("BABA", held_out_diff[1::2])]:
