@@ -253,41 +253,48 @@ def _patch_head_at(head: int, source: torch.Tensor, positions: torch.Tensor):
 
 
 def head_classes(roles: dict[str, torch.Tensor]) -> dict[str, list[str]]:
-    """Heads by the role the chapter-5 story gives them, from :func:`ioi_head_roles` (thresholds in the code):
+    """Heads by the role the chapter-5 story gives them, from :func:`ioi_head_roles`, each with the numbers that
+    put it there (``"1.0 (IO 0.50 / S 0.42, copies 98%)"``):
 
-    - name-mover-like: at END attend more to IO than to S (S1 + S2), copy names (``copy`` >= 0.5) and push the
-      logits toward IO (``dla`` > 0.5);
-    - S-inhibition-like: their output at END matters (``patch_end`` >= 0.1) and they attend to S2 from END
-      more than to IO;
+    - name-mover-like: at END attend more to IO than to S (S1 + S2), and their OV circuit copies names
+      (``copy`` >= 0.5);
+    - S-inhibition-like: their output at END matters (``patch_end`` >= 0.1) and they attend from END to S2
+      (>= 0.3);
     - duplicate-token-like / induction-like: attend from S2 to S1 / to the token after S1 (>= 0.3).
     """
-    def heads(mask):
-        return [f"{layer}.{head}" for layer, head in mask.nonzero().tolist()]
+    def heads(mask, describe):
+        return [f"{layer}.{head} ({describe(layer, head)})" for layer, head in mask.nonzero().tolist()]
 
-    s = roles["end_s1"] + roles["end_s2"]
+    r = roles
+    s = r["end_s1"] + r["end_s2"]
     return {
-        "name_movers": heads((roles["end_io"] > s) & (roles["copy"] >= 0.5) & (roles["dla"] > 0.5)),
-        "s_inhibition": heads((roles["patch_end"] >= 0.1) & (roles["end_s2"] > roles["end_io"])),
-        "duplicate_token": heads(roles["s2_s1"] >= 0.3),
-        "induction": heads(roles["s2_after_s1"] >= 0.3),
+        "name_movers": heads((r["end_io"] > s) & (r["copy"] >= 0.5), lambda layer, h: (
+            f"IO {r['end_io'][layer, h]:.2f} / S {s[layer, h]:.2f}, copies {r['copy'][layer, h]:.0%}")),
+        "s_inhibition": heads((r["patch_end"] >= 0.1) & (r["end_s2"] >= 0.3), lambda layer, h: (
+            f"S2 {r['end_s2'][layer, h]:.2f}, patching at END {r['patch_end'][layer, h]:.0%}, "
+            f"direct IO - S {r['dla'][layer, h]:+.2f}")),
+        "duplicate_token": heads(r["s2_s1"] >= 0.3, lambda layer, h: f"{r['s2_s1'][layer, h]:.2f}"),
+        "induction": heads(r["s2_after_s1"] >= 0.3, lambda layer, h: f"{r['s2_after_s1'][layer, h]:.2f}"),
     }
 
 
 def generation_quality(model, n: int = 40, max_new_tokens: int = 30, seed: int = 0) -> dict:
-    """What ``model.generate()`` from BOS alone at temperature 1 gives (a learner's first try).
+    """What ``model.generate()`` from BOS alone at temperature 1 gives (a learner's first try), through
+    ``utils.models.generate`` (which ``load_model`` installs: TransformerLens would otherwise mask the lone BOS).
 
     A sample "reads like the corpus" when it has words, every word occurs in the training text, and no token
     repeats four times in a row. Returns ``gen_ok`` (that fraction) and three ``gen_examples``.
     """
     from training.corpus import generate_documents_v2, words
+    from utils.models import generate
 
     docs = generate_documents(300, seed=EVAL_TEXT_SEED) + generate_documents_v2(300, seed=EVAL_TEXT_SEED)
     vocab = words(" ".join(docs))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         bos = torch.full((n, 1), model.tokenizer.bos_token_id, device=model.cfg.device)
-        samples = model.generate(bos, max_new_tokens=max_new_tokens, temperature=1.0, stop_at_eos=True,
-                                 verbose=False)
+        samples = generate(model, bos, max_new_tokens=max_new_tokens, temperature=1.0, stop_at_eos=True,
+                           verbose=False)
     eos, texts, ok = model.tokenizer.eos_token_id, [], 0
     for row in samples[:, 1:].tolist():
         row = row[: row.index(eos)] if eos in row else row
@@ -368,9 +375,9 @@ def format_metrics(m: dict) -> str:
             ("IOI (training names x held-out frames): patching the 3 best heads' outputs from clean into "
              "names-swapped prompts recovers", f"{m['ioi_patch_recovery']:.1%} of a clean logit diff of "
              f"{m['ioi_patch_clean_ld']:.2f} (heads {m['ioi_patch_heads']})"),
-            ("name-mover-like heads (END attends to IO more than S, OV copies names, pushes IO - S)",
+            ("name-mover-like heads (at END attend to IO more than to S; OV copies names)",
              ", ".join(m["heads_name_movers"]) or "none"),
-            ("S-inhibition-like heads (patching at END matters, END attends to S2 more than IO)",
+            ("S-inhibition-like heads (at END attend to S2 >= 0.3; patching their output at END recovers >= 10%)",
              ", ".join(m["heads_s_inhibition"]) or "none"),
             ("duplicate-token-like heads (S2 attends to S1 >= 0.3)", ", ".join(m["heads_duplicate_token"]) or "none"),
             ("induction-like heads at S2 (S2 attends to the token after S1 >= 0.3)",

@@ -239,6 +239,7 @@ def train(args) -> None:
     if args.resume_from:  # stage 1 was trained by an earlier run of this script: continue from its weights
         info = json.loads((Path(args.resume_from) / "train_info.json").read_text())
         info["ioi_phase"] = _ioi_phase_after(model, Path(args.resume_from), tokenizer, args, device)
+        info["ioi_phase"]["resumed_from"] = str(args.resume_from)
         return _save(model, cfg_kwargs, tokenizer, info, args)
     model.train()
     opt = make_optimizer(model, args.lr, args.weight_decay)
@@ -337,17 +338,19 @@ def _save(model, cfg_kwargs: dict, tokenizer, info: dict, args, out: Path | None
     tokenizer.save_pretrained(out)
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     if card:
-        write_card(out.name, model, out.parent)
+        write_card(out.name, out.parent)
 
 
-def write_card(name: str, model: HookedTransformer | None = None, models_dir: Path = MODELS) -> dict:
-    """Measure the model in ``models/<name>`` and write its README.md model card. Returns the metrics."""
+def write_card(name: str, models_dir: Path = MODELS) -> dict:
+    """Measure the model in ``models/<name>`` and write its README.md model card. Returns the metrics.
+
+    The model is measured as learners load it (``load_model``'s default weight processing: LayerNorm folded,
+    unembedding centred), so that direct logit attributions on the card match the chapters'."""
+    from utils.models import load_model_folder
+
     out = models_dir / name
     info = json.loads((out / "train_info.json").read_text())
-    if model is None:  # the raw weights, through the same loader as load_model
-        from utils.models import PROCESSING_DEFAULTS, load_model_folder
-
-        model = load_model_folder(out, "cpu", **{opt: False for opt in PROCESSING_DEFAULTS})
+    model = load_model_folder(out, "cpu")
     metrics = evaluate.measure(model)
     cfg = json.loads((out / "config.json").read_text())
     # the learning-rate schedule spans --tokens (runs before this field existed used their config's default)
@@ -428,7 +431,9 @@ def _ioi_phase_training(phase: dict | None) -> list[str]:
         return []
     return [f"- IOI phase: {phase['tokens']:,} tokens ({phase['steps']} steps), a fresh AdamW at lr {phase['lr']} "
             f"(warm-up, cosine to 10%); wall time {phase['wall_time_s'] / 60:.1f} min"
-            + (f" ({phase['device']})" if phase.get("device") else "")]
+            + (f" ({phase['device']})" if phase.get("device") else "")
+            + (f"; continued from the saved weights of the run above ({phase['resumed_from']})"
+               if phase.get("resumed_from") else "")]
 
 
 def _ioi_phase_flags(phase: dict | None) -> str:
@@ -490,7 +495,7 @@ def main() -> None:
     args.warmup_max_tokens = max(args.warmup_max_tokens, args.warmup_tokens)
     if args.card_only:
         torch.set_num_threads(args.threads)
-        write_card(args.name, models_dir=Path(args.models_dir))
+        write_card(args.name, Path(args.models_dir))
     else:
         train(args)
 

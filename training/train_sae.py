@@ -190,14 +190,29 @@ def ioi_latent_dla(model, sae, hook_name: str, batches=None) -> torch.Tensor:
     return torch.cat(rows)
 
 
+IOI_MIN_ACTIVE, IOI_MIN_FRAC_IO, IOI_MIN_DLA = 5, 0.75, 0.1  # what "separates IO from S" means (best_ioi_latent)
+
+
 def best_ioi_latent(dla: torch.Tensor) -> dict:
-    """The latent with the largest mean DLA toward ``IO - S`` (``ioi_latent_dla``'s output), with its mean DLA, the
-    fraction of prompts on which it favours IO (DLA > 0) and on which it is active."""
-    mean = dla.mean(0)
-    latent = int(mean.argmax())
-    return dict(ioi_latent=latent, ioi_latent_dla=mean[latent].item(),
-                ioi_latent_frac_io=(dla[:, latent] > 0).float().mean().item(),
-                ioi_total_dla=dla.sum(1).mean().item(), ioi_prompts=int(dla.shape[0]))
+    """Summarise ``ioi_latent_dla``'s output ``[n_prompts, d_sae]``.
+
+    A latent *separates IO from S* when it is active at the last token on at least ``IOI_MIN_ACTIVE`` prompts, favours
+    IO (DLA > 0) on at least ``IOI_MIN_FRAC_IO`` of them, and adds at least ``IOI_MIN_DLA`` logits of ``IO - S`` on
+    average when active. Returns their number (``ioi_separating_latents``) and the one with the largest mean DLA over
+    all prompts (``ioi_latent``; among all latents if none separates): its mean DLA when active, the prompts on which
+    it is active and the fraction of those on which it favours IO; plus ``ioi_total_dla`` (all latents together,
+    averaged over prompts) and ``ioi_prompts``.
+    """
+    active = (dla != 0).sum(0)
+    mean_when_active = dla.sum(0) / active.clamp_min(1)
+    frac_io = (dla > 0).sum(0) / active.clamp_min(1)
+    separating = (active >= IOI_MIN_ACTIVE) & (frac_io >= IOI_MIN_FRAC_IO) & (mean_when_active >= IOI_MIN_DLA)
+    score = dla.mean(0).masked_fill(~separating, -float("inf")) if separating.any() else dla.mean(0)
+    latent = int(score.argmax())
+    return dict(ioi_separating_latents=int(separating.sum()), ioi_latent=latent,
+                ioi_latent_dla=mean_when_active[latent].item(), ioi_latent_active=int(active[latent]),
+                ioi_latent_frac_io=frac_io[latent].item(), ioi_total_dla=dla.sum(1).mean().item(),
+                ioi_prompts=int(dla.shape[0]))
 
 
 def text_rows(tokenizer, n_rows: int, n_ctx: int, seed: int) -> torch.Tensor:
@@ -269,7 +284,7 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         token; ties go to the latent with the larger top activation), plus ``n_name_latents`` (latents
         with ``name_frac`` >= 0.9) and ``n_tokens``. For a ``hook_z`` SAE also the latent with the largest direct
         logit attribution toward ``IO - S`` on IOI prompts (``best_ioi_latent``): ``ioi_latent``,
-        ``ioi_latent_dla``, ``ioi_latent_frac_io``, ``ioi_total_dla`` (all latents together), ``ioi_prompts``.
+        ``ioi_separating_latents`` and more (see ``best_ioi_latent``).
 
     Example:
         >>> m = measure_sae(model, sae, "blocks.0.hook_resid_post", eval_tokens(model))   # doctest: +SKIP
@@ -352,8 +367,12 @@ def format_metrics(m: dict) -> str:
         rows += [
             (f"IOI ({m['ioi_prompts']} prompts: training names and frames): mean direct logit attribution toward "
              "IO - S of all latents together, at the last token", f"{m['ioi_total_dla']:.2f}"),
-            ("IOI: the latent with the largest mean DLA toward IO - S: id, mean DLA, prompts on which it is active "
-             "and favours IO", f"{m['ioi_latent']}, {m['ioi_latent_dla']:.2f}, {m['ioi_latent_frac_io']:.0%}"),
+            (f"IOI: latents that separate IO from S (active at the last token on >= {IOI_MIN_ACTIVE} prompts, "
+             f"favouring IO on >= {IOI_MIN_FRAC_IO:.0%} of them, by >= {IOI_MIN_DLA} logits on average)",
+             f"{m['ioi_separating_latents']}"),
+            ("IOI: of those, the one with the largest mean DLA over all prompts: id, mean DLA when active, prompts on "
+             "which it is active, share of them on which it favours IO",
+             f"{m['ioi_latent']}, {m['ioi_latent_dla']:.2f}, {m['ioi_latent_active']}, {m['ioi_latent_frac_io']:.0%}"),
         ]
     return "\n".join(["| property | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
 
@@ -480,6 +499,15 @@ def train(args) -> None:
                     + "; shipped, offline",
     )
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    if layer_choice:  # an earlier name-mover SAE of this model on another layer is stale now: one hook_z SAE per model
+        for other in sorted(SAES.iterdir()):
+            try:
+                other_info = json.loads((other / "train_info.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if other != out and other_info.get("model") == args.model and other_info.get("layer_choice"):
+                print(f"removing {other} (a name-mover SAE of {args.model} on {other_info['hook_name']})")
+                shutil.rmtree(other)
     write_card(args.name, model)
 
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -184,7 +185,35 @@ def load_model(name: str, device=None, *, sae_transformer: bool = False, **proce
             )
         model = load_model_folder(folder, device, sae_transformer=sae_transformer, **opts)
     model.cs_spec = ModelSpec(name, opts, sae_transformer)  # the grader's worker loads the same model by name
-    return register(model)
+    return register(_with_bos_generate(model))
+
+
+def generate(model, *args, **kwargs):
+    """``model.generate(*args, **kwargs)`` with the tokenizer's padding side set to "left" for the call.
+
+    TransformerLens 3.9's ``generate`` masks trailing tokens equal to the pad token when the padding side is
+    "right". Our tokenizers (as GPT-2's) use ``<|endoftext|>`` as BOS *and* pad, so a prompt that is BOS alone —
+    ``model.generate()`` or ``model.generate("")`` — is masked out entirely and the model samples from an empty
+    context (noise such as "kendkendkend"). With "left" TransformerLens unmasks the BOS (its own rule for
+    BOS == pad); for one prompt nothing else changes, and batched string prompts are left-padded by ``generate``
+    anyway. ``load_model`` installs this as the models' ``generate``.
+    """
+    tokenizer = model.tokenizer
+    side = tokenizer.padding_side if tokenizer is not None else None
+    if tokenizer is not None:
+        tokenizer.padding_side = "left"
+    try:
+        return type(model).generate(model, *args, **kwargs)
+    finally:
+        if tokenizer is not None:
+            tokenizer.padding_side = side
+
+
+def _with_bos_generate(model):
+    """Make ``model.generate`` :func:`generate` (an instance attribute: the class's method stays as it is)."""
+    model.generate = functools.partial(generate, model)
+    model.generate.__doc__ = generate.__doc__
+    return model
 
 
 def load_model_folder(folder: Path, device, *, sae_transformer: bool = False, **processing):
