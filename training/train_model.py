@@ -73,7 +73,7 @@ TRAIN_DEFAULTS = {
     # lasts until the induction score reaches --warmup-induction (at least --warmup-tokens, at most
     # --warmup-max-tokens). IOI: 48% on held-out names x templates after 30M tokens (not learned; GPU budget).
     "mlp4l": dict(tokens=30_000_000, warmup_tokens=2_000_000, warmup_max_tokens=8_000_000,
-                  weight_decay=0.1, lr=1e-3, random_frac=0.15, warmup_mlp_off=True, ioi_tokens=5_000_000),
+                  weight_decay=0.1, lr=1e-3, random_frac=0.15, warmup_mlp_off=True, ioi_tokens=6_000_000),
 }
 COMMON = dict(n_ctx=128, d_vocab=2048, normalization_type="LN", positional_embedding_type="standard",
               default_prepend_bos=True)
@@ -475,7 +475,7 @@ def main() -> None:
     ap.add_argument("--ioi-lr", type=float, default=1e-3, help="peak learning rate of the IOI phase")
     ap.add_argument("--ioi-frac", type=float, default=0.4, help="IOI phase: share of sentences that are IOI")
     ap.add_argument("--copy-frac", type=float, default=0.15, help="IOI phase: share of copying sentences")
-    ap.add_argument("--word-names-frac", type=float, default=0.3,
+    ap.add_argument("--word-names-frac", type=float, default=0.2,
                     help="IOI phase: share of IOI sentences with words (surnames, cities, ...) as the names")
     ap.add_argument("--pseudo-names-frac", type=float, default=0.0,
                     help="IOI phase: share of IOI sentences with made-up names of several tokens")
