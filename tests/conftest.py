@@ -52,6 +52,11 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `make test`'s processes (one per core): one thread each,
+        os.environ["OMP_NUM_THREADS"] = "1"  # also for the notebook kernels and grading workers it starts
+        import torch
+
+        torch.set_num_threads(1)
     config.addinivalue_line("markers", "mutants: proves a checker rejects a known wrong implementation")
     config.addinivalue_line("markers", "tooling: tests of the project's tooling (skipped with --submission)")
     out = config.getoption("--gradebook")

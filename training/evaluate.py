@@ -82,11 +82,12 @@ def prev_token_scores(model, tokens: torch.Tensor) -> torch.Tensor:
     return pat[:, :, :, q, q - 1].mean(dim=(1, 3))
 
 
-def _ioi_batches(model, names, templates, n_pairs: int, seed: int, fills: int = 5):
+def _ioi_batches(model, names, templates, n_pairs: int, seed: int, fills: int = 5, need_positions: bool = False):
     """IOI datasets (``utils.data.ioi_dataset``) of each template with ``fills`` different sets of fillers, both
     orders, ``n_pairs`` name pairs per order in all."""
     per_fill = max(1, n_pairs // fills)
-    return [ioi_dataset(model, [template], names, n_pairs=per_fill, seed=seed * 1000 + 10 * i + f)
+    return [ioi_dataset(model, [template], names, n_pairs=per_fill, seed=seed * 1000 + 10 * i + f,
+                        need_positions=need_positions)
             for i, template in enumerate(templates) for f in range(fills)]
 
 
@@ -134,7 +135,7 @@ def ioi_patching(model, names=HELDOUT_NAMES, templates=IOI_HELDOUT_TEMPLATES, n_
         dict with ``clean_ld``, ``corrupted_ld``, ``head_recovery`` (``[n_layers, n_heads]``),
         ``top_heads`` (list of ``(layer, head)``) and ``top_heads_recovery``.
     """
-    batches = _ioi_batches(model, names, templates, n_pairs, seed, fills=1)
+    batches = _ioi_batches(model, names, templates, n_pairs, seed, fills=1, need_positions=True)
     corrupted = [data.swapped(model) for data in batches]
     z_names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
     clean_z = []
@@ -197,7 +198,7 @@ def ioi_head_roles(model, names=TRAIN_NAMES, templates=IOI_HELDOUT_TEMPLATES, n_
     - ``patch_end``: the fraction of the clean-vs-swapped logit difference recovered by patching the head's
       output at END alone, from clean into names-swapped prompts.
     """
-    batches = _ioi_batches(model, names, templates, n_pairs, seed, fills=1)
+    batches = _ioi_batches(model, names, templates, n_pairs, seed, fills=1, need_positions=True)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     name_ids = torch.tensor([model.to_single_token(" " + n) for n in names], device=model.cfg.device)
     sums: dict[str, torch.Tensor] = {}

@@ -106,7 +106,7 @@ class IOIDataset:
     frames: list[int]
     tokens: Int[Tensor, "batch pos"]
     answer_tokens: Int[Tensor, "batch 2"]
-    positions: WordPositions
+    positions: WordPositions | None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -145,7 +145,7 @@ def _from_names(model, data: IOIDataset, a: Sequence[str], b1: Sequence[str], b2
 
 def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pairs: int = 10,
                 orders: Sequence[str] = ("ABBA", "BABA"), seed: int = 0,
-                pairs: Sequence[tuple[str, str]] | None = None) -> IOIDataset:
+                pairs: Sequence[tuple[str, str]] | None = None, need_positions: bool = True) -> IOIDataset:
     """``n_pairs`` random (IO, S) name pairs per template and order, as one :class:`IOIDataset`; or, with ``pairs``,
     each given pair ``(A, B)`` twice per template, ABBA then BABA ("A and B ..., B gave ... to" -> A, then
     "A and B ..., A gave ... to" -> B), so each name is the answer once and the orders alternate.
@@ -162,6 +162,9 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pa
         orders: ``"ABBA"`` (IO first) and/or ``"BABA"`` (S first).
         seed: seeds the names and the fillers.
         pairs: fixed name pairs instead of random ones (``names``, ``n_pairs`` and ``orders`` are then unused).
+        need_positions: raise ``ValueError`` when a prompt's names cannot be located (a frame that opens with a
+            name, which is then a different token); with False such a dataset gets ``positions = None`` (enough to
+            measure the logit difference).
     """
     from training.corpus import ioi_prompt
 
@@ -183,7 +186,12 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pa
     tokens = model.to_tokens(prompts)
     io_ids = torch.tensor([_single_token(model, r[1]) for r in rows], device=tokens.device)
     s_ids = torch.tensor([_single_token(model, r[2]) for r in rows], device=tokens.device)
-    positions = WordPositions(
+    io_count, s_count = (tokens == io_ids[:, None]).sum(-1), (tokens == s_ids[:, None]).sum(-1)
+    bad = [rows[i][0] for i in range(len(rows)) if io_count[i] != 1 or s_count[i] != 2]
+    if bad and need_positions:  # a frame that opens with a name: there it has no leading space (another token)
+        raise ValueError(f"IOI prompts must contain the IO token once and the S token twice (each name with a leading "
+                         f"space: a frame must not open with a name); not so in {bad[:2]}")
+    positions = None if bad else WordPositions(
         io=(tokens == io_ids[:, None]).int().argmax(-1),
         s1=(tokens == s_ids[:, None]).int().argmax(-1),
         s2=tokens.shape[1] - 1 - (tokens == s_ids[:, None]).int().flip(-1).argmax(-1),
@@ -193,10 +201,18 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pa
                       tokens, torch.stack([io_ids, s_ids], dim=1), positions)
 
 
+def opens_with_name(template: str) -> bool:
+    """Whether an IOI template starts with a name slot: there the name has no leading space, so it is another token
+    than the answer (``ioi_dataset`` rejects such prompts)."""
+    return template.lstrip().startswith(("{N1}", "{N2}", "{S}"))
+
+
 def ioi_same_length(model, templates: Sequence[str], names: Sequence[str], n_pairs: int = 10,
                     orders: Sequence[str] = ("ABBA", "BABA"), seed: int = 0) -> IOIDataset:
     """:func:`ioi_dataset` of the largest group of ``templates`` whose prompts share one token length (ties: the group
-    of the earliest template), so that prompts from several templates fit in one batch without padding."""
+    of the earliest template), so that prompts from several templates fit in one batch without padding. Templates
+    that open with a name (:func:`opens_with_name`) are left out."""
+    templates = [t for t in templates if not opens_with_name(t)]
     by_length: dict[int, list[str]] = {}
     for i, template in enumerate(templates):
         length = len(ioi_dataset(model, [template], names, n_pairs=1, orders=orders[:1], seed=seed + i).tokens[0])

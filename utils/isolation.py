@@ -69,7 +69,7 @@ class GlobalState:
     def apply(self) -> None:
         torch.set_default_dtype(self.default_dtype)
         torch.set_grad_enabled(self.grad_enabled)
-        if torch.get_num_threads() != self.num_threads:
+        if self.num_threads and torch.get_num_threads() != self.num_threads:  # 0: keep the caller's count
             torch.set_num_threads(self.num_threads)
         torch.use_deterministic_algorithms(self.deterministic, warn_only=self.deterministic_warn_only)
         torch.backends.cudnn.deterministic = self.cudnn_deterministic
@@ -79,9 +79,10 @@ class GlobalState:
         torch.set_anomaly_enabled(self.anomaly)
 
 
-# torch's defaults (threads: as this process started). Every learner call runs under these settings.
+# torch's defaults (threads: 0 = the caller's count; the grading worker sets 1). Every learner call runs under
+# these settings, and the caller's come back afterwards.
 BASELINE = dataclasses.replace(
-    GlobalState.current(), default_dtype=torch.float32, grad_enabled=True, deterministic=False,
+    GlobalState.current(), num_threads=0, default_dtype=torch.float32, grad_enabled=True, deterministic=False,
     deterministic_warn_only=False, cudnn_deterministic=False, cudnn_benchmark=False, matmul_tf32=False,
     cudnn_tf32=True, anomaly=False,
 )
