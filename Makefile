@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(PY) -m bench.bench_grading
 	$(PY) -m bench.bench_check_latency
 	$(PY) -m bench.bench_isolation
-	@if [ -f bench/bench_patching.py ]; then $(PY) -m bench.bench_patching; fi
+	$(PY) -m bench.bench_patching
 
 ## Retrain every shipped model from scratch (seeded; CUDA when available; under 2 h on a 2-core CPU): attn2l and
 ## mlp4l (its 30M-token run, then its IOI phase) side by side, one core each; then the SAEs on mlp4l. Each writes
@@ -62,6 +62,7 @@ models: $(STAMP)
 	$(PY) -m training.train_model --config attn2l --seed 0 --device auto & attn2l=$$!; \
 	$(PY) -m training.train_model --config mlp4l --seed 2 --device auto && wait $$attn2l
 	$(PY) -m training.train_sae --model mlp4l --hook blocks.1.hook_resid_post --seed 0 --device auto
+	$(PY) -m training.train_sae --model mlp4l --hook name-movers --seed 0 --device auto
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -132,10 +132,12 @@ IOI_SEED = 31_337
 
 def ioi_batches(model, templates=IOI_TRAIN_TEMPLATES, names=TRAIN_NAMES, n_pairs: int = IOI_PAIRS,
                 seed: int = IOI_SEED) -> list:
-    """One ``utils.data.IOIDataset`` per template (its prompts share a token length), both orders."""
-    from utils.data import ioi_dataset
+    """One ``utils.data.IOIDataset`` per template (its prompts share a token length), both orders; templates that open
+    with a name are left out (there the name is another token than the answer)."""
+    from utils.data import ioi_dataset, opens_with_name
 
-    return [ioi_dataset(model, [t], names, n_pairs=n_pairs, seed=seed + i) for i, t in enumerate(templates)]
+    return [ioi_dataset(model, [t], names, n_pairs=n_pairs, seed=seed + i) for i, t in enumerate(templates)
+            if not opens_with_name(t)]
 
 
 def _io_minus_s(model, data) -> torch.Tensor:
@@ -188,6 +190,31 @@ def ioi_latent_dla(model, sae, hook_name: str, batches=None) -> torch.Tensor:
         direction = _io_minus_s(model, data) / cache["ln_final.hook_scale"][:, -1]  # [batch, d_model]
         rows.append(acts * (direction @ dirs.T))
     return torch.cat(rows)
+
+
+@torch.no_grad()
+def ioi_answer_metrics(model, sae, hook_name: str, batches=None) -> dict:
+    """The SAE judged on the task of its layer: the logit difference ``IO - S`` at the last token of IOI prompts,
+    clean (``ioi_ld_clean``), with the SAE spliced in at ``hook_name`` without error term (``ioi_ld_sae``) and with
+    the hook zero-ablated (``ioi_ld_zero``); ``ioi_ld_recovered`` = (SAE - zero) / (clean - zero): the share of what
+    the layer adds to the logit difference that the SAE keeps.
+    """
+    batches = ioi_batches(model) if batches is None else batches
+
+    def splice(act, hook):
+        with flat_hook_z(sae):
+            return sae.decode(sae.encode(act.flatten(2))).view(act.shape)
+
+    runs = {"clean": [], "sae": [(hook_name, splice)], "zero": [(hook_name, lambda act, hook: torch.zeros_like(act))]}
+    out = {}
+    for run, hooks in runs.items():
+        diff = 0.0
+        for data in batches:
+            logits = model.run_with_hooks(data.tokens, fwd_hooks=hooks)[:, -1]
+            diff += (logits.gather(-1, data.answer_tokens[:, :1]) - logits.gather(-1, data.answer_tokens[:, 1:])).sum()
+        out[f"ioi_ld_{run}"] = diff.item() / sum(len(d) for d in batches)
+    out["ioi_ld_recovered"] = (out["ioi_ld_sae"] - out["ioi_ld_zero"]) / (out["ioi_ld_clean"] - out["ioi_ld_zero"])
+    return out
 
 
 IOI_MIN_ACTIVE, IOI_MIN_FRAC_IO, IOI_MIN_DLA = 5, 0.75, 0.1  # what "separates IO from S" means (best_ioi_latent)
@@ -284,7 +311,8 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         token; ties go to the latent with the larger top activation), plus ``n_name_latents`` (latents
         with ``name_frac`` >= 0.9) and ``n_tokens``. For a ``hook_z`` SAE also the latent with the largest direct
         logit attribution toward ``IO - S`` on IOI prompts (``best_ioi_latent``): ``ioi_latent``,
-        ``ioi_separating_latents`` and more (see ``best_ioi_latent``).
+        ``ioi_separating_latents`` and more (see ``best_ioi_latent``), and the SAE judged on IOI answers
+        (``ioi_answer_metrics``: ``ioi_ld_clean`` / ``_sae`` / ``_zero``, ``ioi_ld_recovered``).
 
     Example:
         >>> m = measure_sae(model, sae, "blocks.0.hook_resid_post", eval_tokens(model))   # doctest: +SKIP
@@ -302,7 +330,7 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         feats = sae.encode(x)  # [batch, pos - 1, d_sae]
         recon = sae.decode(feats)
         # evals.get_recons_loss flattens hook_z's heads itself (as run_evals does, with the SAE's reshaping off)
-        ce = get_recons_loss(sae, model, ActivationScaler(), tokens, compute_kl=False, compute_ce_loss=True,
+        ce = get_recons_loss(sae, model, ActivationScaler(), tokens, compute_kl=True, compute_ce_loss=True,
                              hook_name=hook_name)
     xf = x.reshape(-1, x.shape[-1]).double()
     err = (xf - recon.reshape(xf.shape).double()).pow(2).sum()
@@ -331,7 +359,11 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         key = (frac, vals[0, latent].item())
         if key > best[:2]:
             best = (frac, vals[0, latent].item(), latent, names[tok_id])
-    ioi = best_ioi_latent(ioi_latent_dla(model, sae, hook_name)) if is_hook_z(hook_name) else {}
+    ioi = {}
+    if is_hook_z(hook_name):
+        batches = ioi_batches(model)
+        ioi = best_ioi_latent(ioi_latent_dla(model, sae, hook_name, batches)) | ioi_answer_metrics(
+            model, sae, hook_name, batches)
     return dict(
         explained_variance=(1 - err / var).item(),
         l0=active.sum(-1).float().mean().item(),
@@ -340,6 +372,9 @@ def measure_sae(model, sae, hook_name: str, tokens: torch.Tensor, top: int = 20)
         ce_sae=ce_sae,
         ce_zero=ce_zero,
         ce_recovered=(ce_zero - ce_sae) / (ce_zero - ce_clean),
+        kl_sae=ce["kl_div_with_sae"].mean().item(),
+        kl_zero=ce["kl_div_with_ablation"].mean().item(),
+        kl_recovered=1 - ce["kl_div_with_sae"].mean().item() / ce["kl_div_with_ablation"].mean().item(),
         name_latent=best[2],
         name_token=best[3],
         name_frac=best[0],
@@ -359,14 +394,21 @@ def format_metrics(m: dict) -> str:
         ("CE loss clean / SAE spliced in / hook zero-ablated (nats)",
          f"{m['ce_clean']:.3f} / {m['ce_sae']:.3f} / {m['ce_zero']:.3f}"),
         ("CE loss recovered, (zero - SAE) / (zero - clean)", f"{m['ce_recovered']:.1%}"),
+        ("KL(clean || SAE spliced in) / KL(clean || hook zero-ablated), per token",
+         f"{m['kl_sae']:.4f} / {m['kl_zero']:.4f}"),
+        ("KL recovered, 1 - KL(SAE) / KL(zero) (SAE-Lens's kl_div_score)", f"{m['kl_recovered']:.1%}"),
         ("best single-name latent: id, name, fraction of its top-20 activations on that name",
          f"{m['name_latent']}, {m['name_token']!r}, {m['name_frac']:.0%}"),
         ("latents whose top-20 activations are >= 90% one name", f"{m['n_name_latents']}"),
     ]
     if "ioi_latent" in m:
         rows += [
-            (f"IOI ({m['ioi_prompts']} prompts: training names and frames): mean direct logit attribution toward "
-             "IO - S of all latents together, at the last token", f"{m['ioi_total_dla']:.2f}"),
+            (f"IOI ({m['ioi_prompts']} prompts, training names and frames): logit difference IO - S at the last "
+             "token, clean / SAE spliced in / hook zero-ablated",
+             f"{m['ioi_ld_clean']:.2f} / {m['ioi_ld_sae']:.2f} / {m['ioi_ld_zero']:.2f}"),
+            ("IOI: logit difference recovered, (SAE - zero) / (clean - zero)", f"{m['ioi_ld_recovered']:.1%}"),
+            ("IOI: mean direct logit attribution toward IO - S of all latents together, at the last token",
+             f"{m['ioi_total_dla']:.2f}"),
             (f"IOI: latents that separate IO from S (active at the last token on >= {IOI_MIN_ACTIVE} prompts, "
              f"favouring IO on >= {IOI_MIN_FRAC_IO:.0%} of them, by >= {IOI_MIN_DLA} logits on average)",
              f"{m['ioi_separating_latents']}"),
@@ -534,6 +576,12 @@ def write_card(name: str, model=None) -> dict:
     torch.manual_seed(0)
     metrics = measure_sae(model, sae, info["hook_name"], eval_tokens(model))
     info["measured"] = metrics
+    if info.get("layer_choice"):  # re-measured with the current prompts; a different layer means: retrain
+        layer, per_layer = name_mover_layer(model)
+        info["layer_choice"] = dict(layer=layer, dla_by_layer=[round(x, 4) for x in per_layer])
+        if info["hook_name"] != f"blocks.{layer}.attn.hook_z":
+            print(f"WARNING: the name-mover layer is now {layer}, not {info['hook_name']}'s: retrain this SAE "
+                  f"(python -m training.train_sae --model {info['model']} --hook name-movers)")
     (out / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     files = ", ".join(f"`{f.name}`" for f in sorted(out.iterdir()) if f.name != "README.md")
     hook_z = is_hook_z(info["hook_name"])
@@ -570,8 +618,8 @@ def write_card(name: str, model=None) -> dict:
         "",
         *(["## Layer",
            f"Chosen by `--hook name-movers`: the layer whose heads' summed direct logit attribution toward IO - S at "
-           f"the last token of IOI prompts (training names in the training frames) is largest: layer "
-           f"**{choice['layer']}**.",
+           f"the last token of IOI prompts (training names in the training frames that do not open with a name) is "
+           f"largest: layer **{choice['layer']}**.",
            "",
            "| layer | " + " | ".join(str(i) for i in range(len(choice["dla_by_layer"]))) + " |",
            "|---|" + "---|" * len(choice["dla_by_layer"]),
@@ -593,6 +641,10 @@ def write_card(name: str, model=None) -> dict:
         "",
         format_metrics(metrics),
         "",
+        *([f"Zero-ablating `{info['hook_name']}` changes the loss on ordinary text by only "
+           f"{metrics['ce_zero'] - metrics['ce_clean']:+.3f} nats (its heads work on IOI-like sentences), so the "
+           "text's CE loss recovered divides by almost nothing; the KL rows and the IOI rows judge the SAE instead.",
+           ""] if hook_z and metrics["ce_zero"] - metrics["ce_clean"] < 0.1 else []),
         "## Reproduce",
         f"`python -m training.train_sae --model {info['model']} --hook {hook_arg} --seed {info['seed']} "
         f"--tokens {info['tokens']} --k {info['k']} --expansion {info['d_sae'] // info['d_in']} --lr {info['lr']} "

@@ -50,11 +50,7 @@ TAGS = {"changed", "online", "setup"}
 SHOWN_PINS = ("transformer-lens", "sae-lens", "circuitsvis", "torch", "einops", "jaxtyping")
 # Chapters not written yet, and the exercises the reference links to in them. Links into a chapter whose source
 # exists must name one of its exercises (tests/tooling/test_reference.py); remove a chapter from here once written.
-PLANNED = {
-    "05": ("05_patching", ["ioi_metric", "get_act_patch_resid_pre", "patch_head_vector",
-                           "get_path_patch_head_to_final_resid_post"]),
-    "06": ("06_saes", ["sae_encode", "sae_metrics", "steering_hook"]),
-}
+PLANNED: dict[str, tuple[str, list[str]]] = {}  # e.g. {"07": ("07_topic", ["an_exercise"])}
 LEARN_IT = re.compile(r"^\*\*Learn it:\*\*\s*(.+)$", re.MULTILINE)
 LINK_ITEM = re.compile(r"ch(\d\d)(?:/([A-Za-z_][A-Za-z0-9_]*))?")
 

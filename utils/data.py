@@ -222,63 +222,8 @@ def ioi_same_length(model, templates: Sequence[str], names: Sequence[str], n_pai
 
 
 # --------------------------------------------------------------------------------------------------------
-# Sparse autoencoders: the model as a HookedSAETransformer
+# Sparse autoencoders
 # --------------------------------------------------------------------------------------------------------
-_SAE_TRANSFORMERS: dict[tuple[str, str], object] = {}
-_SAETransformer = None
-
-
-def _sae_transformer_class():
-    """SAE-Lens's ``HookedSAETransformer``, except that taking an SAE out (``reset_saes``, the end of ``saes()``,
-    ``run_with_saes``) puts the model's *own* hook point back where SAE-Lens puts a new one: after ``with
-    model.saes(...)`` the model is the very model it was before (the grading guard compares module identities, and
-    restoring the old hook point without ``setup()`` would leave ``hook_dict`` pointing at the new one)."""
-    global _SAETransformer
-    if _SAETransformer is None:
-        from sae_lens import HookedSAETransformer
-        from sae_lens.analysis.hooked_sae_transformer import get_deep_attr, set_deep_attr
-        from transformer_lens.hook_points import HookPoint
-
-        class SAETransformer(HookedSAETransformer):
-            def _reset_sae(self, act_name, prev_wrapper=None):
-                output_hook = self._transcoder_output_hooks.get(act_name, act_name)
-                super()._reset_sae(act_name, prev_wrapper)
-                original = self.__dict__.get("cs_hook_points", {}).get(output_hook)
-                current = get_deep_attr(self, output_hook)
-                if original is not None and type(current) is HookPoint and current is not original:
-                    set_deep_attr(self, output_hook, original)
-                    self.setup()
-
-        _SAETransformer = SAETransformer
-    return _SAETransformer
-
-
-def load_sae_transformer(name: str, device=None):
-    """``utils.models.load_model(name, device, sae_transformer=True)`` (SAE-Lens's ``HookedSAETransformer`` with the
-    shipped weights and ``load_model``'s processing), whose ``saes()`` / ``run_with_saes`` leave the model exactly as
-    they found it (:func:`_sae_transformer_class`)."""
-    from utils.models import load_model
-    from utils.isolation import register
-
-    model = load_model(name, device, sae_transformer=True)
-    model.__class__ = _sae_transformer_class()  # a subclass that only overrides _reset_sae
-    model.__dict__["cs_hook_points"] = dict(model.hook_dict)  # the hook points SAEs are taken out of again
-    return register(model)
-
-
-def cached_sae_transformer(name: str, device=None):
-    """:func:`load_sae_transformer`, loaded once per process and shared (as ``utils.models.cached_model``)."""
-    import torch
-
-    from utils import models
-
-    device = torch.device(models._default_device() if device is None else device)
-    key = (name, str(device))
-    if key not in _SAE_TRANSFORMERS:
-        _SAE_TRANSFORMERS[key] = load_sae_transformer(name, device)
-    return _SAE_TRANSFORMERS[key]
-
-
 def hook_z_sae_for(model_name: str) -> str | None:
     """The name of a shipped SAE on an attention layer's ``hook_z`` of ``model_name`` (``models/saes/*``), if any."""
     import json

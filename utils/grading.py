@@ -64,6 +64,15 @@ class SAERef:
     name: str
 
 
+@dataclass
+class SAEState:
+    """An SAE that ``load_sae`` did not load (e.g. one a checker built with random weights): its config and weights.
+    (An SAE cannot be pickled as it is: SAE-Lens keeps lambdas on it.)"""
+
+    cfg: dict
+    state_dict: dict
+
+
 @dataclass(frozen=True)
 class HookRef:
     model: ModelRef
@@ -99,6 +108,8 @@ def to_wire(value: Any) -> Any:
         return _model_ref(value)
     if isinstance(value, torch.nn.Module) and hasattr(value, "cs_name"):  # an SAE from load_sae
         return SAERef(value.cs_name)
+    if isinstance(value, torch.nn.Module) and type(value).__module__.startswith("sae_lens.saes."):  # any other SAE
+        return SAEState(value.cfg.to_dict(), {k: v.detach() for k, v in value.state_dict().items()})
     if isinstance(value, torch.nn.Module) and type(value).__name__ == "HookPoint":
         from utils.isolation import owner_of
 
@@ -121,6 +132,12 @@ def from_wire(value: Any, load: Callable[[ModelRef], Any]) -> Any:
         from utils.models import cached_sae
 
         return cached_sae(value.name, getattr(load, "device", None))
+    if isinstance(value, SAEState):
+        from sae_lens import SAE
+
+        sae = SAE.from_dict({**value.cfg, "device": str(next(iter(value.state_dict.values())).device)})
+        sae.load_state_dict(value.state_dict)
+        return sae.eval()
     if isinstance(value, HookRef):
         return load(value.model).hook_dict[value.name]
     if isinstance(value, CacheRef):

@@ -169,11 +169,30 @@ def _short(name: str, module: torch.nn.Module) -> str:
     return name
 
 
+def _fresh_hook_point(now: Any, original: torch.nn.Module) -> bool:
+    """``now`` is a new, hook-free ``HookPoint`` where ``original`` was one: what SAE-Lens's ``HookedSAETransformer``
+    leaves behind when it takes an SAE out (``run_with_saes``, the end of ``saes()``, ``reset_saes``). Not a change."""
+    return (type(original).__name__ == "HookPoint" and type(now) is type(original) and not now._forward_hooks
+            and not now._forward_pre_hooks and not now._backward_hooks)
+
+
+def put_back_hook_points(module: torch.nn.Module, snap: Snapshot) -> None:
+    """Put the original hook points back where SAE-Lens swapped in fresh ones, and rebuild ``hook_dict``."""
+    now = dict(module.named_modules(remove_duplicate=False))
+    swapped = [n for n, original in snap.modules.items() if now.get(n) is not original
+               and _fresh_hook_point(now.get(n), original)]
+    for name in swapped:
+        _set_child(module, name, snap.modules[name], "_modules")
+    if swapped and hasattr(module, "setup"):
+        module.setup()
+
+
 def find_changes(module: torch.nn.Module, snap: Snapshot) -> list[str]:
     """What differs between ``module`` now and ``snap``, in words (empty when nothing does)."""
     changes = []
     now_modules = dict(module.named_modules(remove_duplicate=False))
-    replaced = [name for name, original in snap.modules.items() if now_modules.get(name) is not original]
+    replaced = [name for name, original in snap.modules.items() if now_modules.get(name) is not original
+                and not _fresh_hook_point(now_modules.get(name), original)]
     replaced = [n for n in replaced if not any(n.startswith(r + ".") for r in replaced if r != n)]  # top-most only
     changes += [f"{name}: module replaced" for name in replaced]
     changes += [f"{name}: module added" for name in sorted(now_modules.keys() - snap.modules.keys())
@@ -254,6 +273,11 @@ def restore(module: torch.nn.Module, snap: Snapshot) -> None:
         _set_child(module, name, original, "_buffers")
         if original.shape != values.shape or not torch.equal(original, values):
             original.data = values.clone()
+    if hasattr(module, "_acts_to_saes"):  # a HookedSAETransformer with an SAE left attached (add_sae)
+        module._acts_to_saes.clear()
+        module._transcoder_output_hooks.clear()
+    if hasattr(module, "setup"):  # HookedRootModule: hook_dict / mod_dict must name the restored hook points
+        module.setup()
     for name, m in module.named_modules(remove_duplicate=False):
         if name in snap.training:
             m.training = snap.training[name]
@@ -340,6 +364,7 @@ def pristine(values: Iterable[Any]) -> Iterator[Report]:
         finally:
             saved.apply()
             for module, snap in zip(modules, snaps):
+                put_back_hook_points(module, snap)
                 changes = find_changes(module, snap)
                 if changes:
                     restore(module, snap)

@@ -53,6 +53,11 @@ ALTERNATIVES = {"gpt2-small": "attn2l (2 layers, attention only) or mlp4l (4 lay
 SAES_DIR = MODELS_DIR / "saes"
 # Online SAEs are named "<SAE-Lens release>/<sae_id>" (SAE.from_pretrained(release, sae_id)).
 ONLINE_SAE_RELEASES = {
+    "gpt2-small-hook-z-kk": (
+        [f"blocks.{layer}.hook_z" for layer in range(12)],
+        "GPT-2 small attention-output SAE (Kissane & Krzyzanowski, 24576 latents) on {sae_id}; for "
+        "load_model('gpt2-small'); needs network access",
+    ),
     "gpt2-small-res-jb": (
         [f"blocks.{layer}.hook_resid_pre" for layer in range(12)] + ["blocks.11.hook_resid_post"],
         "GPT-2 small residual-stream SAE (Joseph Bloom, 24576 latents) on {sae_id}; for load_model('gpt2-small'); "
