@@ -1,6 +1,6 @@
 """No developer noise in learner-facing files: no lint pragmas in the generated notebooks, no learner
 instructions in the solutions notebooks, no internal issue numbers in what a learner reads. (What an executed
-notebook prints is checked in test_figures.py: no warnings, no stderr, no stray reprs.)"""
+notebook prints is checked in notebook_checks.py: no warnings, no stderr, no stray reprs.)"""
 
 import re
 

@@ -1,11 +1,13 @@
-"""Every chapter's solutions notebook executes end to end, offline, on CPU (what `make notebooks` does), and
-chapter 4 runs unchanged on the 4-layer model with one parameter."""
+"""Every chapter's solutions notebook executes end to end, offline, on CPU (what `make notebooks` does), passes its
+check cells, is quiet and shows every figure in its HTML export without the network (notebook_checks.py); chapter 4
+runs unchanged on the 4-layer model with one parameter."""
 
 import json
 
 import nbformat
 import pytest
 
+from tests.tooling.notebook_checks import check_figures_offline, check_quiet
 from utils import run_notebooks
 from utils.models import MODELS_DIR
 
@@ -28,6 +30,10 @@ def test_solutions_notebook_runs(name, params, tmp_path, monkeypatch):
     assert run_notebooks.main(args) == 0, json.loads((tmp_path / "notebooks.json").read_text())
     [result] = json.loads((tmp_path / "notebooks.json").read_text())
     assert result["ok"] and result["checks_passed"] > 0 and result["checks_failed"] == 0, result
+    [path] = (tmp_path / "executed").glob("*.ipynb")  # the same run, checked for every viewer
+    executed = nbformat.read(path, as_version=4)
+    check_quiet(executed)
+    check_figures_offline(executed, name)
 
 
 def test_parameters_are_injected_after_the_parameters_cell():

@@ -1,20 +1,16 @@
-"""Figures are for every viewer: each chapter's solutions notebook, executed headless (as `make notebooks` does)
-and exported to HTML with nbconvert, shows every plotly figure and circuitsvis view without the network; and an
-executed notebook is quiet (no warning boxes, no stderr, no stray reprs).
+"""Checks of an executed solutions notebook, run by tests/tooling/test_notebooks.py on the one execution of each
+chapter (each notebook is executed once per test session):
 
-The figures are checked in the executed notebook (every plotly output carries offline HTML besides plotly's mime
-type; plotly.js is embedded once; circuitsvis inlines its bundle; no output loads a script from a URL) and in
-the exported HTML. Where Chromium is installed, chapter 4's HTML is also rendered headless, offline, and every
-figure must have been drawn (plotly's SVG in each figure, no fallback caption left in a circuitsvis view).
-
-Chapters 0-4 run here (about 70 s on 2 busy CPU cores); tests/tooling/test_notebooks.py runs them too, for the
-check cells.
+- figures are for every viewer: exported to HTML with nbconvert, the notebook shows every plotly figure and
+  circuitsvis view without the network (every plotly output carries offline HTML besides plotly's mime type;
+  plotly.js is embedded once; circuitsvis inlines its bundle; no output loads a script from a URL). Where Chromium
+  is installed, chapter 4's HTML is also rendered headless, offline, and every figure must have been drawn
+  (plotly's SVG in each figure, no fallback caption left in a circuitsvis view);
+- it is quiet: no red boxes (stderr: warnings, progress bars), no errors, no stray reprs.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import re
 import shutil
 import subprocess
@@ -22,34 +18,10 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-import pytest
 
-from utils import run_notebooks
-
-pytestmark = pytest.mark.tooling
-
-# Chapters 0-4 (about 70 s of execution). Chapters 5-6 pass too but take ~11 min more on 2 CPU cores, on top of
-# test_notebooks.py running them already: checking their figures belongs in that one execution.
-NOTEBOOKS = sorted(p for p in (run_notebooks.ROOT / "chapters" / "solutions").glob("*_solutions.ipynb")
-                   if p.name[:2] in {"00", "01", "02", "03", "04"})
 PLOTLY = "application/vnd.plotly.v1+json"
 NETWORK = re.compile(r"""(src\s*=\s*["']?(https?:)?//|from\s+["']https?://|import\s*\(?\s*["']https?://|cdn\.plot\.ly|"""
                      r"""unpkg\.com|jsdelivr|cdnjs)""", re.I)
-
-
-@functools.cache
-def executed(name: str) -> nbformat.NotebookNode:
-    """The solutions notebook ``name`` executed offline on CPU (once per test session)."""
-    out = Path(tempfile.mkdtemp(prefix="cs-figures-"))
-    saved = {k: os.environ.get(k) for k in ("CS_DEVICE", "HF_HUB_OFFLINE")}
-    os.environ.update(CS_DEVICE="cpu", HF_HUB_OFFLINE="1")
-    try:
-        result = run_notebooks.run_notebook(run_notebooks.ROOT / "chapters" / "solutions" / name, 600, out)
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-    assert result["error"] is None or "check cell" in result["error"], result  # failing checks: test_notebooks
-    return nbformat.read(out / name, as_version=4)
 
 
 def _outputs(nb):
@@ -65,10 +37,8 @@ def _html(nb) -> str:
     return body
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS], ids=lambda n: n.removesuffix("_solutions.ipynb"))
-def test_every_figure_is_in_the_html_export_without_network(name):
-    nb = executed(name)
+def check_figures_offline(nb: nbformat.NotebookNode, name: str) -> None:
+    """Every figure of the executed notebook ``nb`` (a chapter's ``name``) is in its HTML export, offline."""
     plotly_js = [output for _, _, output in _outputs(nb)
                  if "embedded once by the setup cell" in output.get("data", {}).get("text/html", "")]
     assert len(plotly_js) == 1, "plotly.js must be embedded exactly once, by the setup cell"
@@ -116,11 +86,9 @@ def _render_offline(page: str, figures: list[str], views: list[str], name: str) 
         assert drawn and "cs-figure-fallback" not in drawn[1] and drawn[1].strip(), f"circuitsvis {view} was not drawn"
 
 
-@pytest.mark.timeout(900)
-@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS], ids=lambda n: n.removesuffix("_solutions.ipynb"))
-def test_executed_notebook_is_quiet(name):
+def check_quiet(nb: nbformat.NotebookNode) -> None:
     """No red boxes (stderr: warnings, progress bars), no errors, no stray reprs of objects a cell ends with."""
-    for index, cell, output in _outputs(executed(name)):
+    for index, cell, output in _outputs(nb):
         where = f"cell {index}:\n{cell.source[:300]}"
         assert output.output_type != "error", f"{where}\nraised {output.ename}: {output.evalue}"
         assert not (output.output_type == "stream" and output.name == "stderr"), f"{where}\nwrote to stderr: " \
