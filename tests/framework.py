@@ -71,6 +71,7 @@ class Exercise:
     judge: Judge | None = None
     answer_every_case: bool = False
     mutants: list[Mutant] = field(default_factory=list)
+    _cases: dict[str, list[Case]] = field(default_factory=dict, repr=False)
 
     @property
     def reference(self) -> Callable:
@@ -89,11 +90,18 @@ class Exercise:
         if not callable(fn):
             raise CheckFailure(Status.WRONG_TYPE, f"{self.name} is a {type(fn).__name__}, not a function")
         atol, rtol = tolerance_for(device, self.tol)
-        cases = list(self.cases(device)) + [replace(case, hidden=True) for case in (hidden(device) if hidden else [])]
+        cases = self.public_cases(device) + [replace(case, hidden=True) for case in (hidden(device) if hidden else [])]
         transform = self.transform_for(device) if self.transform_for is not None else self.transform
         return check_cases(fn, self.reference, cases, dims=self.dims, atol=atol, rtol=rtol, mutants=self.mutants,
                            hint=self.hint, transform=transform, judge=self.judge,
                            answer_every_case=self.answer_every_case, device=device)
+
+    def public_cases(self, device: torch.device) -> list[Case]:
+        """The exercise's cases on ``device``, built once per session (with their reference outputs memoized)."""
+        key = str(device)
+        if key not in self._cases:
+            self._cases[key] = list(self.cases(device))
+        return self._cases[key]
 
     def verdict(self, fn: Callable, device: torch.device, hidden: CaseFactory | None = None) -> Verdict:
         """:meth:`check` as a :class:`Verdict` (what a check cell prints)."""

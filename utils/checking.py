@@ -86,6 +86,8 @@ def clone_inputs(value: Any) -> Any:
         return value.detach().clone()
     if isinstance(value, torch.nn.Module):
         return value
+    if type(value).__name__ == "FactoredMatrix":
+        return type(value)(value.A.detach().clone(), value.B.detach().clone())
     if hasattr(value, "cache_dict") and hasattr(value, "model"):  # transformer_lens.ActivationCache
         return type(value)(clone_inputs(value.cache_dict), value.model, has_batch_dim=value.has_batch_dim)
     if isinstance(value, (list, tuple)):
@@ -306,12 +308,17 @@ def matches(got: Any, expected: Any, **kwargs) -> bool:
 # --------------------------------------------------------------------------------------------------------
 @dataclass
 class Case:
-    """One input to an exercise. ``label`` is shown to the learner (never for hidden cases)."""
+    """One input to an exercise. ``label`` is shown to the learner (never for hidden cases).
+
+    ``reference_output`` memoizes the reference's output on this case: checkers build their cases once per
+    session, so a class of learners (or a learner's repeated checks) costs one reference run per case.
+    """
 
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     label: str = ""
     hidden: bool = False
+    reference_output: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -354,7 +361,9 @@ class Attempt:
 
     @functools.cached_property
     def expected(self) -> Any:
-        out = _call_reference(self.reference, self.case)
+        if self.case.reference_output is None:
+            self.case.reference_output = _call_reference(self.reference, self.case)
+        out = clone_inputs(self.case.reference_output)  # the memo stays as the reference made it
         return self.transform(out) if self.transform is not None else out
 
     def call_again(self, **kwargs) -> Any:
@@ -455,8 +464,10 @@ def check_cases(
     n = 0
     for case in cases:
         got = _NO_ANSWER
+        args, kwargs = (case.args, case.kwargs) if getattr(fn, "copies_inputs", False) else (
+            clone_inputs(case.args), clone_inputs(case.kwargs))
         try:
-            raw = call_learner(fn, *clone_inputs(case.args), **clone_inputs(case.kwargs))
+            raw = call_learner(fn, *args, **kwargs)
             got = _transformed(transform, raw)
             attempt = Attempt(case, raw, got, fn, reference, transform, device, dims, atol, rtol)
             judge(attempt) if judge is not None else attempt.compare()

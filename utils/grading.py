@@ -93,16 +93,62 @@ def _model_ref(model) -> ModelRef:
     return ModelRef(spec.name, tuple(sorted(spec.processing.items())), spec.sae_transformer)
 
 
-def to_wire(value: Any) -> Any:
-    """Replace models, hook points and caches in call arguments by references the worker can resolve."""
+@dataclass(frozen=True)
+class Store:
+    """A large input sent once: the worker keeps ``value`` under ``token`` and hands each call a fresh copy."""
+
+    token: int
+    value: Any
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An input the worker already keeps (see :class:`Store`)."""
+
+    token: int
+
+
+class SentOnce:
+    """The parent's side of :class:`Store`: which large inputs (tensors, caches) this worker already has.
+
+    Checkers build their cases once per session (``tests/framework.py``), so a class of learners passes the same
+    tensor and cache objects again and again: each is pickled to the worker once instead of once per call.
+    """
+
+    MIN_ELEMENTS = 4096
+
+    def __init__(self):
+        self.tokens: dict[int, tuple[Any, int]] = {}  # id(object) -> (object, token); the object keeps the id taken
+
+    def wrap(self, value: Any, wire: Callable[[], Any]) -> Any:
+        known = self.tokens.get(id(value))
+        if known is not None and known[0] is value:
+            return Stored(known[1])
+        token = len(self.tokens) + 1
+        self.tokens[id(value)] = (value, token)
+        return Store(token, wire())
+
+
+def to_wire(value: Any, sent: SentOnce | None = None) -> Any:
+    """Replace models, hook points and caches in call arguments by references the worker can resolve; with
+    ``sent``, large tensors and caches the worker already has by a :class:`Stored` token."""
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach()  # a non-leaf tensor that requires grad cannot be pickled
+        if sent is None:
+            return value.detach()  # a non-leaf tensor that requires grad cannot be pickled
+        # Tensors cross the pipe in shared memory (torch's pickling for multiprocessing): send a copy, or learner
+        # code could change the checker's own inputs.
+        if value.numel() >= SentOnce.MIN_ELEMENTS:
+            return sent.wrap(value, lambda: value.detach().clone())
+        return value.detach().clone()
     if type(value).__name__ == "FactoredMatrix":
-        return type(value)(value.A.detach(), value.B.detach())
+        return type(value)(value.A.detach().clone(), value.B.detach().clone())
     if hasattr(value, "cache_dict") and hasattr(value, "model"):  # ActivationCache
-        return CacheRef(dict(value.cache_dict), _model_ref(value.model), value.has_batch_dim)
+        def cache_ref():
+            return CacheRef({k: v.detach().clone() for k, v in value.cache_dict.items()}, _model_ref(value.model),
+                            value.has_batch_dim)
+        return sent.wrap(value, cache_ref) if sent is not None else cache_ref()
     if isinstance(value, torch.nn.Module) and hasattr(value, "hook_dict") and hasattr(value, "cfg") and hasattr(
             value, "blocks"):  # HookedTransformer
         return _model_ref(value)
@@ -118,14 +164,31 @@ def to_wire(value: Any) -> Any:
             raise RuntimeError(f"hook point {value.name} does not belong to a model loaded with load_model")
         return HookRef(_model_ref(model), value.name)
     if isinstance(value, (list, tuple)):
-        return type(value)(to_wire(v) for v in value)
+        return type(value)(to_wire(v, sent) for v in value)
     if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
+        return {k: to_wire(v, sent) for k, v in value.items()}
     return value
 
 
-def from_wire(value: Any, load: Callable[[ModelRef], Any]) -> Any:
-    """The worker's side of :func:`to_wire`: resolve references with ``load`` (which caches models)."""
+def _fresh_copy(value: Any) -> Any:
+    """A copy of a stored input for one call (learner code may change what it is given)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, CacheRef):
+        return CacheRef({k: v.clone() for k, v in value.tensors.items()}, value.model, value.has_batch_dim)
+    return value
+
+
+def from_wire(value: Any, load: Callable[[ModelRef], Any], store: dict[int, Any] | None = None) -> Any:
+    """The worker's side of :func:`to_wire`: resolve references with ``load`` (which caches models) and ``store``
+    (the large inputs sent once)."""
+    if isinstance(value, Store):
+        store[value.token] = value.value
+        return from_wire(_fresh_copy(value.value), load, store)
+    if isinstance(value, Stored):
+        return from_wire(_fresh_copy(store[value.token]), load, store)
     if isinstance(value, ModelRef):
         return load(value)
     if isinstance(value, SAERef):
@@ -145,9 +208,9 @@ def from_wire(value: Any, load: Callable[[ModelRef], Any]) -> Any:
 
         return ActivationCache(value.tensors, load(value.model), has_batch_dim=value.has_batch_dim)
     if isinstance(value, (list, tuple)):
-        return type(value)(from_wire(v, load) for v in value)
+        return type(value)(from_wire(v, load, store) for v in value)
     if isinstance(value, dict):
-        return {k: from_wire(v, load) for k, v in value.items()}
+        return {k: from_wire(v, load, store) for k, v in value.items()}
     return value
 
 
@@ -204,6 +267,7 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
     from utils.models import cached_model
 
     submissions: dict[str, Any] = {}
+    store: dict[int, Any] = {}  # large inputs sent once (Store / Stored)
 
     def load(ref: ModelRef):
         return cached_model(ref.name, device, sae_transformer=ref.sae_transformer, **dict(ref.processing))
@@ -229,7 +293,7 @@ def _worker_main(conn, device: str, memory_gb: float | None) -> None:
             if _uses_reference(submission, fn):
                 raise CheckFailure(Status.ERROR, f"{name} uses the reference solution (imported from solutions/): "
                                    "graded 0. Write your own implementation.")
-            args, kwargs = from_wire((args, kwargs), load)
+            args, kwargs = from_wire((args, kwargs), load, store)
             reply = Reply(True, to_wire(call_learner(fn, *args, **kwargs)))
         except CheckFailure as failure:
             reply = Reply.failed(failure.status, failure.message)
@@ -254,9 +318,11 @@ class Worker:
 
     def __init__(self, device: str = "cpu", memory_gb: float | None = DEFAULT_MEMORY_LIMIT_GB):
         self.device, self.memory_gb, self.process, self.conn = device, memory_gb, None, None
+        self.sent = SentOnce()
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
+        self.sent = SentOnce()  # a new process has none of the inputs sent before
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, self.device, self.memory_gb), daemon=True)
         self.process.start()
@@ -274,7 +340,7 @@ class Worker:
         if self.process is None or not self.process.is_alive():
             self._start()
         try:
-            self.conn.send((path, name, *to_wire((args, kwargs))))
+            self.conn.send((path, name, *to_wire((args, kwargs), self.sent)))
         except (pickle.PicklingError, TypeError) as e:
             raise RuntimeError(f"checker inputs cannot be sent to the worker: {e}") from e
         if not self.conn.poll(max(timeout, 0.01)):
@@ -296,7 +362,10 @@ class Worker:
 
 
 class RemoteFunction:
-    """Stands for the learner's function in the checker: each call runs in the worker, within the time limit."""
+    """Stands for the learner's function in the checker: each call runs in the worker, within the time limit, on
+    copies of the inputs made there (so the checker need not copy them first)."""
+
+    copies_inputs = True
 
     def __init__(self, worker: Worker, path: str, name: str, deadline: float):
         self.worker, self.path, self.__name__, self.deadline = worker, path, name, deadline
