@@ -530,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.submissions).resolve()
     out = Path(args.out).resolve() if args.out else folder / "grades"
     pytest_args = ["tests", f"--rootdir={ROOT}", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "-q",
-                   "--no-header", "--tb=no", "--no-summary", "-p", "no:warnings", f"--submissions={folder}",
+                   "--no-header", "--tb=no", "--no-summary", "-p", "no:warnings", "-p", "no:logging", "--capture=no",
+                   "-p", "no:xdist", f"--submissions={folder}",
                    f"--gradebook={out}", f"--device={args.device}", f"--exercise-timeout={args.timeout}",
                    f"--junitxml={out / 'junit.xml'}"]
     if args.hidden_cases:
