@@ -136,10 +136,11 @@ def patch_attn_patterns(device):
 
 
 # ------------------------------------------------------------------------------------------------ loops
-def _loop_cases(device, *, second="whole", other_model=True):
+def _loop_cases(device, *, second=None, other_model=True):
     """(model, corrupted tokens, clean cache, metric) cases for the loop exercises, which run one forward pass per
-    patch: mlp4l on short prompts first (a mistake fails there, at a fraction of the passes), then (``second``) whole
-    prompts, short ABC prompts of another frame or nothing, then attn2l (2 layers, 2 heads; ``other_model``)."""
+    patch: mlp4l on prompts cut short (every known mistake fails there, at a fraction of the passes), then
+    (``second``) whole prompts or short ABC prompts of another frame, then attn2l (2 layers, 2 heads, other prompt
+    lengths; ``other_model``). Grading runs the learner's loops on every case, so the cases stay small."""
     s = _ioi(device, cut=6)
     yield Case((s.model, s.bad_tokens, s.clean_cache, s.metric),
                label=_label(s, "swapped names (prompts cut short)"))
@@ -159,7 +160,7 @@ def get_act_patch_resid_pre(device):
 
 @chapter.exercise(dims="act layer pos", tol=METRIC_TOL, judge=_judge_against("get_act_patch_block_every"))
 def get_act_patch_block_every(device):
-    yield from _loop_cases(device, second="abc", other_model=False)  # attn2l has no MLPs
+    yield from _loop_cases(device, second="abc", other_model=False)  # attn2l has no MLPs: another frame and length
 
 
 @chapter.exercise(dims="layer head", tol=METRIC_TOL, judge=_judge_against("get_act_patch_attn_head_out_all_pos"))

@@ -28,6 +28,7 @@ import argparse
 import ast
 import sys
 from pathlib import Path
+from typing import Callable
 
 import jupytext
 import nbformat
@@ -250,13 +251,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="list stale generated files and exit 1 if any")
     parser.add_argument("--only", default=None, help="build only chapters whose source name contains this")
     args = parser.parse_args(argv)
+    return sync_generated(lambda: render_all(only=args.only), check=args.check)
+
+
+def sync_generated(render: Callable[[], dict[Path, str]], check: bool) -> int:
+    """The command line of a builder: render the generated files, then list the stale ones (``check``: exit 1 if
+    any) or write them. A build error is printed and exits 2."""
     try:
-        files = render_all(only=args.only)
-    except BuildError as e:
+        files = render()
+    except Exception as e:  # a builder's own BuildError, with the file and line
+        if type(e).__name__ != "BuildError":
+            raise
         print(f"build error: {e}", file=sys.stderr)
         return 2
     stale = stale_files(files)
-    if args.check:
+    if check:
         for p in stale:
             print(f"stale: {p.relative_to(ROOT)} (run `make build`)")
         return 1 if stale else 0

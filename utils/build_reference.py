@@ -40,6 +40,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
+from utils.build import sync_generated
 from utils.colab import read_pins
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,30 +359,11 @@ def render_all(root: Path = ROOT) -> dict[Path, str]:
     return {root / NOTEBOOK: render_notebook(ref), root / HTML_PAGE: render_html(ref, root)}
 
 
-def stale_files(files: dict[Path, str]) -> list[Path]:
-    return [p for p, text in files.items() if not p.exists() or p.read_text() != text]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="list stale generated files and exit 1 if any")
     args = parser.parse_args(argv)
-    try:
-        files = render_all()
-    except BuildError as e:
-        print(f"build error: {e}", file=sys.stderr)
-        return 2
-    stale = stale_files(files)
-    if args.check:
-        for p in stale:
-            print(f"stale: {p.relative_to(ROOT)} (run `make build`)")
-        return 1 if stale else 0
-    for p in stale:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(files[p])
-        print(f"wrote {p.relative_to(ROOT)}")
-    print(f"{len(files)} generated files, {len(stale)} updated")
-    return 0
+    return sync_generated(render_all, check=args.check)
 
 
 if __name__ == "__main__":
