@@ -134,7 +134,7 @@ def executed():
 # --- generated files --------------------------------------------------------------------------------------------
 
 def test_generated_files_are_fresh():
-    stale = build_reference.stale_files(build_reference.render_all())
+    stale = build.stale_files(build_reference.render_all())
     assert not stale, "stale generated files (run `make build`): " + ", ".join(str(p.relative_to(ROOT)) for p in stale)
 
 
@@ -143,10 +143,10 @@ def test_editing_the_source_without_rebuilding_is_detected(tmp_path):
                  *(p.relative_to(ROOT) for p in build.sources())]:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, tmp_path / path)
-    assert build_reference.stale_files(build_reference.render_all(tmp_path)) == []
+    assert build.stale_files(build_reference.render_all(tmp_path)) == []
     source = tmp_path / build_reference.SOURCE
     source.write_text(source.read_text().replace("## Tokenization", "## Tokenization (edited)"))
-    stale = build_reference.stale_files(build_reference.render_all(tmp_path))
+    stale = build.stale_files(build_reference.render_all(tmp_path))
     assert {p.name for p in stale} == {"quick_reference.ipynb", "quick_reference.html"}
 
 
