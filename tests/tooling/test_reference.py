@@ -4,7 +4,7 @@
 - every code block runs, in order, in one namespace, on the shipped models; each online (gpt2-small) statement
   is well formed and fails only at the network boundary (``HF_HUB_OFFLINE=1``);
 - the reference's own code raises no deprecation warning, except the one a note documents;
-- each stale snippet of the sheets named in issue 15 has a note, and each note we can demonstrate is still true
+- each stale snippet of the two commissioning sheets has a note, and each note we can demonstrate is still true
   (the sheet's line still fails, or still gives the wrong shape or number, with the pinned versions);
 - every "Learn it" link names a real exercise of its chapter, or a planned one (``build_reference.PLANNED``);
   every link of the HTML resolves; the HTML needs no network and renders in headless Chromium.
@@ -295,7 +295,7 @@ def _hooked_transformer_warns(ns):
         HookedTransformer(ns["tiny_cfg"])
 
 
-# The snippets of the sheets that issue 15 names (plus those we found), the text their note quotes, and how to
+# The stale snippets of the commissioning sheets (plus those we found), the text their note quotes, and how to
 # show the note is still true (None: nothing offline can show it).
 STALE = {
     "from transformer_lens import utils": _utils_import_warns,
