@@ -3,7 +3,8 @@
 Inputs are real: the shipped ``attn2l`` model, its activations on repeated random tokens and on text of the
 kind it was trained on, plus random tensors. Hook-function exercises are called directly with an activation
 and a real ``HookPoint`` (``model.hook_dict[name]``); learner functions are never registered as hooks by the
-checker, and only their return values are compared (``call_learner`` removes any hook they leave behind).
+checker, and only their return values are compared (a hook a learner's function leaves on the model is reported
+as CHANGED_MODEL and removed: ``utils/isolation.py``).
 """
 
 import functools

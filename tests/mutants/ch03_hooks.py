@@ -1,8 +1,8 @@
 """Known mistakes for chapter 3 (hooks). Each one is a mistake learners really make; its description is shown to
 a learner whose output matches it.
 
-Mutants that attach hooks clean up after themselves (``_clean``): the checker also runs them outside
-``call_learner`` to diagnose a learner's output, on the shared model.
+Mutants that attach hooks clean up after themselves (``_clean``), as a correct function must: the checker runs them
+on the shared model to diagnose a learner's output (it restores the model afterwards anyway).
 """
 
 from contextlib import contextmanager
