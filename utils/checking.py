@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import enum
 import functools
 import math
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
+
+from utils.wire import clone_inputs, type_name
 
 
 class Status(str, enum.Enum):
@@ -79,24 +80,6 @@ def tolerance_for(device: torch.device | str, overrides: dict[str, tuple[float, 
 # --------------------------------------------------------------------------------------------------------
 # Calling learner code
 # --------------------------------------------------------------------------------------------------------
-def clone_inputs(value: Any) -> Any:
-    """A deep copy of call arguments; modules (models, hook points) are shared, not copied, and an
-    ActivationCache gets cloned tensors around the same model."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, torch.nn.Module):
-        return value
-    if type(value).__name__ == "FactoredMatrix":
-        return type(value)(value.A.detach().clone(), value.B.detach().clone())
-    if hasattr(value, "cache_dict") and hasattr(value, "model"):  # transformer_lens.ActivationCache
-        return type(value)(clone_inputs(value.cache_dict), value.model, has_batch_dim=value.has_batch_dim)
-    if isinstance(value, (list, tuple)):
-        return type(value)(clone_inputs(v) for v in value)
-    if isinstance(value, dict):
-        return {k: clone_inputs(v) for k, v in value.items()}
-    return copy.deepcopy(value)
-
-
 def _learner_frame(tb: traceback.StackSummary) -> str:
     """The last frame that belongs to learner code (a notebook cell or a submission), else the last frame."""
     frames = [f for f in tb if f.filename.startswith("<") or "ipykernel_" in f.filename]
@@ -113,6 +96,37 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         return True
     return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+
+
+def blocked_by_sandbox(error: BaseException) -> str | None:
+    """While grading (in the sandboxed worker), what an error means when the sandbox caused it, else None."""
+    import errno
+    import os
+    import socket
+
+    if not os.environ.get("CS_GRADING_WORKER") or not isinstance(error, OSError):
+        return None
+    path = getattr(error, "filename", None)
+    if isinstance(path, str) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"tried to write `{_course_relative(path)}`: learner code may not write outside its temporary folder "
+                "while grading")
+    if isinstance(path, str) and error.errno == errno.ENOENT and os.path.isabs(path):
+        return (f"tried to open `{path}`, which learner code cannot see while grading (only the course code, the "
+                "packages and the models are visible)")
+    network = (errno.ENETUNREACH, errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL)
+    if isinstance(error, socket.gaierror) or error.errno in network:
+        return "tried to open a network connection: learner code has no network while grading"
+    return None
+
+
+def _course_relative(path: str) -> str:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path
 
 
 def call_learner(fn: Callable, *args, **kwargs) -> Any:
@@ -139,7 +153,7 @@ def call_learner(fn: Callable, *args, **kwargs) -> Any:
                 failure = CheckFailure(Status.CRASHED, f"ran out of memory ({type(e).__name__}: {str(e)[:200]})")
             else:
                 where = _learner_frame(traceback.extract_tb(e.__traceback__))
-                failure = CheckFailure(Status.ERROR, f"raised {type(e).__name__}: {e}{where}")
+                failure = CheckFailure(Status.ERROR, blocked_by_sandbox(e) or f"raised {type(e).__name__}: {e}{where}")
     if report.changes:
         shown = "; ".join(report.changes[:4]) + (f"; and {len(report.changes) - 4} more" if len(report.changes) > 4
                                                   else "")
@@ -170,7 +184,7 @@ def _index_str(index: tuple[int, ...], dims: list[str] | None) -> str:
 
 
 def _type_name(x: Any) -> str:
-    return f"{type(x).__module__}.{type(x).__qualname__}".replace("builtins.", "")
+    return type_name(x)
 
 
 def compare(
@@ -243,7 +257,7 @@ def _preview(x: Any, n: int = 6) -> str:
 
 def _compare_tensor(got, expected: torch.Tensor, *, name, dims, atol, rtol, values=True) -> None:
     if not isinstance(got, torch.Tensor):
-        hint = " (convert with torch.as_tensor(...))" if type(got).__module__.startswith("numpy") else ""
+        hint = " (convert with torch.as_tensor(...))" if _type_name(got).startswith("numpy") else ""
         raise CheckFailure(Status.WRONG_TYPE, f"{name} is {_type_name(got)}, expected a torch.Tensor{hint}")
     got = got.detach().as_subclass(torch.Tensor)  # never trust learner objects beyond plain tensor data
     if got.shape != expected.shape:

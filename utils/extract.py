@@ -120,15 +120,25 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
     """Read and validate a notebook, raising :class:`UnreadableNotebook` with the reason."""
     path = Path(path)
     try:
-        nb = nbformat.read(path, as_version=4)
-        nbformat.validate(nb)
-    except Exception as e:  # JSON errors, validation errors, missing file, bad encoding
+        text = path.read_bytes().decode("utf-8")
+    except Exception as e:  # missing file, a folder, bad encoding
         raise UnreadableNotebook(f"{path.name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    return parse_notebook(text, path.name)
+
+
+def parse_notebook(text: str, name: str = "notebook") -> nbformat.NotebookNode:
+    """Parse and validate a notebook's text, raising :class:`UnreadableNotebook` with the reason."""
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as e:  # JSON errors, validation errors
+        raise UnreadableNotebook(f"{name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     return nb
 
 
-def load_submission(path: str | Path) -> Submission:
-    """Extract a learner's definitions from the notebook at ``path`` (see the module docstring).
+def load_submission(path: str | Path, text: str | None = None) -> Submission:
+    """Extract a learner's definitions from the notebook at ``path`` (see the module docstring); with ``text``, from
+    that text (the grading worker receives notebooks as text, never as a path it could read).
 
     Kept statements run here (a constant may call ``torch.set_default_dtype``): torch's global state and random
     generator are put back afterwards, so extraction changes nothing for later learners.
@@ -139,14 +149,14 @@ def load_submission(path: str | Path) -> Submission:
 
     saved, rng = GlobalState.current(), torch.get_rng_state()
     try:
-        return _load_submission(path)
+        nb = read_notebook(path) if text is None else parse_notebook(text, Path(path).name)
+        return _load_submission(path, nb)
     finally:
         saved.apply()
         torch.set_rng_state(rng)
 
 
-def _load_submission(path: str | Path) -> Submission:
-    nb = read_notebook(path)
+def _load_submission(path: str | Path, nb: nbformat.NotebookNode) -> Submission:
     namespace: dict[str, Any] = {"__name__": "submission"}
     problems: list[Problem] = []
     reference_names: set[str] = set()

@@ -312,29 +312,10 @@ def _restore_attrs(obj: Any, state: dict, keep: Iterable[str] = ()) -> None:
 # The guard around a call
 # --------------------------------------------------------------------------------------------------------
 def modules_in(values: Iterable[Any]) -> list[torch.nn.Module]:
-    """The modules a call can reach through its arguments: modules, the model of an ``ActivationCache``, the
-    registered model that owns a ``HookPoint``; inside lists, tuples and dicts too."""
-    found: dict[int, torch.nn.Module] = {}
+    """The modules a call can reach through its arguments (each kind's codec says which, ``utils/wire.py``)."""
+    from utils.wire import modules_in as reached
 
-    def visit(value: Any, depth: int = 0) -> None:
-        if depth > 4:
-            return
-        if isinstance(value, torch.nn.Module):
-            owner = owner_of(value) if type(value).__name__ == "HookPoint" else None
-            module = owner if owner is not None else value
-            found.setdefault(id(module), module)
-        elif hasattr(value, "cache_dict") and isinstance(getattr(value, "model", None), torch.nn.Module):
-            found.setdefault(id(value.model), value.model)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                visit(v, depth + 1)
-        elif isinstance(value, dict):
-            for v in value.values():
-                visit(v, depth + 1)
-
-    for v in values:
-        visit(v)
-    return list(found.values())
+    return reached(values)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import json
 import os
 import threading
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlparse
@@ -77,11 +78,29 @@ PROCESSING_DEFAULTS = dict(
 
 
 class ModelSpec(NamedTuple):
-    """How a model was loaded (``model.cs_spec``): the grading worker loads the same model from it."""
+    """How a model was loaded (:func:`origin_of`): the grading worker loads the same model from it."""
 
     name: str
     processing: dict
     sae_transformer: bool = False
+
+
+class SAESpec(NamedTuple):
+    """How an SAE was loaded (:func:`origin_of`): ``load_sae(name)``."""
+
+    name: str
+
+
+# What we know about each model and SAE this process loaded, kept beside the library objects instead of on them.
+_ORIGINS: "weakref.WeakKeyDictionary[Any, ModelSpec | SAESpec]" = weakref.WeakKeyDictionary()
+
+
+def origin_of(module) -> ModelSpec | SAESpec | None:
+    """How ``module`` was loaded (:func:`load_model` / :func:`load_sae`), or None for any other module."""
+    try:
+        return _ORIGINS.get(module)
+    except TypeError:  # not weak-referenceable: not ours
+        return None
 
 
 class ModelUnavailableError(RuntimeError):
@@ -189,7 +208,7 @@ def load_model(name: str, device=None, *, sae_transformer: bool = False, **proce
                 f"unknown model {name!r} (no {folder}/config.json); available: {sorted(available_models())}"
             )
         model = load_model_folder(folder, device, sae_transformer=sae_transformer, **opts)
-    model.cs_spec = ModelSpec(name, opts, sae_transformer)  # the grader's worker loads the same model by name
+    _ORIGINS[model] = ModelSpec(name, opts, sae_transformer)  # the grader's worker loads the same model by name
     return register(_with_bos_generate(model))
 
 
@@ -343,7 +362,7 @@ def load_sae(name: str, device=None):
 
     sae = SAE.load_from_disk(folder, device=device)
     sae.eval()
-    sae.cs_name = name  # lets the grader's worker process load the same SAE by name
+    _ORIGINS[sae] = SAESpec(name)  # lets the grader's worker process load the same SAE by name
     return register(sae)
 
 
@@ -363,7 +382,7 @@ def _load_online_sae(name: str, release: str, sae_id: str, device: str):
     except OSError as e:  # e.g. the hub went away mid-download
         raise ModelUnavailableError(f"{hint}\n(cause: {e})") from e
     sae.eval()
-    sae.cs_name = name
+    _ORIGINS[sae] = SAESpec(name)
     return register(sae)
 
 
