@@ -29,16 +29,17 @@ from utils.checking import CheckFailure, Status, Verdict  # noqa: E402
 from utils.device import get_device  # noqa: E402
 from utils.extract import UnreadableNotebook, load_submission  # noqa: E402
 from utils.grading import (  # noqa: E402
-    Gradebook,
-    RemoteFunction,
-    Worker,
+    GradeOptions,
+    PytestGradebook,
     find_notebooks,
     learner_id,
     load_points,
     notebook_chapter,
+    run_info,
 )
 from utils.notebook import LEARNER_FUNCTIONS  # noqa: E402
 from utils.reports import GradedItem, item_property, verdict_property  # noqa: E402
+from utils.worker import LearnerText, RemoteFunction, Worker  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -60,8 +61,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "mutants: proves a checker rejects a known wrong implementation")
     config.addinivalue_line("markers", "tooling: tests of the project's tooling (skipped with --submission)")
     out = config.getoption("--gradebook")
-    if out and not any(isinstance(p, Gradebook) for p in config.pluginmanager.get_plugins()):
-        config.pluginmanager.register(Gradebook(Path(out), load_points(config.getoption("--points"))))
+    if out and not any(isinstance(p, PytestGradebook) for p in config.pluginmanager.get_plugins()):
+        info = run_info(GradeOptions(device=str(get_device(config.getoption("--device")))))
+        config.pluginmanager.register(PytestGradebook(Path(out), load_points(config.getoption("--points")), info))
 
 
 def _graded_notebooks(config) -> list[Path]:
@@ -119,8 +121,8 @@ class Learner:
 
     def function(self, name: str):
         if self.remote is not None:
-            worker, path, timeout = self.remote
-            return RemoteFunction(worker, str(path), name, time.monotonic() + timeout)
+            worker, notebook, timeout = self.remote
+            return RemoteFunction(worker, notebook, name, time.monotonic() + timeout)
         if self.functions is not None:
             if name in self.functions:
                 return self.functions[name]
@@ -164,7 +166,8 @@ def learner(request) -> Learner:
                           request.node.callspec.params["exercise_name"])
         request.node.user_properties.append(item_property(item))
         worker = request.getfixturevalue("grading_worker")
-        return Learner(remote=(worker, request.param, request.config.getoption("--exercise-timeout")))
+        notebook = LearnerText(item.learner, Path(request.param).read_bytes().decode("utf-8", errors="replace"))
+        return Learner(remote=(worker, notebook, request.config.getoption("--exercise-timeout")))
     injected = request.config.stash.get(LEARNER_FUNCTIONS, None)
     if injected is not None:
         return Learner(functions=injected)

@@ -15,7 +15,6 @@ Example (the setup cell of every chapter does this):
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
 from pathlib import Path
@@ -38,8 +37,7 @@ def _exercise_name(fn: Callable) -> str | None:
 def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: str | None = None) -> Verdict:
     """The verdict of the checker of ``exercise`` (default: ``fn.__name__``) in ``chapter`` on ``fn``.
 
-    The chapter's checker module is imported by name, as pytest would import it; library code has no other
-    dependency on ``tests/``.
+    The chapter's checkers come from ``utils.chapters.checker``.
     """
     from utils.device import get_device
 
@@ -47,7 +45,9 @@ def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: s
     if name is None:
         return Verdict(Status.WRONG_TYPE, f"check() needs the exercise function itself, e.g. check(split_heads); "
                        f"got {fn!r}")
-    exercises = importlib.import_module(f"tests.test_{chapter}").chapter.exercises
+    from utils.chapters import checker
+
+    exercises = checker(chapter).exercises
     if name not in exercises:
         return Verdict(Status.MISSING, f"no exercise named {name!r} in {chapter} (exercises: {', '.join(exercises)})")
     try:

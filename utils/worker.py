@@ -561,8 +561,9 @@ class Zygote:
                 code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
                 return encode_plain(("failed", Status.CRASHED.value, crash_message(code))), False
             if self.sandboxed and len(_processes()) > MAX_PROCESSES + 2:
-                return encode_plain(("failed", Status.ERROR.value, f"started more than {MAX_PROCESSES} processes "
-                                     "at once (a fork bomb?): learner code may not start processes while grading")), False
+                message = (f"started more than {MAX_PROCESSES} processes at once (a fork bomb?): learner code may not "
+                           "start processes while grading")
+                return encode_plain(("failed", Status.ERROR.value, message)), False
 
 
 def main(argv: list[str]) -> None:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from utils.checking import CheckFailure, Status
-from utils.grading import CacheRef, HookRef, ModelRef, RemoteFunction, Worker, from_wire, to_wire
+from utils.wire import CacheRef, HookRef, ModelRef, from_wire, to_wire
+from utils.worker import LearnerText, RemoteFunction, Worker
 
 pytestmark = pytest.mark.tooling
 
@@ -41,20 +42,23 @@ def test_references_round_trip(attn2l):
     hook = attn2l.hook_dict["blocks.1.attn.hook_z"]
     wired = to_wire((attn2l, cache, hook))
     assert isinstance(wired[0], ModelRef) and isinstance(wired[1], CacheRef) and isinstance(wired[2], HookRef)
-    model, cache2, hook2 = from_wire(wired, lambda ref: attn2l)
+    class Resolve:
+        def model(self, ref):
+            return attn2l
+
+    model, cache2, hook2 = from_wire(wired, Resolve())
     assert model is attn2l and hook2 is hook and torch.equal(cache2["pattern", 0], cache["pattern", 0])
 
 
 def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(LEARNER)]
-    path = tmp_path / "learner.ipynb"
-    nbformat.write(nb, path)
+    learner = LearnerText("learner", nbformat.writes(nb))
     tokens = attn2l.to_tokens("When Mary and John went to the store")
     _, cache = attn2l.run_with_cache(tokens)
 
     def remote(name):
-        return RemoteFunction(worker, str(path), name, time.monotonic() + 60)
+        return RemoteFunction(worker, learner, name, time.monotonic() + 60)
 
     expected = attn2l(tokens).sum()
     assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)
