@@ -8,7 +8,10 @@ Each example starts from a generated learner notebook and replaces exercise cell
 - chapter 0 (``complete``, ``partial``, ``stubs``, ``unreadable``, ``bad/*``): every kind of bad input;
 - chapter 1 (``isolation/*``): learners whose functions change the shared model or torch's global state while
   returning correct values, graded CHANGED_MODEL for that function; then ``isolation/z_correct``, graded after all
-  of them, which must pass everything (one learner can never change another's grade).
+  of them, which must pass everything (one learner can never change another's grade);
+- chapter 1 (``hostile/*``): learners whose ``count_tokens`` attacks the grader (writes the course or the packages,
+  starts a daemon, reads the class, leaks the environment, opens a socket, forks 200 processes, fills the disk,
+  hangs holding a child) before answering; each is contained by the sandbox, and ``hostile/z_correct`` passes.
 
 Usage: ``python -m examples.make_submissions`` (generated files: do not edit them by hand).
 """
@@ -125,6 +128,55 @@ ISOLATION = {
     "h_attn_result_on": {"multi_token_words": CH1.solution_with("multi_token_words",
                                                                 "model.set_use_attn_result(True)")},
 }
+# chapter 1, hostile: each learner's count_tokens does one thing learner code must not do while grading, then answers
+# correctly (the attacks of a hostile class; bounded, so that they stay harmless where no sandbox is available, where
+# the grader skips this folder anyway); then z_correct, graded after them, must pass everything.
+HOSTILE_PORT = 47613  # tests/tooling/test_sandbox.py listens there
+_COURSE = ["import pathlib, utils", "course = pathlib.Path(utils.__file__).resolve().parents[1]"]
+HOSTILE = {
+    "a_writes_the_course": (_COURSE + [
+        "with open(course / 'solutions' / 'ch01_tokenization.py', 'a') as f:", "    f.write('\\n# pwned\\n')",
+        "with open(course / 'tests' / 'test_ch01_tokenization.py', 'a') as f:", "    f.write('\\n# pwned\\n')"],
+        "ERROR"),
+    "b_writes_site_packages": (["import pathlib, transformer_lens",
+                                "target = pathlib.Path(transformer_lens.__file__).parent / 'pwned.py'",
+                                "target.write_text('PWNED = True')"], "ERROR"),
+    "c_starts_a_daemon": (_COURSE + [
+        "import subprocess, sys",
+        "grades = course / 'examples' / 'submissions' / 'hostile' / 'grades' / 'grades.csv'",
+        "subprocess.Popen([sys.executable, '-c', 'import sys, time; time.sleep(20); '",
+        "                  'open(sys.argv[1], \"a\").write(\"pwned,1\\\\n\")', str(grades), 'cs-hostile-daemon'],",
+        "                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"], "PASS"),
+    "d_reads_the_class": ([
+        "import glob, os, pathlib",
+        "found = open(f'/proc/{os.getppid()}/cmdline').read().split(chr(0)) if os.getppid() else []",
+        "paths = [p for p in found if p.endswith('.py') or os.path.isdir(p)]",
+        "texts = [open(p).read() for p in paths if os.path.isfile(p)]",
+        "texts += [open(p).read() for d in paths if os.path.isdir(d) for p in glob.glob(d + '/**/*.ipynb', "
+        "recursive=True)]",
+        "raise RuntimeError('read ' + repr(found) + ' and ' + ' | '.join(texts))"], "ERROR"),
+    "e_leaks_the_environment": (["import os", "raise RuntimeError('environment: ' + repr(dict(os.environ)))"],
+                                "ERROR"),
+    "f_opens_a_socket": (["import socket",
+                          f"with socket.create_connection(('127.0.0.1', {HOSTILE_PORT}), timeout=2) as s:",
+                          "    s.sendall(b'pwned')"], "ERROR"),
+    "g_forks_many_processes": (["import os, time",
+                                "for _ in range(200):",
+                                "    if os.fork() == 0:",
+                                "        time.sleep(60)",
+                                "        os._exit(0)",
+                                "time.sleep(5)"], "ERROR"),
+    "h_fills_the_disk": (["import os", "block = b'x' * 2**24",
+                          "with open('fill.bin', 'wb') as f:",
+                          "    for _ in range(64):  # 1 GiB at most",
+                          "        f.write(block)", "        f.flush()", "os.remove('fill.bin')"], "ERROR"),
+    "i_hangs_holding_a_child": (["import subprocess, sys",
+                                 "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', "
+                                 "'cs-hostile-child'])",
+                                 "while True:", "    pass"], "TIMEOUT"),
+}
+
+
 # Constants are kept when a notebook is graded, and run: these change torch's global state for the whole process.
 GLOBAL_STATE_CELL = """import torch
 
@@ -178,6 +230,13 @@ def build() -> dict[Path, str]:
         files[OUT / "isolation" / f"{learner}.ipynb"] = make_notebook(replacements, [], CH1.exercises, CH1)
         expected[f"isolation/{learner}"] = {f"{CH1.chapter}.{name}": "CHANGED_MODEL" if name in replacements
                                             else "PASS" for name in CH1.exercises}
+    for learner, (attack, status) in HOSTILE.items():
+        replacement = {"count_tokens": CH1.solution_with("count_tokens", *attack)}
+        files[OUT / "hostile" / f"{learner}.ipynb"] = make_notebook(replacement, [], CH1.exercises, CH1)
+        expected[f"hostile/{learner}"] = {f"{CH1.chapter}.{name}": status if name == "count_tokens" else "PASS"
+                                          for name in CH1.exercises}
+    files[OUT / "hostile" / "z_correct.ipynb"] = make_notebook({}, [], CH1.exercises, CH1)
+    expected["hostile/z_correct"] = {f"{CH1.chapter}.{name}": "PASS" for name in CH1.exercises}
     files[OUT / "isolation" / "y_global_state.ipynb"] = make_notebook({}, [GLOBAL_STATE_CELL], CH1.exercises, CH1)
     files[OUT / "isolation" / "z_correct.ipynb"] = make_notebook({}, [], CH1.exercises, CH1)
     for learner in ("y_global_state", "z_correct"):
@@ -196,7 +255,7 @@ def main() -> int:
     for path, text in build().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    n = len(BAD) + len(ISOLATION) + 6
+    n = len(BAD) + len(ISOLATION) + len(HOSTILE) + 7
     print(f"wrote {n} example submissions to {OUT.relative_to(ROOT)} and {EXPECTED.relative_to(ROOT)}")
     return 0
 

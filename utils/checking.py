@@ -113,6 +113,9 @@ def blocked_by_sandbox(error: BaseException) -> str | None:
     if isinstance(path, str) and error.errno == errno.ENOENT and os.path.isabs(path):
         return (f"tried to open `{path}`, which learner code cannot see while grading (only the course code, the "
                 "packages and the models are visible)")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return ("filled its temporary folder: learner code may write only a few hundred MB, and only there, while "
+                "grading")
     network = (errno.ENETUNREACH, errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL)
     if isinstance(error, socket.gaierror) or error.errno in network:
         return "tried to open a network connection: learner code has no network while grading"

@@ -52,6 +52,7 @@ from xml.sax.saxutils import escape, quoteattr
 from utils.checking import Status, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
+HOSTILE_EXAMPLES = ROOT / "examples" / "submissions" / "hostile"  # graded only inside the sandbox
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -408,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not info.sandboxed:
         print(f"!!! {info.sandbox}", file=sys.stderr)
+        hostile = [p for p in notebooks if HOSTILE_EXAMPLES in p.parents]
+        if hostile:
+            notebooks = [p for p in notebooks if p not in hostile]
+            print(f"!!! skipped the course's {len(hostile)} hostile examples ({HOSTILE_EXAMPLES.relative_to(ROOT)}/): "
+                  "without a sandbox they would do to this machine what they try to do", file=sys.stderr)
     start = time.perf_counter()
     results = grade(notebooks, folder, options, progress=True)
     write_gradebook(results, out, info)

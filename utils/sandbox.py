@@ -7,8 +7,8 @@ While grading, learner code is hostile. The worker that runs it (``utils/worker.
   installation and its packages, and the course's ``utils/``, ``solutions/`` and ``models/``. No submission (the
   grader sends each notebook's *text* over the pipe, never a path), no hidden-cases file, no gradebook, no home
   directory, no other part of the course;
-- **writes**: only a private ``/tmp`` (a size-limited tmpfs), emptied after every call and thrown away with the
-  worker;
+- **writes**: only a private ``/tmp`` (a size-limited tmpfs), emptied after each learner and thrown away with the
+  worker; the rest of the sandbox, ``/dev`` included, is read-only;
 - **network**: none (a new network namespace with nothing in it);
 - **processes**: a new PID namespace in which the worker is process 1: it cannot see the grader's ``/proc``; after
   each call it kills every other process of the namespace (``kill(-1, SIGKILL)``), whatever session or group a
@@ -82,7 +82,8 @@ def _read_only(path: Path) -> list[str]:
 def command(argv: list[str], env: dict[str, str] | None = None, tmp_bytes: int = TMP_BYTES) -> list[str]:
     """``argv`` run inside the sandbox described in the module docstring, with exactly the environment ``env``."""
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1", "--cap-drop", "ALL",
-            "--clearenv", "--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+            "--clearenv", "--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--size", str(tmp_bytes),
+            "--tmpfs", "/tmp"]
     args += ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):  # merged-/usr systems: /lib -> usr/lib; else bind the directory
         path = Path("/") / link
@@ -101,7 +102,7 @@ def command(argv: list[str], env: dict[str, str] | None = None, tmp_bytes: int =
         args += _read_only(ROOT / name)
     for key, value in (env or {}).items():
         args += ["--setenv", key, value]
-    return [*args, "--chdir", "/tmp", "--", *argv]
+    return [*args, "--remount-ro", "/", "--chdir", "/tmp", "--", *argv]
 
 
 def worker_environment(device: str) -> dict[str, str]:

@@ -531,7 +531,6 @@ class Zygote:
         _reap()
         if self.sandboxed:
             _empty(Path("/tmp"))
-            _empty(Path("/dev/shm"))
         else:
             shutil.rmtree(folder, ignore_errors=True)
         self.child = None
