@@ -1,26 +1,82 @@
 """Instructor grading over the shipped example submissions: every (learner, exercise) gets exactly the
-expected status, bad input stays contained, and the gradebook is deterministic."""
+expected status, bad input stays contained (the hostile examples by the sandbox), and the gradebook is deterministic."""
 
 import csv
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 
 import nbformat
 import pytest
 
 from examples import make_submissions
 from utils.build import ROOT
+from utils.sandbox import containment
 
 pytestmark = pytest.mark.tooling
 
 
-def grade(folder, out, *extra):
+def grade(folder, out, *extra, env=None):
     result = subprocess.run([sys.executable, "-m", "utils.grading", str(folder), "--out", str(out), "--device", "cpu",
-                             *extra], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                             *extra], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, **(env or {})})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def require_sandbox():
+    """The sandbox is required in CI (.ci/run installs bubblewrap); elsewhere a test that needs it is skipped."""
+    found = containment()
+    if not found.available:
+        assert not os.environ.get("CI"), f"CI must be able to sandbox learner code: {found.reason}"
+        pytest.skip(found.reason)
+
+
+class Listener:
+    """A local TCP listener that records whatever connects (a hostile example tries to)."""
+
+    def __init__(self, port):
+        self.server = socket.create_server(("127.0.0.1", port))
+        self.server.settimeout(0.2)
+        self.received, self.stop = [], False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            with conn:
+                self.received.append(conn.recv(100))
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.server.close()
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _site_packages_files() -> set[str]:
+    import transformer_lens
+
+    return {str(p) for p in __import__("pathlib").Path(transformer_lens.__file__).parent.rglob("*")}
 
 
 def test_example_submissions_are_fresh():
@@ -29,7 +85,26 @@ def test_example_submissions_are_fresh():
 
 
 def test_examples_get_exactly_the_expected_statuses(tmp_path):
-    result = grade(ROOT / "examples" / "submissions", tmp_path, "--timeout", "10")
+    """Every example, the hostile ones included: the sandbox contains every attack (the course, the packages and the
+    gradebook unchanged, no process left, no connection made, no secret in any feedback)."""
+    require_sandbox()
+    secret = "cs-instructor-token-7f3a9"
+    (tmp_path / "hidden.py").write_text(f"# {secret}-hidden\nHIDDEN_CASES = {{}}\n")
+    out = tmp_path / "out"
+    git_before = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    packages_before = _site_packages_files()
+    listener = Listener(make_submissions.HOSTILE_PORT)
+    try:
+        result = grade(ROOT / "examples" / "submissions", out, "--timeout", "10", "--hidden-cases",
+                       str(tmp_path / "hidden.py"), env={"CS_INSTRUCTOR_TOKEN": secret})
+    finally:
+        listener.close()
+    assert listener.received == [], "a hostile example reached a local listener"
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                          text=True).stdout == git_before
+    assert _site_packages_files() == packages_before
+    assert _processes_with("cs-hostile") == [], "a process started by a hostile example outlived grading"
+    tmp_path = out
     graded = json.loads((tmp_path / "grades.json").read_text())
     with open(make_submissions.EXPECTED) as f:
         expected = {(row["learner"], row["exercise"]): row["status"] for row in csv.DictReader(f)}
@@ -53,6 +128,20 @@ def test_examples_get_exactly_the_expected_statuses(tmp_path):
     rows = list(csv.reader((tmp_path / "grades.csv").open()))
     assert rows[0][0] == "learner" and rows[0][-2:] == ["total", "max"]
     assert dict((r[0], r[-2]) for r in rows[1:])["complete"] == "10"
+    hostile = {learner: rows["ch01_tokenization.count_tokens"]["message"] for learner, rows in graded.items()
+               if learner.startswith("hostile/")}
+    assert "tried to write `solutions/ch01_tokenization.py`" in hostile["hostile/a_writes_the_course"]
+    assert "tried to write `" in hostile["hostile/b_writes_site_packages"]
+    assert "no network" in hostile["hostile/f_opens_a_socket"]
+    assert "processes" in hostile["hostile/g_forks_many_processes"]
+    assert "temporary folder" in hostile["hostile/h_fills_the_disk"]
+    everything = "\n".join(p.read_text() for p in (tmp_path / "feedback").rglob("*.md")) + (
+        tmp_path / "grades.json").read_text()
+    other_notebook = make_submissions.BAD["wrong_values"][0]["top_k_next_tokens"].splitlines()[-1].strip()
+    for leaked in (secret, other_notebook):
+        assert leaked not in everything, f"{leaked!r} reached the feedback"
+    assert "pwned" not in (tmp_path / "grades.csv").read_text()
+    assert "Learner code: sandboxed" in result.stdout
 
 
 def test_grading_is_deterministic_and_uses_points_and_hidden_cases(tmp_path):
