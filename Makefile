@@ -51,6 +51,7 @@ examples: $(STAMP)
 ## execution, check-cell latency, the cost of pristine state per learner call, the batched patching engine.
 bench: $(STAMP)
 	$(PY) -m bench.bench_grading
+	$(PY) -m bench.bench_grading_jobs
 	$(PY) -m bench.bench_check_latency
 	$(PY) -m bench.bench_isolation
 	$(PY) -m bench.bench_patching

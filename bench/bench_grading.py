@@ -2,8 +2,8 @@
 executing the same notebooks top to bottom with nbclient (the nbgrader / otter-grader approach), in one run.
 
 The class holds ``--copies`` copies of each chapter's complete submission (its solutions notebook: every exercise
-solved, the chapter's own demo cells included). Grading time per chapter is the sum of that chapter's checks'
-durations as the gradebook records them; top to bottom is measured on ``--sample`` copies per chapter. The ratio
+solved, the chapter's own demo cells included), graded with one job. Grading time per chapter is the sum of that
+chapter's checks' durations (``Result.seconds``); top to bottom is measured on ``--sample`` copies per chapter. The ratio
 compares seconds per notebook, per chapter and for the whole class. Results: printed and bench/results.json.
 
 Usage: ``python -m bench.bench_grading [--copies 20] [--sample 1] [--only 00]`` (``make bench``).
@@ -23,7 +23,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils.grading import main as grade_main  # noqa: E402
+from utils.grading import GradeOptions, find_notebooks, grade  # noqa: E402
 from utils.run_notebooks import notebook_client  # noqa: E402
 
 
@@ -50,13 +50,12 @@ def main() -> int:
             for i in range(args.copies):
                 shutil.copy(source, folder / chapter / f"learner_{i:03d}.ipynb")
         start = time.perf_counter()
-        code = grade_main([str(folder), "--out", str(Path(tmp) / "grades"), "--device", "cpu"])
+        graded = grade(find_notebooks(folder), folder, GradeOptions(device="cpu", jobs=1))
         grading_s = time.perf_counter() - start
-        graded = json.loads((Path(tmp) / "grades" / "grades.json").read_text())
-        all_pass = all(r["status"] == "PASS" for rows in graded.values() for r in rows.values())
+        all_pass = all(r.passed for r in graded)
         check_s: dict[str, float] = defaultdict(float)
-        for learner, rows in graded.items():
-            check_s[learner.split("/")[0]] += sum(r["seconds"] for r in rows.values())
+        for r in graded:
+            check_s[r.learner.split("/")[0]] += r.seconds
         baseline = {source.name.removesuffix("_solutions.ipynb"):
                     [execute_top_to_bottom(folder / source.name.removesuffix("_solutions.ipynb") / f"learner_{i:03d}"
                                            ".ipynb") for i in range(args.sample)] for source in complete}
@@ -77,7 +76,7 @@ def main() -> int:
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    return 0 if code == 0 and all_pass else 1
+    return 0 if all_pass else 1
 
 
 if __name__ == "__main__":

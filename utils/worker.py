@@ -265,19 +265,22 @@ def _kill_strays(keep: set[int]) -> None:
     """Kill every process a call left behind but ``keep`` (the zygote and the learner's process). In the sandbox the
     zygote is process 1 of its PID namespace and sees only the sandbox's processes: all are killed, whatever session
     or group they moved to. Unsandboxed (best effort), the children of the kept processes and the orphans the zygote
-    collected as subreaper."""
+    collected as subreaper. A killed process runs no more code: the loop goes on only while new processes appear
+    (started while it killed), not while the killed ones are torn down."""
     keep = keep | {os.getpid()}
-    for _ in range(200):
-        strays = [p for p in _processes() if p not in keep] if os.getpid() == 1 else _children_of(keep) - keep
+    killed: set[int] = set()
+    for _ in range(1000):
+        everyone = _processes() if os.getpid() == 1 else _children_of(keep)
+        strays = [p for p in everyone if p not in keep and p not in killed]
         if not strays:
-            return
+            break
         for pid in strays:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        time.sleep(0.002)
-        _reap()
+        killed.update(strays)
+    _reap()
 
 
 def _children_of(parents: set[int]) -> set[int]:
