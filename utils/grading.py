@@ -83,6 +83,7 @@ class Result:
     points: float
     max_points: float
     seconds: float = field(default=0.0, compare=False)  # for the summary; never written to the gradebook
+    mistake: str | None = None  # the known mistake the learner's output matches, when one does
 
     @property
     def passed(self) -> bool:
