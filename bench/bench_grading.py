@@ -3,8 +3,8 @@ executing the same notebooks top to bottom with nbclient (the nbgrader / otter-g
 
 The class holds ``--copies`` copies of each chapter's complete submission (its solutions notebook: every exercise
 solved, the chapter's own demo cells included), graded with one job. Grading time per chapter is the sum of that
-chapter's checks' durations (``Result.seconds``); top to bottom is measured on ``--sample`` copies per chapter. The ratio
-compares seconds per notebook, per chapter and for the whole class. Results: printed and bench/results.json.
+chapter's checks' durations (``Result.seconds``); top to bottom is measured on ``--sample`` copies per chapter. The
+ratio compares seconds per notebook, per chapter and for the whole class. Results: printed and bench/results.json.
 
 Usage: ``python -m bench.bench_grading [--copies 20] [--sample 1] [--only 00]`` (``make bench``).
 """
