@@ -588,6 +588,7 @@ for i in range(2):
 # indices). Do the same heads do the work in both orders?
 
 # %%
+print("all prompts\n", head_dla.detach().cpu().numpy().round(2))
 for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
     _, order_cache = model.run_with_cache(ioi_tokens[rows])
     dla = head_direct_logit_attribution(model, order_cache, logit_diff_directions[rows]).detach().cpu()
@@ -599,7 +600,7 @@ for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
 # 4). Layer 0 contributes less *directly* (its row of each table): each of its heads less than either
 # last-layer head, in both orders. Less is not nothing, though: one layer-0 head pushes towards the answer in
 # one order and away from it in the other, by similar amounts, so that it almost vanishes in the table over
-# all prompts above. An average can hide effects that cancel; split by condition before you conclude that a
+# all prompts (printed first). An average can hide effects that cancel; split by condition before you conclude that a
 # component does nothing. And a small *direct* effect does not mean that layer 0 does not matter: its job may
 # be to prepare what the layer-1 heads attend to.
 #

@@ -293,7 +293,8 @@ print(model.hook_dict[get_act_name("pattern", 0)].ctx)
 # It is 0 when the head attends to a single token and `log(n)` when it spreads evenly over `n` tokens. Write
 # `attention_entropy`, which returns the mean entropy over the batch and the destination positions, for
 # every head. Use one read-only hook on every `hook_pattern` (a name filter) that writes into `hook.ctx` or a
-# closure, with `hook.layer()` to know where to put the result. No globals.
+# closure, with `hook.layer()` to know where to put the result. No globals, and nothing left behind: if you use
+# `hook.ctx`, clear it before you return (data left there stays on the model, for whoever runs it next).
 #
 # **Careful with `0 · log 0`.** The causal mask makes every future position's weight exactly 0, and
 # `0 * log(0) = 0 * -inf = nan` in floating point. Mathematically the term is 0: clamp `p` away from 0 inside

@@ -171,6 +171,15 @@ def entropy_mean_over_heads(model, tokens):
                     reduce=lambda h: h.mean())
 
 
+def entropy_left_in_ctx(model, tokens):
+    def hook(pattern, hook):
+        hook.ctx["entropy"] = -(pattern * pattern.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, 2))
+
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), hook)])
+    return torch.stack([model.hook_dict[get_act_name("pattern", layer)].ctx["entropy"]
+                        for layer in range(model.cfg.n_layers)])
+
+
 # ---- add_steering_vector_hook --------------------------------------------------------------------------
 def steer_ignores_pos(resid, hook, vector, coeff, pos=None):
     return resid + coeff * vector
@@ -362,6 +371,8 @@ MUTANTS = {
         Mutant(entropy_last_position_only, "using the last destination position only instead of the mean over "
                "all positions"),
         Mutant(entropy_mean_over_heads, "averaging over heads too (one number per layer)"),
+        Mutant(entropy_left_in_ctx, "keeping the entropies in hook.ctx and not clearing it: they stay on the model",
+               Status.CHANGED_MODEL),
     ],
     "add_steering_vector_hook": [
         Mutant(steer_ignores_pos, "ignoring pos: adding the vector at every position"),

@@ -149,15 +149,15 @@ def test_data_left_in_a_hook_ctx_is_a_change_to_the_model(attn2l):
     def keeps_max_attention(pattern, hook):
         hook.ctx["max"] = pattern.amax()
 
+    tokens, hooks = attn2l.to_tokens("Hello there"), [(name, keeps_max_attention)]
     with pristine([attn2l]) as report:
-        attn2l.run_with_hooks(attn2l.to_tokens("Hello there"), return_type=None, fwd_hooks=[(name, keeps_max_attention)])
+        attn2l.run_with_hooks(tokens, return_type=None, fwd_hooks=hooks)
         assert "max" in attn2l.hook_dict[name].ctx
     assert report.changes == [f"data left in hook.ctx of {name} (clear it: model.reset_hooks() or "
                               "hook.clear_context())"], report.changes
     assert attn2l.hook_dict[name].ctx == {}
     with pristine([attn2l]) as report:  # a function that cleans up after itself changes nothing
-        attn2l.run_with_hooks(attn2l.to_tokens("Hello there"), return_type=None, fwd_hooks=[(name, keeps_max_attention)],
-                              clear_contexts=True)
+        attn2l.run_with_hooks(tokens, return_type=None, fwd_hooks=hooks, clear_contexts=True)
     assert report.changes == []
 
     from tests.mutants.ch03_hooks import cache_left_in_ctx
