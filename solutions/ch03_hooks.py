@@ -4,6 +4,7 @@ Generated from chapters/src/03_hooks.py by `make build`: do not edit; edit the s
 """
 
 
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -64,7 +65,10 @@ def attention_entropy(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
 
 
 def cache_some(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: list[str], fwd_hooks: list = ()
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    names: list[str],
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
 ) -> dict[str, Tensor]:
     """{name: activation} for every hook point in `names`, from one forward pass on `tokens` that also runs
     `fwd_hooks` (after the caching hooks)."""

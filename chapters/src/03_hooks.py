@@ -34,6 +34,7 @@
 # check cell under it. Hints and solutions are in the dropdowns below each check.
 
 # %% tags=["module"]
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -408,7 +409,10 @@ for how, tensor in kept.items():
 
 # %%
 def cache_some(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: list[str], fwd_hooks: list = ()
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    names: list[str],
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
 ) -> dict[str, Tensor]:
     """{name: activation} for every hook point in `names`, from one forward pass on `tokens` that also runs
     `fwd_hooks` (after the caching hooks)."""
