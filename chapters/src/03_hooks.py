@@ -401,8 +401,9 @@ for how, tensor in kept.items():
 # is in `names` (a name filter) and returns a dictionary from hook name to the activation stored there.
 # Without `fwd_hooks`, it must equal `model.run_with_cache(tokens)[1][name]` for each name.
 #
-# `fwd_hooks` are more hooks for the same forward pass, say an ablation: then the cache shows what the model
-# computes with them. Put your caching hook *first* (hooks on one hook point run in the order they were added),
+# `fwd_hooks` are more hooks for the same forward pass (a list or tuple of `(name, hook_fn)` pairs, as
+# `run_with_hooks` takes; empty by default), say an ablation: then the cache shows what the model computes with
+# them. Put your caching hook *first* (hooks on one hook point run in the order they were added),
 # so that each stored activation is what arrived at its hook point, before any of `fwd_hooks` changed it;
 # activations further on show the change's effects. Leave nothing behind on the model: no hooks, nothing in
 # any `hook.ctx`.
