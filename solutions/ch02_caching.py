@@ -134,12 +134,14 @@ HINTS = {
     'prev_attn_detector': (
         'The same loop as `current_attn_detector`, with the diagonal just *below* the main one (a'
         ' negative `offset`):\nits entry `i` is the attention from position `i + 1` to position `'
-        'i`. Above the diagonal the causal mask\nmakes everything zero.'
+        'i`. That diagonal has `pos - 1` entries, and\nthe score is their mean (not their sum div'
+        'ided by `pos`). Above the diagonal the causal mask makes everything\nzero.'
     ),
     'first_attn_detector': (
         "The score is the mean of *column* 0 of a head's pattern: the attention that every destin"
-        'ation position pays\nto the first source position, averaged over batch and destinations.'
-        ' Row 0 would be what the first token\nlooks at, which is always just itself.'
+        'ation position pays\nto the first source position, averaged over batch and over *all* de'
+        'stinations, destination 0 included (its\nattention is always entirely on itself, 1.0: th'
+        'e detector does not leave it out).'
     ),
     'logits_to_ave_logit_diff': (
         "Only the last position's logits matter. `gather` along the vocabulary with `answer_token"

@@ -4,6 +4,7 @@ Generated from chapters/src/03_hooks.py by `make build`: do not edit; edit the s
 """
 
 
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -63,14 +64,21 @@ def attention_entropy(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]
     return entropy
 
 
-def cache_some(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: list[str]) -> dict[str, Tensor]:
-    """{name: activation} for every hook point in `names`, from one forward pass on `tokens`."""
+def cache_some(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    names: list[str],
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+) -> dict[str, Tensor]:
+    """{name: activation} for every hook point in `names`, from one forward pass on `tokens` that also runs
+    `fwd_hooks` (after the caching hooks)."""
     cache: dict[str, Tensor] = {}
 
     def caching_hook(activation: Tensor, hook: HookPoint) -> None:
-        cache[hook.name] = activation.detach()
+        cache[hook.name] = activation.detach().clone()
 
-    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda name: name in names, caching_hook)])
+    model.run_with_hooks(tokens, return_type=None,
+                         fwd_hooks=[(lambda name: name in names, caching_hook), *fwd_hooks])
     return cache
 
 
@@ -138,8 +146,9 @@ HINTS = {
     ),
     'cache_some': (
         'A closure again: a dict defined in your function and a hook that stores `activation.deta'
-        'ch()` under\n`hook.name`. One run, with a name filter that accepts exactly the names in '
-        '`names`.'
+        'ch().clone()` under\n`hook.name`. One `run_with_hooks`, whose list of hooks starts with '
+        'yours (a name filter that accepts exactly\nthe names in `names`) and then holds every ho'
+        'ok of `fwd_hooks`.'
     ),
     'add_steering_vector_hook': (
         'With `pos is None` the vector broadcasts over batch and positions. Otherwise add it only'

@@ -104,6 +104,13 @@ SCORES = {
     "prev": lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).mean((0, -1)),
     "first": lambda p: p[..., 0].mean((0, -1)),
 }
+# Scores of plausible wrong readings of a detector's spec. A threshold between a head's score and its near miss
+# tells the two apart (dividing the sub-diagonal's sum by pos, as other courses' detectors do; leaving out
+# destination 0, whose attention to the first token is always 1).
+NEAR_MISSES = {
+    "prev": lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).sum(-1).mean(0) / p.shape[-1],
+    "first": lambda p: p[..., 1:, 0].mean((0, -1)),
+}
 MIN_GAP = 0.02  # thresholds sit at least 0.01 away from every score: summation order cannot flip a decision
 
 
@@ -138,6 +145,11 @@ def _detector_cases(device, kind):
         thresholds.append(ordered[0] - MIN_GAP)
         if cache is _ioi(device, 0)[1]:
             thresholds.append(0.0)  # every head that pays any attention there
+        if kind in NEAR_MISSES:
+            near = torch.cat([NEAR_MISSES[kind](cache["pattern", layer]) for layer in range(n_layers)]).cpu()
+            for middle in ((scores + near) / 2).tolist():
+                if min((scores - middle).abs().min(), (near - middle).abs().min()) > MIN_GAP / 2:
+                    thresholds.append(middle)
         for threshold in thresholds:
             yield Case((cache,), {"threshold": round(threshold, 4)}, label=f"{label}, threshold={threshold:.4f}")
 

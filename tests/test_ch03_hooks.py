@@ -3,18 +3,20 @@
 Inputs are real: the shipped ``attn2l`` model, its activations on repeated random tokens and on text of the
 kind it was trained on, plus random tensors. Hook-function exercises are called directly with an activation
 and a real ``HookPoint`` (``model.hook_dict[name]``); learner functions are never registered as hooks by the
-checker, and only their return values are compared (a hook a learner's function leaves on the model is reported
-as CHANGED_MODEL and removed: ``utils/isolation.py``).
+checker, and only their return values are compared (a hook a learner's function leaves on the model, or data it
+leaves in a hook point's ``ctx``, is reported as CHANGED_MODEL and removed: ``utils/isolation.py``). ``cache_some``
+also counts the forward passes the learner's function runs.
 """
 
 import functools
 
+import pytest
 import torch
 from transformer_lens.utilities import get_act_name
 
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch03_hooks import MUTANTS
-from utils.checking import Case
+from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs
 from utils.data import repeated_tokens
 
 chapter = Chapter("ch03_hooks", mutants=MUTANTS)
@@ -118,8 +120,36 @@ def add_steering_vector_hook(device):
     yield Case((text[r1], model.hook_dict[r1], vector, 1.0), dict(pos=0), label="pos=0 (the BOS position)")
 
 
-@chapter.exercise()
+def _forward_passes(attempt) -> int:
+    """How many forward passes the learner's function runs on the case (counted at the embedding, a torch hook the
+    function cannot see; removed before the model is checked for changes)."""
+    model = attempt.case.args[0]
+    passes = []
+
+    def counted(*args, **kwargs):
+        handle = model.embed.register_forward_pre_hook(lambda module, inputs: passes.append(1))
+        try:
+            return attempt.fn(*args, **kwargs)
+        finally:
+            handle.remove()
+
+    call_learner(counted, *clone_inputs(attempt.case.args), **clone_inputs(attempt.case.kwargs))
+    return len(passes)
+
+
+def _judge_cache(attempt):
+    """The activations must equal the reference's, collected in one forward pass."""
+    attempt.compare()
+    passes = _forward_passes(attempt)
+    if passes != 1:
+        raise CheckFailure(Status.WRONG_VALUES, f"right activations, but your function ran the model {passes} times "
+                           f"for {len(attempt.case.args[2])} names: cache_some must run it once")
+
+
+@chapter.exercise(judge=_judge_cache)
 def cache_some(device):
+    from solutions.ch03_hooks import add_steering_vector_hook, head_zero_ablation_hook
+
     model = _model(device)
     yield Case((model, rep_tokens(model), [get_act_name("pattern", 0), get_act_name("resid_pre", 1)]),
                label="repeated random tokens, names=[pattern 0, resid_pre 1]")
@@ -127,6 +157,17 @@ def cache_some(device):
                label="two prompts, names=[hook_embed, hook_pos_embed, z 1]")
     yield Case((model, text_tokens(model), [get_act_name("attn_scores", 1)]),
                label="a text prompt, a single name (attn_scores 1)")
+    r1 = get_act_name("resid_pre", 1)
+    steer = functools.partial(add_steering_vector_hook, vector=randn(model.cfg.d_model, device=device, seed=4),
+                              coeff=2.0)
+    yield Case((model, text_batch_tokens(model), [r1, get_act_name("resid_post", 1)]), dict(fwd_hooks=[(r1, steer)]),
+               label="two prompts, names=[resid_pre 1, resid_post 1], fwd_hooks=[a steering hook on resid_pre 1 that "
+               "returns a new tensor]")
+    z0 = get_act_name("z", 0)
+    ablate = functools.partial(head_zero_ablation_hook, head_index_to_ablate=1)
+    yield Case((model, rep_tokens(model), [z0, get_act_name("pattern", 1)]), dict(fwd_hooks=[(z0, ablate)]),
+               label="repeated random tokens, names=[z 0, pattern 1], fwd_hooks=[a hook on z 0 that zero-ablates head "
+               "1 in place]")
 
 
 @chapter.exercise(tol=LOSS_TOL)
@@ -161,6 +202,32 @@ def test_permanent_hook_demo_stages_differ(device):
     values = [losses["clean"], losses["hooked"], losses["after_reset"]]
     assert min(abs(a - b) for i, a in enumerate(values) for b in values[i + 1:]) > 1e-2, losses
     assert not any(hp.fwd_hooks for hp in model.hook_dict.values()), "the reference left hooks on the model"
+
+
+def test_a_writing_hook_that_returns_nothing_is_named(device):
+    """A hook that returns None (after changing a copy, or in place) is WRONG_TYPE, and the failure says why."""
+    from tests.mutants.ch03_hooks import RETURNS_NOTHING
+
+    def in_place_returns_nothing(z, hook, head_index_to_ablate):
+        z[:, :, head_index_to_ablate] = 0.0
+
+    for name, fn in [("head_zero_ablation_hook", in_place_returns_nothing),
+                     *[(name, m.fn) for name, mutants in MUTANTS.items() for m in mutants
+                       if m.mistake == RETURNS_NOTHING]]:
+        with pytest.raises(CheckFailure) as caught:
+            chapter.exercises[name].check(fn, device)
+        assert caught.value.status == Status.WRONG_TYPE and RETURNS_NOTHING in caught.value.message, caught.value
+
+
+def test_activations_left_in_hook_ctx_are_reported_and_cleared(device):
+    """cache_some that keeps its activations in hook.ctx: CHANGED_MODEL naming hook.ctx, and every ctx is empty
+    afterwards (the next function cannot read them)."""
+    from tests.mutants.ch03_hooks import cache_left_in_ctx
+
+    with pytest.raises(CheckFailure) as caught:
+        chapter.exercises["cache_some"].check(cache_left_in_ctx, device)
+    assert caught.value.status == Status.CHANGED_MODEL and "hook.ctx of" in caught.value.message, caught.value
+    assert not any(hook_point.ctx for hook_point in _model(device).hook_dict.values())
 
 
 test_exercise, test_mutant_rejected = chapter.tests()

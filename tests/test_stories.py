@@ -130,6 +130,20 @@ def test_ch2_detectors_find_previous_and_current_token_heads_in_layer_0_first_to
     assert layers == {"prev": {0}, "current": {0}, "first": {1}}, found
 
 
+def test_ch2_one_layer_1_first_token_head_passes_only_thanks_to_bos():
+    """§3: every first-token score includes destination 0 (BOS attending to itself, one of 16 destinations); counted
+    from destination 1 on, one of the two layer-1 heads falls below 0.4."""
+    model = attn2l()
+    tokens = model.to_tokens(SENTENCES)
+    _, cache = model.run_with_cache(tokens)
+    last = model.cfg.n_layers - 1
+    assert tokens.shape[1] == 16 and model.cfg.n_heads == 2
+    assert ch2.first_attn_detector(cache) == [f"{last}.{head}" for head in range(model.cfg.n_heads)]
+    assert torch.equal(cache["pattern", last][:, :, 0, 0], torch.ones(len(SENTENCES), model.cfg.n_heads))
+    from_destination_1 = cache["pattern", last][:, :, 1:, 0].mean((0, -1))
+    assert int((from_destination_1 > 0.4).sum()) == 1, from_destination_1
+
+
 def test_ch2_model_prefers_the_indirect_object_on_training_names_in_both_orders():
     """§4: most bars are positive and large, in both name orders; the mean logit difference is several logits."""
     _, _, answer_tokens, logits, _ = ioi()
@@ -194,17 +208,25 @@ def test_ch2_last_layer_heads_attend_more_to_the_answer_than_to_the_subject():
         assert (on_io > on_s).all(), (prompts[i], on_io, on_s)
 
 
-def test_ch2_abba_one_head_does_most_baba_both_share_and_layer_0_contributes_little():
-    """§6, by name order: both last-layer heads help in both orders; on ABBA one of them does most of the work,
-    on BABA the two share it and the model is less sure; layer 0 contributes little directly."""
+@functools.cache
+def dla_per_order():
+    """Chapter 2, section 6: the head attribution table of the ABBA prompts and of the BABA prompts."""
     model = attn2l()
-    prompts, _, answer_tokens, logits, _ = ioi()
+    prompts, _, answer_tokens, _, _ = ioi()
     tokens = model.to_tokens(prompts)
     directions = _directions(answer_tokens)
     per_order = {}
     for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
         _, cache = model.run_with_cache(tokens[rows])
         per_order[order] = ch2.head_direct_logit_attribution(model, cache, directions[rows])
+    return per_order
+
+
+def test_ch2_abba_one_head_does_most_baba_both_share_and_layer_0_contributes_little():
+    """§6, by name order: both last-layer heads help in both orders; on ABBA one of them does most of the work,
+    on BABA the two share it and the model is less sure; layer 0 contributes little directly."""
+    _, _, answer_tokens, logits, _ = ioi()
+    per_order = dla_per_order()
     for order, dla in per_order.items():
         assert (dla[-1] > 0).all(), (order, dla)
         assert dla[0].sum().abs() < 0.25 * dla[-1].sum(), (order, dla)
@@ -212,6 +234,22 @@ def test_ch2_abba_one_head_does_most_baba_both_share_and_layer_0_contributes_lit
     assert abba.max() > 1.5 * abba.min() and baba.max() < 1.3 * baba.min(), per_order
     diff = ch2.logits_to_ave_logit_diff(logits, answer_tokens, per_prompt=True)
     assert diff[0::2].mean() > diff[1::2].mean(), diff
+
+
+def test_ch2_layer_0_heads_contribute_less_and_one_cancels_between_the_orders():
+    """§6: each layer-0 head contributes less directly than either last-layer head, in both orders; one layer-0 head
+    pushes towards the answer in one order and away from it in the other, by similar amounts, so that it almost
+    vanishes in the table over all prompts."""
+    model = attn2l()
+    _, _, answer_tokens, _, cache = ioi()
+    per_order = dla_per_order()
+    for order, dla in per_order.items():
+        assert dla[0].abs().max() < dla[-1].min(), (order, dla)
+    overall = ch2.head_direct_logit_attribution(model, cache, _directions(answer_tokens))[0]
+    abba, baba = per_order["ABBA"][0], per_order["BABA"][0]
+    smaller, larger = torch.minimum(abba.abs(), baba.abs()), torch.maximum(abba.abs(), baba.abs())
+    cancelling = (abba * baba < 0) & (smaller > 0.3) & (smaller > 0.5 * larger) & (overall.abs() < 0.25 * smaller)
+    assert cancelling.any(), (abba, baba, overall)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -239,6 +277,49 @@ def test_ch3_second_copy_is_far_more_predictable():
     """§1: the first copy is unpredictable; the second is predicted far better."""
     loss = attn2l()(rep_tokens(), return_type="loss", loss_per_token=True)
     assert loss[:, 20:].mean() < 0.25 * loss[:, :20].mean()
+
+
+def test_ch3_first_copy_costs_more_than_a_uniform_guess_whose_entropy_is_higher():
+    """§1: the first copy's loss is above a uniform guess's log(d_vocab), and the model's predictions there are not
+    uniform (their entropy is lower than log(d_vocab))."""
+    model = attn2l()
+    uniform = torch.tensor(float(model.cfg.d_vocab)).log()
+    loss = model(rep_tokens(), return_type="loss", loss_per_token=True)[:, :20].mean()
+    log_probs = model(rep_tokens()).log_softmax(dim=-1)[:, :20]
+    entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+    assert loss > uniform > entropy, (loss, uniform, entropy)
+
+
+def test_ch3_the_model_card_measures_longer_sequences_than_the_chapter():
+    """§4: the model card measures the repeat losses on 50 random tokens repeated, in a batch of 20 (the chapter: 20
+    tokens, a batch of 4), so its numbers differ from the chapter's."""
+    card = (MODELS_DIR / "attn2l" / "README.md").read_text()
+    assert "r = 50 random tokens, batch 20" in card
+    assert rep_tokens().shape == (4, 1 + 2 * 20)
+
+
+def test_ch3_detach_shares_memory_clone_copies():
+    """§6: a tensor kept with detach() changes when a later hook writes into the activation in place; one kept with
+    detach().clone() does not. cache_some with an in-place ablation keeps z as it arrived, and later activations
+    show the ablation."""
+    model = attn2l()
+    tokens = model.to_tokens(TEXT)
+    kept = {}
+
+    def keep(resid, hook):
+        kept["detach"], kept["clone"] = resid.detach(), resid.detach().clone()
+
+    def zero_in_place(resid, hook):
+        return resid.zero_()
+
+    name = get_act_name("resid_pre", 0)
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(name, keep), (name, zero_in_place)])
+    assert (kept["detach"] == 0).all() and not (kept["clone"] == 0).all()
+    names = [get_act_name("z", 0), get_act_name("resid_pre", 1)]
+    _, clean = model.run_with_cache(tokens)
+    ablate = (names[0], partial(ch3.head_zero_ablation_hook, head_index_to_ablate=1))
+    ablated = ch3.cache_some(model, tokens, names, fwd_hooks=[ablate])
+    assert torch.equal(ablated[names[0]], clean[names[0]]) and not torch.equal(ablated[names[1]], clean[names[1]])
 
 
 def test_ch3_induction_head_needs_layer_0_and_matters_less_on_text():

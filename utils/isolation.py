@@ -9,7 +9,7 @@ block replaced — must not reach the next call, the next exercise or the next l
    is compared, after the call, with a **snapshot taken when it was loaded** (:func:`register`, called by
    ``utils.models.load_model`` / ``load_sae``; a module seen for the first time is snapshotted before the call):
    parameters and buffers (the same objects, bit-identical values, ``requires_grad``), the module tree,
-   train/eval flags, ``cfg`` and the tokenizer's settings, and hooks;
+   train/eval flags, ``cfg`` and the tokenizer's settings, hooks, and data left in a hook point's ``ctx``;
 2. anything that changed is **restored** and named in a :class:`ModelChanged` report;
 3. torch's global state (default dtype, grad mode, threads, deterministic flags, TF32 switches, the CPU random
    generator) is set to :data:`BASELINE` for the call and put back as it was afterwards, so a learner's
@@ -242,7 +242,17 @@ def find_changes(module: torch.nn.Module, snap: Snapshot) -> list[str]:
                     or m._forward_hooks or m._forward_pre_hooks or m._backward_hooks)
     if hooked:
         changes.append(f"hooks left on {', '.join(hooked[:3])}{' …' if len(hooked) > 3 else ''}")
+    kept = sorted(name for name, m in now_modules.items() if _hook_context(m))
+    if kept:  # the next function (or check) could read it
+        changes.append(f"data left in hook.ctx of {', '.join(kept[:3])}{' …' if len(kept) > 3 else ''} "
+                       "(clear it: model.reset_hooks() or hook.clear_context())")
     return changes
+
+
+def _hook_context(module: torch.nn.Module) -> dict | None:
+    """A ``HookPoint``'s ``ctx`` (the dict hooks may store into), else None."""
+    ctx = vars(module).get("ctx")
+    return ctx if isinstance(ctx, dict) else None
 
 
 _MISSING = object()
@@ -255,7 +265,8 @@ def _set_child(root: torch.nn.Module, name: str, value: Any, kind: str) -> None:
 
 
 def restore(module: torch.nn.Module, snap: Snapshot) -> None:
-    """Put ``module`` back exactly as in ``snap`` (objects, values, flags, cfg, tokenizer settings, no hooks)."""
+    """Put ``module`` back exactly as in ``snap`` (objects, values, flags, cfg, tokenizer settings, no hooks, every
+    hook point's ``ctx`` empty)."""
     for name, original in sorted(snap.modules.items(), key=lambda kv: kv[0].count(".")):
         if name and dict(module.named_modules(remove_duplicate=False)).get(name) is not original:
             _set_child(module, name, original, "_modules")
@@ -286,6 +297,8 @@ def restore(module: torch.nn.Module, snap: Snapshot) -> None:
         m._forward_hooks.clear()
         m._forward_pre_hooks.clear()
         m._backward_hooks.clear()
+        if _hook_context(m):
+            m.ctx = {}  # a new dict: a reference the learner kept cannot reach the model
     if snap.cfg is not None:
         cfg, state = snap.cfg
         module.cfg = cfg

@@ -43,13 +43,14 @@ def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: s
 
     name = exercise or _exercise_name(fn)
     if name is None:
-        return Verdict(Status.WRONG_TYPE, f"check() needs the exercise function itself, e.g. check(split_heads); "
-                       f"got {fn!r}")
+        return Verdict(Status.WRONG_TYPE, f"check() needs the exercise function itself, e.g. check(split_heads), "
+                       f"or the exercise's name: check(fn, exercise=\"split_heads\"); got {fn!r}")
     from utils.chapters import checker
 
     exercises = checker(chapter).exercises
     if name not in exercises:
-        return Verdict(Status.MISSING, f"no exercise named {name!r} in {chapter} (exercises: {', '.join(exercises)})")
+        return Verdict(Status.MISSING, f"no exercise named {name!r} in {chapter} (exercises: {', '.join(exercises)}); "
+                       f"if you renamed your function, name its exercise: check({name}, exercise=\"...\")")
     try:
         return exercises[name].verdict(fn, get_device(device or os.environ.get("CS_DEVICE")))
     except pytest.skip.Exception as e:  # e.g. a model this chapter needs is not shipped
@@ -91,15 +92,20 @@ def run_check_with_pytest(fn: Callable, chapter: str, device: str | None = None,
     return verdict_of(plugin.reports[-1])
 
 
-def make_check(chapter: str, device: str | None = None) -> Callable[[Callable], None]:
+def make_check(chapter: str, device: str | None = None) -> Callable[..., None]:
     """The ``check`` function of a chapter's notebook: ``check(fn)`` prints a pass or the failure."""
-    def check(fn: Callable) -> None:
-        verdict = run_check(fn, chapter, device)
-        print(verdict.line(_exercise_name(fn) or "check"))
+    def check(fn: Callable, exercise: str | None = None) -> None:
+        """Run the checker of one exercise on your function ``fn`` and print one line: a pass, or what is wrong.
+
+        The exercise is found by the function's name: ``check(split_heads)``. For a function under another name (you
+        renamed it, or wrote a second version), name the exercise: ``check(split_heads_v2, exercise="split_heads")``.
+        """
+        verdict = run_check(fn, chapter, device, exercise=exercise)
+        print(verdict.line(exercise or _exercise_name(fn) or "check"))
     return check
 
 
-def start_chapter(chapter: str) -> tuple[object, Callable[[Callable], None]]:
+def start_chapter(chapter: str) -> tuple[object, Callable[..., None]]:
     """What every chapter's setup cell runs: pick the device (and say which), set up figures that render
     offline, and return ``(device, check)``."""
     from utils.device import describe_device, get_device

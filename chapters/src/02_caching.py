@@ -218,8 +218,9 @@ def prev_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[s
 
 # %% [markdown] tags=["hint"]
 # The same loop as `current_attn_detector`, with the diagonal just *below* the main one (a negative `offset`):
-# its entry `i` is the attention from position `i + 1` to position `i`. Above the diagonal the causal mask
-# makes everything zero.
+# its entry `i` is the attention from position `i + 1` to position `i`. That diagonal has `pos - 1` entries, and
+# the score is their mean (not their sum divided by `pos`). Above the diagonal the causal mask makes everything
+# zero.
 
 # %%
 def first_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[str]:
@@ -240,8 +241,8 @@ def first_attn_detector(cache: ActivationCache, threshold: float = 0.4) -> list[
 
 # %% [markdown] tags=["hint"]
 # The score is the mean of *column* 0 of a head's pattern: the attention that every destination position pays
-# to the first source position, averaged over batch and destinations. Row 0 would be what the first token
-# looks at, which is always just itself.
+# to the first source position, averaged over batch and over *all* destinations, destination 0 included (its
+# attention is always entirely on itself, 1.0: the detector does not leave it out).
 
 # %% [markdown]
 # Let us run the detectors on a batch of sentences from the model's world, and print every head's three
@@ -265,12 +266,16 @@ for layer in range(model.cfg.n_layers):
     for head in range(model.cfg.n_heads):
         p = pattern[:, head]
         print(f"  {layer}.{head}: current {p.diagonal(dim1=-2, dim2=-1).mean():.2f}  "
-              f"previous {p.diagonal(-1, dim1=-2, dim2=-1).mean():.2f}  first {p[:, :, 0].mean():.2f}")
+              f"previous {p.diagonal(-1, dim1=-2, dim2=-1).mean():.2f}  first {p[:, :, 0].mean():.2f}  "
+              f"(first from destination 1 on: {p[:, 1:, 0].mean():.2f})")
 
 # %% [markdown]
 # Read the lists and the scores. On the shipped model each detector finds at least one head: the
 # previous-token and current-token heads sit in layer 0, and the first-token heads in layer 1 (they park on
-# BOS wherever they have nothing to move; section 6 shows what they do when they do have something). Real
+# BOS wherever they have nothing to move; section 6 shows what they do when they do have something). Look at
+# how far above the threshold each head is, too. Every first-token score includes destination 0, the BOS token
+# attending to itself (always 1.0, one of the 16 destinations averaged); counted from destination 1 on (the last
+# number printed), one of the two layer-1 heads falls below 0.4: it passes only just, thanks to BOS. Real
 # heads are rarely pure: a head can be a previous-token head on ordinary text and do something else on names. The
 # threshold is a choice, not a law of nature; look at the patterns above before you trust a detector. (We
 # chose sentences of equal length on purpose: `to_tokens` pads shorter prompts at the end, and padding
@@ -583,6 +588,7 @@ for i in range(2):
 # indices). Do the same heads do the work in both orders?
 
 # %%
+print("all prompts\n", head_dla.detach().cpu().numpy().round(2))
 for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
     _, order_cache = model.run_with_cache(ioi_tokens[rows])
     dla = head_direct_logit_attribution(model, order_cache, logit_diff_directions[rows]).detach().cpu()
@@ -591,8 +597,12 @@ for order, rows in [("ABBA", slice(0, None, 2)), ("BABA", slice(1, None, 2))]:
 # %% [markdown]
 # On the shipped model both last-layer heads help in both orders: on ABBA prompts one of them does most of
 # the work, on BABA prompts the two share it, and there the model is also less sure (smaller bars in section
-# 4). Layer 0 contributes little *directly* (its row of each table), which does not mean it does not matter:
-# its job may be to prepare what the layer-1 heads attend to.
+# 4). Layer 0 contributes less *directly* (its row of each table): each of its heads less than either
+# last-layer head, in both orders. Less is not nothing, though: one layer-0 head pushes towards the answer in
+# one order and away from it in the other, by similar amounts, so that it almost vanishes in the table over
+# all prompts (printed first). An average can hide effects that cancel; split by condition before you conclude that a
+# component does nothing. And a small *direct* effect does not mean that layer 0 does not matter: its job may
+# be to prepare what the layer-1 heads attend to.
 #
 # ## Summary
 #

@@ -15,8 +15,9 @@
 # ```
 #
 # It receives the activation and the hook point (whose name is `hook.name`). If it returns `None`, the
-# activation goes on unchanged (a *reading* hook); if it returns a tensor of the same shape, that tensor
-# **replaces** the activation for the rest of the forward pass (a *writing* hook).
+# activation goes on as it is (a *reading* hook, as long as it did not write into the tensor in place); if it
+# returns a tensor of the same shape, that tensor **replaces** the activation for the rest of the forward pass
+# (a *writing* hook).
 #
 # In this chapter you will:
 #
@@ -33,6 +34,7 @@
 # check cell under it. Hints and solutions are in the dropdowns below each check.
 
 # %% tags=["module"]
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -88,7 +90,17 @@ loss_per_token = model(rep_tokens, return_type="loss", loss_per_token=True)  # [
 uniform = torch.tensor(float(model.cfg.d_vocab)).log()  # the loss of a uniform guess
 print(f"loss on the first copy {loss_per_token[:, :20].mean():.2f}, on the second copy "
       f"{loss_per_token[:, 20:].mean():.2f} (nats; a uniform guess scores {uniform:.2f})")
+log_probs = model(rep_tokens).log_softmax(dim=-1)[:, :20]  # the predictions of the first copy's tokens
+print(f"entropy of those predictions {-(log_probs.exp() * log_probs).sum(-1).mean():.2f} nats "
+      f"(a uniform guess: {uniform:.2f})")
 print("loss on the text:", model(text_tokens, return_type="loss").item())
+
+# %% [markdown]
+# The first copy costs *more* than a uniform guess. Its tokens are drawn uniformly at random, and against
+# uniformly random tokens the best prediction is the uniform one: any other loses on average (the expected loss
+# is the uniform guess's plus the KL divergence of the uniform distribution from the prediction). The model's
+# predictions are not uniform (their entropy, printed above, is lower: it has learned that some tokens are
+# likelier than others), and on random tokens it pays for every such bet.
 
 # %% [markdown]
 # ## 2. `run_with_hooks`: a reading hook
@@ -124,7 +136,9 @@ model.run_with_hooks(text_tokens, return_type=None,
 #   distribution the next layers were trained on; the mean is a gentler baseline.
 #
 # Write both hooks. They receive `z` and the hook point, and a third argument we will fill in with
-# `functools.partial`. Return the modified `z` (modifying it in place first is fine).
+# `functools.partial`. Return the modified `z` (modifying it in place first is fine). A hook that changes a
+# copy (`z = z.clone()`, then ...) and returns nothing changes nothing: `None` means "go on with the activation
+# as it is".
 
 # %%
 def head_zero_ablation_hook(
@@ -228,7 +242,8 @@ print(f"on the text, zero and mean ablation disagree most on head {layer}.{head}
 
 # %% [markdown]
 # What to look for (your numbers are in the plots; the model card `models/attn2l/README.md` lists what the
-# shipped model was measured to do):
+# shipped model was measured to do, on longer sequences than here, 50 random tokens repeated in a batch of 20,
+# so its losses differ from the ones printed in this chapter):
 #
 # - On **repeated random tokens**, the layer-1 head with the larger score is the model's main **induction
 #   head** (printed below). It builds on layer 0, whose heads tell each position what came before it, so
@@ -279,7 +294,8 @@ print(model.hook_dict[get_act_name("pattern", 0)].ctx)
 # It is 0 when the head attends to a single token and `log(n)` when it spreads evenly over `n` tokens. Write
 # `attention_entropy`, which returns the mean entropy over the batch and the destination positions, for
 # every head. Use one read-only hook on every `hook_pattern` (a name filter) that writes into `hook.ctx` or a
-# closure, with `hook.layer()` to know where to put the result. No globals.
+# closure, with `hook.layer()` to know where to put the result. No globals, and nothing left behind: if you use
+# `hook.ctx`, clear it before you return (data left there stays on the model, for whoever runs it next).
 #
 # **Careful with `0 · log 0`.** The causal mask makes every future position's weight exactly 0, and
 # `0 * log(0) = 0 * -inf = nan` in floating point. Mathematically the term is 0: clamp `p` away from 0 inside
@@ -349,37 +365,85 @@ for layer in range(model.cfg.n_layers):
 # %% [markdown]
 # ## 6. Your own `run_with_cache`
 #
-# `run_with_cache` is nothing but reading hooks. Write `cache_some`, which runs the model once on `tokens`
-# with a hook on every hook point whose name is in `names` (a name filter) and returns a dictionary from hook
-# name to the activation stored there. It must equal `model.run_with_cache(tokens)[1][name]` for each name.
-#
-# Store `activation.detach()`: a later writing hook could otherwise change the tensor you kept, and you do
-# not want to keep the autograd graph alive.
+# `run_with_cache` is nothing but reading hooks. Before you write your own, one trap: what exactly does a
+# hook keep? `activation.detach()` returns a tensor without the autograd graph, but it **shares memory** with
+# the activation: if a later hook writes into the activation in place (as your `head_zero_ablation_hook` does),
+# the tensor you kept changes too. `activation.clone()` copies. This cell keeps both, then lets a second hook
+# on the same hook point zero the activation in place:
 
 # %%
-def cache_some(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: list[str]) -> dict[str, Tensor]:
-    """{name: activation} for every hook point in `names`, from one forward pass on `tokens`."""
+kept = {}
+
+
+def keep_hook(resid: Float[Tensor, "batch pos d_model"], hook: HookPoint) -> None:
+    kept["detach()"] = resid.detach()
+    kept["detach().clone()"] = resid.detach().clone()
+
+
+def zero_in_place_hook(
+    resid: Float[Tensor, "batch pos d_model"], hook: HookPoint
+) -> Float[Tensor, "batch pos d_model"]:
+    resid.zero_()  # writes into the activation itself
+    return resid
+
+
+resid_pre_0 = get_act_name("resid_pre", 0)
+model.run_with_hooks(text_tokens, return_type=None,
+                     fwd_hooks=[(resid_pre_0, keep_hook), (resid_pre_0, zero_in_place_hook)])  # run in this order
+for how, tensor in kept.items():
+    print(f"{how:>17}: all zeros after the run? {bool((tensor == 0).all())}")
+
+# %% [markdown]
+# So store `activation.detach().clone()`: `detach()` so that you do not keep the autograd graph alive (when
+# gradients are on), `clone()` so that nothing that runs later can change what you stored.
+#
+# Now write `cache_some`, which runs the model **once** on `tokens` with a hook on every hook point whose name
+# is in `names` (a name filter) and returns a dictionary from hook name to the activation stored there.
+# Without `fwd_hooks`, it must equal `model.run_with_cache(tokens)[1][name]` for each name.
+#
+# `fwd_hooks` are more hooks for the same forward pass (a list or tuple of `(name, hook_fn)` pairs, as
+# `run_with_hooks` takes; empty by default), say an ablation: then the cache shows what the model computes with
+# them. Put your caching hook *first* (hooks on one hook point run in the order they were added),
+# so that each stored activation is what arrived at its hook point, before any of `fwd_hooks` changed it;
+# activations further on show the change's effects. Leave nothing behind on the model: no hooks, nothing in
+# any `hook.ctx`.
+
+# %%
+def cache_some(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    names: list[str],
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+) -> dict[str, Tensor]:
+    """{name: activation} for every hook point in `names`, from one forward pass on `tokens` that also runs
+    `fwd_hooks` (after the caching hooks)."""
     # SOLUTION
     cache: dict[str, Tensor] = {}
 
     def caching_hook(activation: Tensor, hook: HookPoint) -> None:
-        cache[hook.name] = activation.detach()
+        cache[hook.name] = activation.detach().clone()
 
-    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda name: name in names, caching_hook)])
+    model.run_with_hooks(tokens, return_type=None,
+                         fwd_hooks=[(lambda name: name in names, caching_hook), *fwd_hooks])
     return cache
     # END SOLUTION
 
 
 # %% [markdown] tags=["hint"]
-# A closure again: a dict defined in your function and a hook that stores `activation.detach()` under
-# `hook.name`. One run, with a name filter that accepts exactly the names in `names`.
+# A closure again: a dict defined in your function and a hook that stores `activation.detach().clone()` under
+# `hook.name`. One `run_with_hooks`, whose list of hooks starts with yours (a name filter that accepts exactly
+# the names in `names`) and then holds every hook of `fwd_hooks`.
 
 # %%
-names = [get_act_name("pattern", 0), get_act_name("resid_pre", 1)]
-mine = cache_some(model, text_tokens, names)
+names = [get_act_name("z", 0), get_act_name("resid_pre", 1)]
 _, real_cache = model.run_with_cache(text_tokens)
+mine = cache_some(model, text_tokens, names)
 for name in names:
-    print(name, tuple(mine[name].shape), torch.equal(mine[name], real_cache[name]))
+    print(name, tuple(mine[name].shape), "equal to run_with_cache:", torch.equal(mine[name], real_cache[name]))
+ablate_0_1 = (get_act_name("z", 0), partial(head_zero_ablation_hook, head_index_to_ablate=1))  # in place
+ablated = cache_some(model, text_tokens, names, fwd_hooks=[ablate_0_1])
+for name in names:
+    print(f"with head 0.1 zero-ablated, {name} equal to the clean run: {torch.equal(ablated[name], real_cache[name])}")
 
 # %% [markdown]
 # ## 7. Writing into the residual stream: steering vectors
@@ -519,7 +583,8 @@ print("hooks left on the model:", [name for name, hp in model.hook_dict.items() 
 #   can disagree, so say which one you used.
 # - Read-only hooks keep results in a closure or in `hook.ctx` (cleared by `reset_hooks()`), never in globals;
 #   `hook.layer()` and `hook.name` say where the hook is.
-# - `run_with_cache` is a name filter plus a storing hook.
+# - `run_with_cache` is a name filter plus a storing hook. Store `activation.detach().clone()`: `detach()` shares
+#   memory with the activation, so a later hook that writes in place would change what you kept.
 # - `model.add_hook` hooks stay until removed: `reset_hooks()` removes normal ones,
 #   `reset_hooks(including_permanent=True)` all of them.
 #

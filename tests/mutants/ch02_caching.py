@@ -67,6 +67,10 @@ def current_named_head_layer(cache, threshold=0.4):
     return _detect(cache, threshold, lambda p: p.diagonal(dim1=-2, dim2=-1).mean(), name="{head}.{layer}")
 
 
+def current_diagonal_without_dims(cache, threshold=0.4):
+    return _detect(cache, threshold, lambda p: p.diagonal().mean())
+
+
 def prev_above_diagonal(cache, threshold=0.4):
     return _detect(cache, threshold, lambda p: p.diagonal(offset=1, dim1=-2, dim2=-1).mean())
 
@@ -83,6 +87,14 @@ def prev_named_head_layer(cache, threshold=0.4):
     return _detect(cache, threshold, lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(), name="{head}.{layer}")
 
 
+def prev_diagonal_without_dims(cache, threshold=0.4):
+    return _detect(cache, threshold, lambda p: p.diagonal(-1).mean())
+
+
+def prev_divides_by_pos(cache, threshold=0.4):
+    return _detect(cache, threshold, lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).sum(-1).mean() / p.shape[-1])
+
+
 def first_row_not_column(cache, threshold=0.4):
     return _detect(cache, threshold, lambda p: p[:, 0, :].mean())
 
@@ -93,6 +105,10 @@ def first_max_not_mean(cache, threshold=0.4):
 
 def first_first_prompt_only(cache, threshold=0.4):
     return _detect(cache, threshold, lambda p: p[0, :, 0].mean())
+
+
+def first_skips_destination_0(cache, threshold=0.4):
+    return _detect(cache, threshold, lambda p: p[:, 1:, 0].mean())
 
 
 def first_named_head_layer(cache, threshold=0.4):
@@ -227,6 +243,9 @@ def heads_position_zero(model, cache, logit_diff_directions):
     return _head_dla(model, cache, logit_diff_directions, pos=0)
 
 
+DIAGONAL_WITHOUT_DIMS = ("calling .diagonal() without dim1=-2, dim2=-1: it then takes the diagonal of the first two "
+                         "dimensions (batch and dest), not of dest and src")
+
 MUTANTS = {
     "attention_pattern_from_qk": [
         Mutant(pattern_no_scale, "forgetting the 1/sqrt(d_head) scale"),
@@ -245,6 +264,7 @@ MUTANTS = {
         Mutant(current_mean_over_whole_pattern, "averaging over the whole dest x src pattern instead of over the "
                "diagonal's positions"),
         Mutant(current_named_head_layer, "naming heads 'head.layer' instead of 'layer.head'"),
+        Mutant(current_diagonal_without_dims, DIAGONAL_WITHOUT_DIMS),
     ],
     "prev_attn_detector": [
         Mutant(prev_above_diagonal, "taking offset=+1 (above the diagonal, always zero) instead of offset=-1"),
@@ -252,6 +272,9 @@ MUTANTS = {
         Mutant(prev_first_prompt_only, "scoring only the first prompt (pattern[0]) instead of averaging over the "
                "batch"),
         Mutant(prev_named_head_layer, "naming heads 'head.layer' instead of 'layer.head'"),
+        Mutant(prev_diagonal_without_dims, DIAGONAL_WITHOUT_DIMS),
+        Mutant(prev_divides_by_pos, "dividing the sub-diagonal's sum by pos instead of taking its mean (it has "
+               "pos - 1 entries)"),
     ],
     "first_attn_detector": [
         Mutant(first_row_not_column, "taking row 0 (where the first token looks) instead of column 0 (attention "
@@ -261,6 +284,8 @@ MUTANTS = {
         Mutant(first_first_prompt_only, "scoring only the first prompt (pattern[0]) instead of averaging over the "
                "batch"),
         Mutant(first_named_head_layer, "naming heads 'head.layer' instead of 'layer.head'"),
+        Mutant(first_skips_destination_0, "leaving out destination 0 (pattern[:, 1:, 0]): the mean is over every "
+               "destination, BOS attending to itself included"),
     ],
     "logits_to_ave_logit_diff": [
         Mutant(diff_sign_flipped, "subtracting the correct logit from the incorrect one (sign flipped)"),

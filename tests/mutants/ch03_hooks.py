@@ -52,6 +52,11 @@ def zero_a_copy(z, hook, head_index_to_ablate):
     return z
 
 
+def zero_copy_returns_nothing(z, hook, head_index_to_ablate):
+    z = z.clone()
+    z[:, :, head_index_to_ablate] = 0.0
+
+
 # ---- head_mean_ablation_hook ---------------------------------------------------------------------------
 def mean_over_batch_only(z, hook, head_index_to_ablate):
     z[:, :, head_index_to_ablate] = z[:, :, head_index_to_ablate].mean(dim=0)
@@ -76,6 +81,11 @@ def mean_over_heads(z, hook, head_index_to_ablate):
 def mean_of_everything(z, hook, head_index_to_ablate):
     z[:, :, head_index_to_ablate] = z[:, :, head_index_to_ablate].mean()
     return z
+
+
+def mean_copy_returns_nothing(z, hook, head_index_to_ablate):
+    z = z.clone()
+    z[:, :, head_index_to_ablate] = z[:, :, head_index_to_ablate].mean(dim=(0, 1))
 
 
 # ---- get_ablation_scores -------------------------------------------------------------------------------
@@ -161,6 +171,15 @@ def entropy_mean_over_heads(model, tokens):
                     reduce=lambda h: h.mean())
 
 
+def entropy_left_in_ctx(model, tokens):
+    def hook(pattern, hook):
+        hook.ctx["entropy"] = -(pattern * pattern.clamp(min=1e-12).log()).sum(-1).mean(dim=(0, 2))
+
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda n: n.endswith("hook_pattern"), hook)])
+    return torch.stack([model.hook_dict[get_act_name("pattern", layer)].ctx["entropy"]
+                        for layer in range(model.cfg.n_layers)])
+
+
 # ---- add_steering_vector_hook --------------------------------------------------------------------------
 def steer_ignores_pos(resid, hook, vector, coeff, pos=None):
     return resid + coeff * vector
@@ -192,34 +211,84 @@ def steer_subtracts(resid, hook, vector, coeff, pos=None):
     return resid
 
 
+def steer_from_pos_onwards(resid, hook, vector, coeff, pos=None):
+    if pos is None:
+        return resid + coeff * vector
+    resid[:, pos:] += coeff * vector
+    return resid
+
+
+def steer_copy_returns_nothing(resid, hook, vector, coeff, pos=None):
+    if pos is None:
+        resid = resid + coeff * vector
+    else:
+        resid = resid.clone()
+        resid[:, pos] += coeff * vector
+
+
 # ---- cache_some ----------------------------------------------------------------------------------------
-def _cache(model, tokens, names, *, keep=lambda act: act.detach(), name_filter=None, run=True):
+def _cache(model, tokens, names, fwd_hooks=(), *, keep=lambda act: act.detach().clone(), name_filter=None, run=True,
+           theirs_first=False):
     cache = {}
 
     def hook(act, hook):
         cache[hook.name] = keep(act)
 
+    mine = (name_filter or (lambda n: n in names), hook)
     with _clean(model):
-        model.add_hook(name_filter or (lambda n: n in names), hook)
         if run:
-            model(tokens, return_type=None)
+            hooks = [*fwd_hooks, mine] if theirs_first else [mine, *fwd_hooks]
+            model.run_with_hooks(tokens, return_type=None, fwd_hooks=hooks)
+        else:
+            model.add_hook(*mine)
     return cache
 
 
-def cache_without_running(model, tokens, names):
-    return _cache(model, tokens, names, run=False)
+def cache_one_pass_per_name(model, tokens, names, fwd_hooks=()):
+    cache = {}
+    for name in names:
+        cache.update(_cache(model, tokens, [name], fwd_hooks))
+    return cache
 
 
-def cache_first_batch_element(model, tokens, names):
-    return _cache(model, tokens, names, keep=lambda act: act[0].detach())
+def cache_without_running(model, tokens, names, fwd_hooks=()):
+    return _cache(model, tokens, names, fwd_hooks, run=False)
 
 
-def cache_first_name_only(model, tokens, names):
-    return _cache(model, tokens, names, name_filter=lambda n: n == names[0])
+def cache_first_batch_element(model, tokens, names, fwd_hooks=()):
+    return _cache(model, tokens, names, fwd_hooks, keep=lambda act: act[0].detach().clone())
 
 
-def cache_last_position(model, tokens, names):
-    return _cache(model, tokens, names, keep=lambda act: act[:, -1].detach())
+def cache_first_name_only(model, tokens, names, fwd_hooks=()):
+    return _cache(model, tokens, names, fwd_hooks, name_filter=lambda n: n == names[0])
+
+
+def cache_last_position(model, tokens, names, fwd_hooks=()):
+    return _cache(model, tokens, names, fwd_hooks, keep=lambda act: act[:, -1].detach().clone())
+
+
+def cache_loop_lambda(model, tokens, names, fwd_hooks=()):
+    cache = {}
+    hooks = [(name, lambda act, hook: cache.update({name: act.detach().clone()})) for name in names]
+    with _clean(model):
+        model.run_with_hooks(tokens, return_type=None, fwd_hooks=[*hooks, *fwd_hooks])
+    return cache
+
+
+def cache_detach_without_clone(model, tokens, names, fwd_hooks=()):
+    return _cache(model, tokens, names, fwd_hooks, keep=lambda act: act.detach())
+
+
+def cache_after_their_hooks(model, tokens, names, fwd_hooks=()):
+    return _cache(model, tokens, names, fwd_hooks, theirs_first=True)
+
+
+def cache_left_in_ctx(model, tokens, names, fwd_hooks=()):
+    def hook(act, hook):
+        hook.ctx["activation"] = act.detach().clone()
+
+    model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(lambda n: n in names, hook), *fwd_hooks])
+    return {name: model.hook_dict[name].ctx["activation"] for name in names}
 
 
 # ---- permanent_hook_demo -------------------------------------------------------------------------------
@@ -262,6 +331,9 @@ def demo_swapped_heads(model, tokens, permanent_head, temporary_head):
     return _demo(model, tokens, temporary_head, permanent_head)
 
 
+RETURNS_NOTHING = ("returning nothing (None): a writing hook must return the changed tensor; None means 'go on "
+                   "with the activation as it is', so a change made on a copy is lost")
+
 MUTANTS = {
     "head_zero_ablation_hook": [
         Mutant(zero_batch_index, "indexing the batch dimension (z[h]) instead of the head dimension (z[:, :, h])"),
@@ -272,6 +344,7 @@ MUTANTS = {
         Mutant(zero_returns_head_only, "returning only the ablated head's slice instead of the whole z",
                Status.WRONG_SHAPE),
         Mutant(zero_a_copy, "ablating a copy of z (z.clone()) but returning the original, unchanged z"),
+        Mutant(zero_copy_returns_nothing, RETURNS_NOTHING, Status.WRONG_TYPE),
     ],
     "head_mean_ablation_hook": [
         Mutant(mean_over_batch_only, "averaging over the batch only, not over batch and positions"),
@@ -281,6 +354,7 @@ MUTANTS = {
         Mutant(mean_over_heads, "averaging over all heads instead of only the ablated head"),
         Mutant(mean_of_everything, "replacing the head by a single scalar (the mean over batch, positions and "
                "d_head)"),
+        Mutant(mean_copy_returns_nothing, RETURNS_NOTHING, Status.WRONG_TYPE),
     ],
     "get_ablation_scores": [
         Mutant(scores_ablated_loss, "returning the ablated loss instead of its increase over the clean loss"),
@@ -297,6 +371,8 @@ MUTANTS = {
         Mutant(entropy_last_position_only, "using the last destination position only instead of the mean over "
                "all positions"),
         Mutant(entropy_mean_over_heads, "averaging over heads too (one number per layer)"),
+        Mutant(entropy_left_in_ctx, "keeping the entropies in hook.ctx and not clearing it: they stay on the model",
+               Status.CHANGED_MODEL),
     ],
     "add_steering_vector_hook": [
         Mutant(steer_ignores_pos, "ignoring pos: adding the vector at every position"),
@@ -305,12 +381,26 @@ MUTANTS = {
                "(resid[:, pos])"),
         Mutant(steer_last_position_always, "always steering the last position only"),
         Mutant(steer_subtracts, "subtracting the vector instead of adding it"),
+        Mutant(steer_from_pos_onwards, "steering every position from pos onwards (resid[:, pos:]) instead of position "
+               "pos alone (resid[:, pos])"),
+        Mutant(steer_copy_returns_nothing, RETURNS_NOTHING, Status.WRONG_TYPE),
     ],
     "cache_some": [
+        Mutant(cache_one_pass_per_name, "running the model more than once (e.g. one forward pass per name): one pass "
+               "must collect every name"),
         Mutant(cache_without_running, "adding the hooks but never running the model (the cache stays empty)"),
         Mutant(cache_first_batch_element, "storing only the first batch element (act[0])", Status.WRONG_SHAPE),
         Mutant(cache_first_name_only, "hooking only names[0] instead of every name in names"),
         Mutant(cache_last_position, "storing the last position only (act[:, -1])", Status.WRONG_SHAPE),
+        Mutant(cache_loop_lambda, "making the hooks with a lambda in a loop over names: each lambda reads `name` when "
+               "it runs, after the loop, so every hook stores under the last name (use hook.name, or a default "
+               "argument: lambda act, hook, name=name: ...)"),
+        Mutant(cache_detach_without_clone, "storing activation.detach() without .clone(): detach() shares memory with "
+               "the activation, so a later hook that writes in place changes what you stored"),
+        Mutant(cache_after_their_hooks, "putting fwd_hooks before your caching hook: you then store the activation "
+               "after they changed it, not as it arrived at the hook point"),
+        Mutant(cache_left_in_ctx, "storing the activations in hook.ctx and not clearing it: they stay on the model",
+               Status.CHANGED_MODEL),
     ],
     "permanent_hook_demo": [
         Mutant(demo_forgot_is_permanent, "forgetting is_permanent=True: reset_hooks() then removes the permanent "

@@ -139,6 +139,51 @@ def test_a_model_changed_in_a_check_is_restored_for_the_next_check():
         assert run_check(greedy_generate, "ch01_tokenization", "cpu").passed
 
 
+def test_data_left_in_a_hook_ctx_is_a_change_to_the_model(attn2l):
+    """A hook point's ctx is state on the model: data a function leaves there (where the next function or check could
+    read it) is reported by the guard, named, and cleared; through a check cell it is CHANGED_MODEL."""
+    from utils.isolation import pristine
+
+    name = "blocks.0.attn.hook_pattern"
+
+    def keeps_max_attention(pattern, hook):
+        hook.ctx["max"] = pattern.amax()
+
+    tokens, hooks = attn2l.to_tokens("Hello there"), [(name, keeps_max_attention)]
+    with pristine([attn2l]) as report:
+        attn2l.run_with_hooks(tokens, return_type=None, fwd_hooks=hooks)
+        assert "max" in attn2l.hook_dict[name].ctx
+    assert report.changes == [f"data left in hook.ctx of {name} (clear it: model.reset_hooks() or "
+                              "hook.clear_context())"], report.changes
+    assert attn2l.hook_dict[name].ctx == {}
+    with pristine([attn2l]) as report:  # a function that cleans up after itself changes nothing
+        attn2l.run_with_hooks(tokens, return_type=None, fwd_hooks=hooks, clear_contexts=True)
+    assert report.changes == []
+
+    from tests.mutants.ch03_hooks import cache_left_in_ctx
+    from solutions.ch03_hooks import cache_some
+
+    verdict = run_check(cache_left_in_ctx, "ch03_hooks", "cpu", exercise="cache_some")
+    assert verdict.status == Status.CHANGED_MODEL and "data left in hook.ctx of" in verdict.message, verdict
+    assert run_check(cache_some, "ch03_hooks", "cpu").passed
+
+
+def test_check_names_the_exercise_of_a_renamed_function(capsys):
+    """check(fn, exercise=...) checks a function whose name is not the exercise's; without it, the message says how."""
+    from solutions.ch00_pytorch_einops import split_heads
+    from utils.notebook import make_check
+
+    def my_split(*args, **kwargs):
+        return split_heads(*args, **kwargs)
+
+    check = make_check("ch00_pytorch_einops", "cpu")
+    check(my_split)
+    assert 'exercise="..."' in capsys.readouterr().out
+    check(my_split, exercise="split_heads")
+    assert capsys.readouterr().out.startswith("✅ split_heads passed")
+    assert "exercise=" in check.__doc__
+
+
 def test_judge_gets_the_framework_loop_hidden_cases_and_diagnosis():
     """A custom judge only says what is wrong with one answer; labels, hidden cases and diagnosis come from the
     framework."""

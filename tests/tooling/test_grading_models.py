@@ -1,5 +1,6 @@
 """Grading exercises that take a model, a cache or a hook point: they reach the worker by reference, and a hook a
-learner leaves attached is reported (CHANGED_MODEL) and removed before the next exercise."""
+learner leaves attached, or data it leaves in a hook point's ctx, is reported (CHANGED_MODEL) and removed before the
+next exercise."""
 
 import time
 
@@ -23,6 +24,14 @@ def leaves_a_hook(model, tokens):
 
 def reads_cache(cache):
     return cache["pattern", 0][:, 0]
+
+def leaves_ctx(model, tokens):
+    def keep(resid, hook):
+        hook.ctx["resid"] = resid
+    return model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_resid_post", keep)]).sum()
+
+def reads_ctx(model):
+    return len(model.hook_dict["blocks.0.hook_resid_post"].ctx)
 
 def scales(resid, hook):
     return resid * 2 if hook.name == "blocks.0.hook_resid_post" else resid
@@ -67,6 +76,11 @@ def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker,
     assert caught.value.status == Status.CHANGED_MODEL
     assert "hooks left on blocks.0.hook_resid_post" in caught.value.message
     assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)  # the hook was removed
+    with pytest.raises(CheckFailure) as caught:
+        remote("leaves_ctx")(attn2l, tokens)
+    assert caught.value.status == Status.CHANGED_MODEL
+    assert "data left in hook.ctx of blocks.0.hook_resid_post" in caught.value.message
+    assert remote("reads_ctx")(attn2l) == 0  # the next call cannot read it
     assert torch.equal(remote("reads_cache")(cache), cache["pattern", 0][:, 0])
     resid = cache["resid_post", 0]
     assert torch.equal(remote("scales")(resid, attn2l.hook_dict["blocks.0.hook_resid_post"]), resid * 2)
