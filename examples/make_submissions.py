@@ -127,6 +127,9 @@ ISOLATION = {
         "model.blocks[0].attn.W_Q))")},
     "h_attn_result_on": {"multi_token_words": CH1.solution_with("multi_token_words",
                                                                 "model.set_use_attn_result(True)")},
+    "i_leaves_hook_ctx": {"greedy_generate": CH1.solution_with(
+        "greedy_generate", "model.run_with_hooks(model.to_tokens(prompt), return_type=None, "
+        "fwd_hooks=[('blocks.0.hook_resid_post', lambda x, hook: hook.ctx.update(resid=x))])")},
 }
 # chapter 1, hostile: each learner's count_tokens does one thing learner code must not do while grading, then answers
 # correctly (the attacks of a hostile class; bounded, so that they stay harmless where no sandbox is available, where
