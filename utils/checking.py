@@ -51,6 +51,7 @@ class Status(str, enum.Enum):
     NOT_ATTEMPTED = "NOT_ATTEMPTED"
     UNREADABLE = "UNREADABLE"
     CHANGED_MODEL = "CHANGED_MODEL"  # the function changed a model it was given (undone before anything else ran)
+    INCOMPLETE = "INCOMPLETE"  # not graded: the grading run was interrupted before this exercise
 
 
 class CheckFailure(AssertionError):

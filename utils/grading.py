@@ -44,7 +44,7 @@ import sys
 import time
 import tomllib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 from xml.sax.saxutils import escape, quoteattr
@@ -98,6 +98,8 @@ class RunInfo:
     sandboxed: bool
     device: str
     timeout: float
+    complete: bool = True
+    incomplete_learners: tuple = ()  # learners with INCOMPLETE exercises (an interrupted run)
 
 
 def run_info(options: GradeOptions) -> RunInfo:
@@ -141,6 +143,18 @@ def load_points(path: Path | None) -> dict[str, dict[str, float]]:
     return tomllib.loads(Path(path).read_text())
 
 
+def graded_chapters(notebook: bytes) -> list[str]:
+    """The chapters a notebook is graded on: the one its metadata declares, else every chapter (read as JSON: no
+    learner code runs)."""
+    from utils.chapters import chapter_names
+
+    try:
+        declared = json.loads(notebook).get("metadata", {}).get("circuit_school", {}).get("chapter")
+    except Exception:
+        declared = None
+    return [declared] if declared in chapter_names() else chapter_names()
+
+
 def load_hidden_cases(path: str | None) -> dict:
     return runpy.run_path(path)["HIDDEN_CASES"] if path else {}
 
@@ -171,26 +185,27 @@ class Grader:
         return Result(learner, chapter, exercise, verdict.status, verdict.message, best if verdict.passed else 0.0,
                       best, round(seconds, 3))
 
-    def grade_learner(self, path: Path, learner: str) -> list[Result]:
-        """Every exercise of the notebook's chapter (of every chapter when it declares none)."""
+    def grade_learner(self, path: Path, learner: str, into: list[Result] | None = None) -> list[Result]:
+        """Every exercise of the notebook's chapter (of every chapter when it declares none); each result is also
+        appended to ``into`` as soon as it is known (what an interrupted run can still report)."""
         from utils.chapters import chapter_names, checker
         from utils.extract import UnreadableNotebook, parse_notebook
         from utils.worker import LearnerText
 
         try:
             text = Path(path).read_bytes().decode("utf-8")
-            nb = parse_notebook(text, Path(path).name)
+            parse_notebook(text, Path(path).name)
         except (OSError, UnicodeDecodeError, UnreadableNotebook) as e:
             reason = str(e) if isinstance(e, UnreadableNotebook) else f"{Path(path).name}: {type(e).__name__}: {e}"
             return [self.result(learner, c, name, Verdict(Status.UNREADABLE, reason))
                     for c in chapter_names() for name in checker(c).exercises]
-        declared = nb.metadata.get("circuit_school", {}).get("chapter")
-        chapters = [declared] if declared in chapter_names() else chapter_names()
         notebook = LearnerText(learner, text)
         results = []
-        for chapter in chapters:
+        for chapter in graded_chapters(text.encode("utf-8")):
             for name, exercise in checker(chapter).exercises.items():
                 results.append(self.grade_exercise(notebook, chapter, name, exercise))
+                if into is not None:
+                    into.append(results[-1])
         return results
 
     def grade_exercise(self, notebook, chapter: str, name: str, exercise) -> Result:
@@ -223,35 +238,126 @@ def _grade_one(path: Path, learner: str, options: GradeOptions) -> list[Result]:
     return _process_grader(options).grade_learner(path, learner)
 
 
+class GradingInterrupted(Exception):
+    """Grading stopped (Ctrl-C, SIGTERM) before every learner was graded: the results known so far."""
+
+    def __init__(self, results: list[Result]):
+        super().__init__(f"interrupted after {len({r.learner for r in results})} learners")
+        self.results = results
+
+
 def grade(notebooks: Iterable[Path], folder: Path, options: GradeOptions = GradeOptions(),
-          progress: bool = False) -> list[Result]:
+          progress: bool = False, journal=None) -> list[Result]:
     """Grade every notebook (learner ids relative to ``folder``); results sorted by learner, chapter, exercise.
 
     With ``options.jobs`` > 1, learners are spread over that many grading processes, each with its own sandboxed
-    worker; the results are the same as with one.
+    worker; the results are the same as with one. With a ``journal`` (``utils/journal.py``), each learner's results
+    are kept on disk as soon as they are known, and learners the journal already holds (same notebook, checkers and
+    options) are not graded again. Raises :class:`GradingInterrupted` on Ctrl-C or SIGTERM.
     """
-    paths = [Path(p) for p in notebooks]
-    learners = [learner_id(p, folder) for p in paths]
-    bar = _progress(len(paths)) if progress else None
-    results: list[Result] = []
-    if options.jobs <= 1 or len(paths) <= 1:
-        grader = Grader(options)
-        try:
-            for path, learner in zip(paths, learners):
-                results += grader.grade_learner(path, learner)
-                bar and bar.update(1)
-        finally:
-            grader.close()
-    else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(min(options.jobs, len(paths)), mp_context=context) as pool:
-            futures = [pool.submit(_grade_one, p, learner, options) for p, learner in zip(paths, learners)]
-            for future in concurrent.futures.as_completed(futures):
-                results += future.result()
-                bar and bar.update(1)
-    if bar is not None:
-        bar.close()
-    return sorted(results, key=lambda r: (r.learner, r.chapter, r.exercise))
+    from utils.journal import learner_key
+
+    todo, results = [], []
+    for path in (Path(p) for p in notebooks):
+        learner = learner_id(path, folder)
+        key = learner_key(path.read_bytes(), graded_chapters(path.read_bytes()), options) if journal else None
+        kept = journal.get(learner, key) if journal else None
+        if kept is None:
+            todo.append((path, learner, key))
+        else:
+            results += kept
+    bar = _progress(len(todo)) if progress and todo else None
+
+    def done(learner: str, key: str | None, rows: list[Result]) -> None:
+        nonlocal results
+        results += rows
+        if journal:
+            journal.put(learner, key, rows)
+        if bar is not None:
+            bar.update(1)
+
+    current: list[Result] = []
+    try:
+        with _terminate_as_interrupt():
+            if options.jobs <= 1 or len(todo) <= 1:
+                grader = Grader(options) if todo else None
+                try:
+                    for path, learner, key in todo:
+                        current = []
+                        done(learner, key, grader.grade_learner(path, learner, into=current))
+                        current = []
+                finally:
+                    if grader is not None:
+                        grader.close()
+            else:
+                _grade_in_pool(todo, options, done)
+    except KeyboardInterrupt:
+        raise GradingInterrupted(sorted(results + current, key=_order)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return sorted(results, key=_order)
+
+
+def _order(r: Result) -> tuple:
+    return r.learner, r.chapter, r.exercise
+
+
+def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
+    context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(min(options.jobs, len(todo)), mp_context=context)
+    try:
+        futures = {pool.submit(_grade_one, path, learner, options): (learner, key) for path, learner, key in todo}
+        for future in concurrent.futures.as_completed(futures):
+            done(*futures[future], future.result())
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # their workers die with them
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+class _terminate_as_interrupt:
+    """SIGTERM (a scheduler's stop, ``kill``) interrupts grading as Ctrl-C does, in the main thread."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.saved = None
+        if threading.current_thread() is threading.main_thread():
+            self.saved = signal.signal(signal.SIGTERM, self._interrupt)
+        return self
+
+    @staticmethod
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.saved is not None:
+            signal.signal(signal.SIGTERM, self.saved)
+        return False
+
+
+def incomplete(results: list[Result], notebooks: Iterable[Path], folder: Path, options: GradeOptions) -> list[Result]:
+    """``results`` plus an INCOMPLETE row, worth 0 of its full points, for every exercise not graded."""
+    from utils.chapters import checker
+
+    have = {(r.learner, r.chapter, r.exercise) for r in results}
+    rows = list(results)
+    for path in notebooks:
+        learner = learner_id(Path(path), folder)
+        for chapter in graded_chapters(Path(path).read_bytes()):
+            for exercise in checker(chapter).exercises:
+                if (learner, chapter, exercise) not in have:
+                    best = float(options.points.get(chapter, {}).get(exercise, 1))
+                    rows.append(Result(learner, chapter, exercise, Status.INCOMPLETE,
+                                       "not graded: the grading run was interrupted (run the same command again to "
+                                       "finish)", 0.0, best))
+    return sorted(rows, key=_order)
 
 
 def _progress(total: int):
@@ -325,17 +431,34 @@ def feedback_markdown(learner: str, results: list[Result]) -> str:
 
 
 def write_gradebook(results: list[Result], out: Path, info: RunInfo) -> None:
-    """Write grades.csv, grades.json, feedback/, junit.xml and run.json to ``out``."""
+    """Write grades.csv, grades.json, feedback/, junit.xml and run.json to ``out``, each file whole or not at all (a
+    crash while writing never leaves a truncated file); feedback of learners no longer graded is removed."""
+    from utils.journal import atomic_write
+
     out = Path(out)
-    (out / "feedback").mkdir(parents=True, exist_ok=True)
-    (out / "grades.csv").write_text(grades_csv(results))
-    (out / "grades.json").write_text(grades_json(results))
-    (out / "junit.xml").write_text(junit_xml(results))
-    (out / "run.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
+    incomplete = tuple(sorted({r.learner for r in results if r.status == Status.INCOMPLETE}))
+    info = replace(info, complete=not incomplete, incomplete_learners=incomplete)
+    atomic_write(out / "grades.csv", grades_csv(results))
+    _fault_point("gradebook")
+    atomic_write(out / "grades.json", grades_json(results))
+    atomic_write(out / "junit.xml", junit_xml(results))
+    atomic_write(out / "run.json", json.dumps(asdict(info), indent=2) + "\n")
+    written = set()
     for learner, rows in _by_learner(results).items():
         path = out / "feedback" / f"{learner}.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(feedback_markdown(learner, rows))
+        atomic_write(path, feedback_markdown(learner, rows))
+        written.add(path)
+    for stale in (out / "feedback").rglob("*.md") if (out / "feedback").is_dir() else []:
+        if stale not in written:
+            stale.unlink()
+
+
+def _fault_point(name: str) -> None:
+    """Fault injection for the resume tests: ``CS_GRADING_KILL_AT=<name>`` kills this process here (SIGKILL)."""
+    if os.environ.get("CS_GRADING_KILL_AT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def summary(results: list[Result], info: RunInfo | None = None) -> str:
@@ -353,6 +476,11 @@ def summary(results: list[Result], info: RunInfo | None = None) -> str:
         lines.append(f"{learner:<{width}}  {passed:>3} / {len(rows):<2}  {points:>9}  {text}")
     if info is not None:
         lines.append(("" if info.sandboxed else "\n!!! ") + f"Learner code: {info.sandbox}")
+    incomplete = sorted({r.learner for r in results if r.status == Status.INCOMPLETE})
+    if incomplete:
+        lines.append(f"\n!!! INCOMPLETE: grading was interrupted; {len(incomplete)} learner(s) not fully graded "
+                     f"({', '.join(incomplete[:10])}{', ...' if len(incomplete) > 10 else ''}): their rows keep "
+                     "their full maximum. Run the same command again to finish.")
     return "\n".join(lines)
 
 
@@ -394,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grading processes, each with its own sandboxed worker (default: the cores)")
     parser.add_argument("--require-sandbox", action="store_true",
                         help="refuse to grade where learner code cannot be sandboxed")
+    parser.add_argument("--fresh", action="store_true",
+                        help="grade every learner again (default: reuse OUT/.journal for the unchanged learners)")
     args = parser.parse_args(argv)
     folder = Path(args.submissions).resolve()
     out = Path(args.out).resolve() if args.out else folder / "grades"
@@ -415,14 +545,20 @@ def main(argv: list[str] | None = None) -> int:
             notebooks = [p for p in notebooks if p not in hostile]
             print(f"!!! skipped the course's {len(hostile)} hostile examples ({HOSTILE_EXAMPLES.relative_to(ROOT)}/): "
                   "without a sandbox they would do to this machine what they try to do", file=sys.stderr)
+    from utils.journal import Journal
+
     start = time.perf_counter()
-    results = grade(notebooks, folder, options, progress=True)
+    journal = Journal(out, fresh=args.fresh)
+    try:
+        results, code = grade(notebooks, folder, options, progress=True, journal=journal), 0
+    except GradingInterrupted as stop:
+        results, code = incomplete(stop.results, notebooks, folder, options), 130
     write_gradebook(results, out, info)
     print(summary(results, info))
     print(f"\n{len(notebooks)} notebooks graded in {time.perf_counter() - start:.1f} s ({options.jobs} job"
           f"{'s' if options.jobs > 1 else ''}); gradebook: {out / 'grades.csv'}, {out / 'grades.json'}, "
           f"{out / 'feedback'}/")
-    return 0
+    return code
 
 
 if __name__ == "__main__":
