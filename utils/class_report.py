@@ -190,7 +190,7 @@ def _bars(chapter: str, by_exercise: dict[str, list[Result]]):
                     text=[f"{round(s)}%" if c else "" for s, c in zip(shares, counts)],
                     hovertemplate="%{x}: %{customdata} learners (%{y:.0f}%)<extra>" + name + "</extra>")
     fig.update_layout(barmode="stack", title=f"{chapter}: answers per exercise", yaxis_title="% of learners",
-                      yaxis_range=[0, 100], height=420, legend_traceorder="normal", margin=dict(b=120))
+                      yaxis_range=[0, 100], height=400)
     return fig
 
 
@@ -211,12 +211,11 @@ def _heatmap(chapter: str, by_exercise: dict[str, list[Result]]):
     scale = [[(i + edge) / k, color] for i, color in enumerate(CATEGORIES.values()) for edge in (0, 1)]
     fig = go.Figure(go.Heatmap(z=z, x=exercises, y=[html.escape(x) for x in learners], text=hover, zmin=-0.5,
                                zmax=k - 0.5, colorscale=scale, xgap=1, ygap=1,
-                               hovertemplate="%{text}<extra></extra>",
-                               colorbar=dict(tickvals=list(range(k)), ticktext=names, title="")))
+                               hovertemplate="%{text}<extra></extra>", showscale=False))
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(type="category", side="top")
-    fig.update_layout(title=f"{chapter}: learners × exercises", height=min(2000, 220 + 18 * len(learners)),
-                      margin=dict(t=140))
+    fig.update_layout(title=f"{chapter}: learners × exercises (colors as in the bars)",
+                      height=min(2000, 200 + 18 * len(learners)), margin=dict(t=120))
     return fig
 
 
@@ -250,7 +249,8 @@ def report_html(results: Iterable[Result]) -> str:
     chapters = sorted({c for c, _ in by_exercise})
     learners = {r.learner for r in results}
     passed = sum(r.passed for r in results)
-    top = "".join(f"<li>{html.escape(line)}</li>" for line in top_lines(results))
+    top = "".join("<li>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(line)) + "</li>"
+                  for line in top_lines(results))
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>", "<title>Class report</title>",
              f"<style>{_STYLE}</style>", _plotlyjs(), "</head><body>", "<h1>Class report</h1>",
              f"<p>{len(learners)} learners, {len(chapters)} chapter{'s' if len(chapters) != 1 else ''}; "
