@@ -25,7 +25,7 @@ import json
 import re
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -42,6 +42,17 @@ _COMPARED = {Status.WRONG_VALUES, Status.WRONG_SHAPE, Status.WRONG_DTYPE, Status
 _UNATTEMPTED_WORDS = {s.value.lower().replace("_", " ") for s in _NOT_ATTEMPTED}  # their difference()
 _FIELD = re.compile(r"\boutput(?:\[[^\]]*\])*")  # "output", "output[0]", "output['logits'][1]"
 _RAISED = re.compile(r"\braised ([A-Za-z_][\w.]*)")  # "raised KeyError: 'x'"
+_MATCHES = re.compile(r"\n  Your output matches a known mistake: (.+)\.$")  # checking.explain()'s sentence
+
+
+def _named(results: Iterable[Result]) -> list[Result]:
+    """The results, sorted, each failure with its known mistake: ``Result.mistake``, else the one its message names
+    (gradebooks written before results carried it)."""
+    found = []
+    for r in sorted(results, key=lambda r: (r.chapter, r.exercise, r.learner)):
+        said = None if r.mistake or r.passed else _MATCHES.search(r.message)
+        found.append(replace(r, mistake=said[1]) if said else r)
+    return found
 
 
 def category(r: Result) -> str:
@@ -75,6 +86,7 @@ class Group:
     what: str
     learners: tuple[str, ...]
     of: int  # learners graded on the exercise
+    category: str  # of its answers (one of CATEGORIES: a key says which, so every answer of a group has the same)
 
     @property
     def count(self) -> int:
@@ -96,11 +108,11 @@ def groups(results: Iterable[Result], key: Callable[[Result], tuple[str, str]]) 
     """Each exercise's results grouped by ``key`` (-> (kind, what)), the largest group first."""
     found = []
     for (chapter, exercise), rows in _by_exercise(results).items():
-        by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
+        by_key: dict[tuple[str, str], list[Result]] = defaultdict(list)
         for r in rows:
-            by_key[key(r)].append(r.learner)
-        found += [Group(chapter, exercise, kind, what, tuple(learners), len(rows))
-                  for (kind, what), learners in by_key.items()]
+            by_key[key(r)].append(r)
+        found += [Group(chapter, exercise, kind, what, tuple(r.learner for r in same), len(rows), category(same[0]))
+                  for (kind, what), same in by_key.items()]
     return sorted(found, key=lambda g: (g.chapter, g.exercise, -g.count, g.kind, g.what))
 
 
@@ -123,14 +135,14 @@ def mistakes_csv(results: Iterable[Result]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["chapter", "exercise", "kind", "mistake_or_status", "count", "share", "learners"])
-    for g in groups(results, status_key):
+    for g in groups(_named(results), status_key):
         writer.writerow([g.chapter, g.exercise, g.kind, g.what, g.count, f"{g.share:.3f}", ";".join(g.learners)])
     return buffer.getvalue()
 
 
 def _top(results: Iterable[Result], n: int) -> list[Group]:
     """The most common wrong answers (named or not; not the unattempted), most learners first."""
-    wrong = [g for g in groups(results, report_key)
+    wrong = [g for g in groups(_named(results), report_key)
              if g.kind == "mistake" or (g.kind == "difference" and g.what not in _UNATTEMPTED_WORDS)]
     return sorted(wrong, key=lambda g: (-g.count, -g.share, g.kind != "mistake", g.chapter, g.exercise, g.what))[:n]
 
@@ -156,8 +168,7 @@ h3 { margin: 24px 0 6px; font-size: 15px; }
 table { border-collapse: collapse; margin: 4px 0 12px; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 td.n { text-align: right; white-space: nowrap; }
-tr.mistake td:first-child { border-left: 4px solid #e0a526; }
-tr.difference td:first-child { border-left: 4px solid #d9534f; }
+tr td:first-child { border-left-width: 4px; }
 details summary { cursor: pointer; }
 code { background: #f4f4f4; padding: 0 3px; }
 .muted { color: #666; }
@@ -187,10 +198,10 @@ def _bars(chapter: str, by_exercise: dict[str, list[Result]]):
         counts = [sum(category(r) == name for r in rows) for rows in by_exercise.values()]
         shares = [100 * c / len(rows) for c, rows in zip(counts, by_exercise.values())]
         fig.add_bar(name=name, x=exercises, y=shares, marker_color=color, customdata=counts,
-                    text=[f"{round(s)}%" if c else "" for s, c in zip(shares, counts)],
+                    text=[f"{round(s)}%" if c else "" for s, c in zip(shares, counts)], textposition="inside",
                     hovertemplate="%{x}: %{customdata} learners (%{y:.0f}%)<extra>" + name + "</extra>")
     fig.update_layout(barmode="stack", title=f"{chapter}: answers per exercise", yaxis_title="% of learners",
-                      yaxis_range=[0, 100], height=400)
+                      yaxis_range=[0, 100], height=400, uniformtext_minsize=10, uniformtext_mode="hide")
     return fig
 
 
@@ -224,7 +235,8 @@ def _group_rows(rows: list[Group]) -> str:
     for g in rows:
         who = "".join(f"<li>{html.escape(learner)}</li>" for learner in g.learners)
         lines.append(f"<tr class='{g.kind}' data-exercise='{html.escape(g.chapter)}.{html.escape(g.exercise)}' "
-                     f"data-count='{g.count}'><td>{html.escape(g.what)}</td><td class='n'>{g.count}</td>"
+                     f"data-count='{g.count}'><td style='border-left-color: {CATEGORIES[g.category]}'>"
+                     f"{html.escape(g.what)}</td><td class='n'>{g.count}</td>"
                      f"<td class='n'>{round(100 * g.share)}%</td><td><details><summary>{g.count} learner"
                      f"{'s' if g.count != 1 else ''}</summary><ul>{who}</ul></details></td></tr>")
     return "\n".join(lines)
@@ -243,7 +255,7 @@ def _exercise_html(exercise: str, rows: list[Result], found: list[Group]) -> str
 
 
 def report_html(results: Iterable[Result]) -> str:
-    results = sorted(results, key=lambda r: (r.chapter, r.exercise, r.learner))
+    results = _named(results)
     by_exercise = _by_exercise(results)
     found = groups(results, report_key)
     chapters = sorted({c for c, _ in by_exercise})

@@ -91,7 +91,8 @@ def test_counts_equal_those_recomputed_from_grades_json(tmp_path, capsys):
     page = (tmp_path / "report.html").read_text()
     for key, learners in expected.items():  # each named mistake's row in the report, with its count
         if key[1] not in Status.__members__:
-            assert f"data-exercise='{key[0]}' data-count='{len(learners)}'><td>{key[1]}</td>" in page
+            row = rf"data-exercise='{re.escape(key[0])}' data-count='{len(learners)}'><td[^>]*>{re.escape(key[1])}</td>"
+            assert re.search(row, page), f"no row for {key} with {len(learners)} learners"
     for key, n in graded.items():  # each exercise's pass count, and every wrong answer in exactly one row
         passed = len(expected[key, "PASS"])
         assert f"<code>{key.split('.')[1]}</code> — {passed} of {n} passed" in page
@@ -101,8 +102,8 @@ def test_counts_equal_those_recomputed_from_grades_json(tmp_path, capsys):
 
 def test_named_mistakes_come_first_ranked_then_wrong_answers_by_kind_of_difference():
     page = report_html(_class())
-    section = page[page.index("<code>attention_scores</code>"):page.index("<code>pattern</code>")]
-    rows = re.findall(r"<tr class='(\w+)'[^>]*><td>([^<]*)</td>", section)
+    section = page[page.index("<h3><code>attention_scores</code>"):page.index("<h3><code>pattern</code>")]
+    rows = re.findall(r"<tr class='(\w+)'[^>]*><td[^>]*>([^<]*)</td>", section)
     assert rows == [("mistake", SCALE), ("mistake", CAUSAL), ("difference", "wrong shape in output")]
 
 
@@ -123,6 +124,15 @@ def test_named_mistakes_come_first_ranked_then_wrong_answers_by_kind_of_differen
 ])
 def test_unnamed_wrong_answers_are_grouped_by_kind_of_difference(status, message, kind):
     assert difference(_r("a", "ch", "ex", status, message)) == kind
+
+
+def test_a_mistake_named_only_in_the_message_counts_as_named():
+    """Gradebooks written before results carried ``mistake``: the checker's sentence names it."""
+    said = f"output: 3 of 12 values differ\n  Your output matches a known mistake: {SCALE}."
+    results = [_r("a", "ch", "ex", Status.WRONG_VALUES, said), _r("b", "ch", "ex", Status.WRONG_VALUES, said, SCALE),
+               _r("c", "ch", "ex", Status.WRONG_VALUES, "output: 3 of 12 values differ\n  Hint: scale it")]
+    assert mistakes_csv(results).splitlines()[1:] == [f"ch,ex,mistake,{SCALE},2,0.667,a;b",
+                                                      "ch,ex,status,WRONG_VALUES,1,0.333,c"]
 
 
 def test_top_lines_rank_the_most_common_wrong_answers():
