@@ -74,9 +74,10 @@ def _title(fig_dict: dict) -> str:
     return re.sub(r"<[^>]+>", " ", str(title or "")).strip()
 
 
-def figure_html(fig_dict: dict, png: bytes | None = None) -> str:
-    """The figure as an HTML fragment that plotly.js (already on the page) draws, with a no-script caption."""
-    div_id = f"cs-fig-{uuid.uuid4().hex[:12]}"
+def figure_html(fig_dict: dict, png: bytes | None = None, div_id: str | None = None) -> str:
+    """The figure as an HTML fragment that plotly.js (already on the page) draws, with a no-script caption
+    (``div_id``: the element's id, for a page that must be byte-stable; default: a random one)."""
+    div_id = div_id or f"cs-fig-{uuid.uuid4().hex[:12]}"
     layout = fig_dict.get("layout") or {}
     height = layout.get("height") or FIGURE_HEIGHT
     fallback = _caption("Interactive figure", _title(fig_dict))

@@ -12,12 +12,12 @@ chapter (each notebook is executed once per test session):
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import nbformat
+
+from tests.tooling.browser import CHROMIUM, dump_dom
 
 PLOTLY = "application/vnd.plotly.v1+json"
 NETWORK = re.compile(r"""(src\s*=\s*["']?(https?:)?//|from\s+["']https?://|import\s*\(?\s*["']https?://|cdn\.plot\.ly|"""
@@ -67,16 +67,12 @@ def check_figures_offline(nb: nbformat.NotebookNode, name: str) -> None:
 
 def _render_offline(page: str, figures: list[str], views: list[str], name: str) -> None:
     """Render the HTML in headless Chromium (no network) and check that every figure was drawn."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None or not (figures or views):
+    if CHROMIUM is None or not (figures or views):
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name.replace(".ipynb", ".html")
         path.write_text(page)
-        offline = ["--disable-background-networking", "--disable-component-update", "--proxy-server=127.0.0.1:9"]
-        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", *offline,
-                              f"--user-data-dir={tmp}/profile", "--virtual-time-budget=20000", "--dump-dom",
-                              path.as_uri()], capture_output=True, text=True, timeout=300).stdout
+        dom = dump_dom(path)
     assert dom, "Chromium rendered nothing"
     for figure in figures:
         drawn = re.search(rf"id=\"{figure}\"[^>]*>(.{{0,3000}})", dom, re.S)

@@ -19,7 +19,6 @@ import inspect
 import os
 import re
 import shutil
-import subprocess
 import time
 import traceback
 import warnings
@@ -30,6 +29,7 @@ import nbformat
 import pytest
 import torch
 
+from tests.tooling.browser import needs_chromium, screenshot
 from utils import build, build_reference
 from utils.build_reference import PLANNED, ROOT
 from utils.models import ModelUnavailableError
@@ -384,12 +384,8 @@ def test_html_is_self_contained():
     assert "do not edit" in page.split("\n", 3)[1]
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no chromium")
+@needs_chromium
 def test_html_renders_offline_in_headless_chromium(tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     shot = tmp_path / "page.png"
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,2000", f"--screenshot={shot}",
-               "--proxy-server=127.0.0.1:9", (ROOT / build_reference.HTML_PAGE).as_uri()]  # a proxy that never answers
-    subprocess.run(command, capture_output=True, timeout=120)
+    screenshot(ROOT / build_reference.HTML_PAGE, shot)
     assert shot.exists() and shot.stat().st_size > 50_000, "chromium rendered nothing"
