@@ -93,7 +93,7 @@ class Exercise:
         try:
             return Verdict(Status.PASS, cases=self.check(fn, device, hidden))
         except CheckFailure as failure:
-            return Verdict(failure.status, failure.message)
+            return Verdict(failure.status, failure.message, mistake=failure.mistake)
 
 
 class Chapter:

@@ -57,13 +57,14 @@ class Status(str, enum.Enum):
 class CheckFailure(AssertionError):
     """A learner-facing failure: one :class:`Status` and a message that says what and why."""
 
-    def __init__(self, status: Status, message: str):
+    def __init__(self, status: Status, message: str, mistake: str | None = None):
         super().__init__(f"{status.value}: {message}")
         self.status = status
         self.message = message
+        self.mistake = mistake  # the known mistake the output matches, when the diagnosis found one
 
-    def with_context(self, prefix: str = "", suffix: str = "") -> "CheckFailure":
-        return CheckFailure(self.status, f"{prefix}{self.message}{suffix}")
+    def with_context(self, prefix: str = "", suffix: str = "", mistake: str | None = None) -> "CheckFailure":
+        return CheckFailure(self.status, f"{prefix}{self.message}{suffix}", mistake or self.mistake)
 
 
 # Default tolerances (atol, rtol) per device type. CPU float32 kernels are deterministic up to summation
@@ -445,12 +446,12 @@ def diagnose(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], transfo
 
 
 def explain(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], hint: str, *, transform=None,
-            **compare_kwargs) -> str:
-    """The sentence appended to a failure: the matching known mistake, else the exercise's hint."""
+            **compare_kwargs) -> tuple[str, str | None]:
+    """The sentence appended to a failure (the matching known mistake, else the exercise's hint), and the mistake."""
     found = diagnose(answers, mutants, transform, **compare_kwargs) if answers else None
     if found is not None:
-        return f"\n  Your output matches a known mistake: {found.mistake}."
-    return f"\n  Hint: {hint}" if hint else ""
+        return f"\n  Your output matches a known mistake: {found.mistake}.", found.mistake
+    return (f"\n  Hint: {hint}" if hint else ""), None
 
 
 def check_cases(
@@ -505,12 +506,13 @@ def check_cases(
         return n
     case, failure = first
     answered = any(c is case for c, _ in answers)  # False: the call itself failed (error, time-out, ...)
-    advice = explain(answers, mutants, hint, transform=transform, dims=dims, atol=atol, rtol=rtol) if answered else ""
+    advice, mistake = explain(answers, mutants, hint, transform=transform, dims=dims, atol=atol,
+                              rtol=rtol) if answered else ("", None)
     if case.hidden:  # never reveal a hidden case's inputs or expected values
         raise CheckFailure(failure.status, f"on a hidden case: {failure.status.value.lower().replace('_', ' ')}"
-                           f" (the public cases may not cover this input){advice}") from None
+                           f" (the public cases may not cover this input){advice}", mistake) from None
     prefix = f"on {case.label}: " if case.label and not failure.message.startswith("on ") else ""
-    raise failure.with_context(prefix, advice) from None
+    raise failure.with_context(prefix, advice, mistake) from None
 
 
 @dataclass(frozen=True)
@@ -520,6 +522,7 @@ class Verdict:
     status: Status
     message: str = ""
     cases: int | None = None
+    mistake: str | None = None  # the known mistake the output matches, when one does
 
     @property
     def passed(self) -> bool:

@@ -25,7 +25,7 @@ import json
 import re
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -42,17 +42,11 @@ _COMPARED = {Status.WRONG_VALUES, Status.WRONG_SHAPE, Status.WRONG_DTYPE, Status
 _UNATTEMPTED_WORDS = {s.value.lower().replace("_", " ") for s in _NOT_ATTEMPTED}  # their difference()
 _FIELD = re.compile(r"\boutput(?:\[[^\]]*\])*")  # "output", "output[0]", "output['logits'][1]"
 _RAISED = re.compile(r"\braised ([A-Za-z_][\w.]*)")  # "raised KeyError: 'x'"
-_MATCHES = re.compile(r"\n  Your output matches a known mistake: (.+)\.$")  # checking.explain()'s sentence
 
 
 def _named(results: Iterable[Result]) -> list[Result]:
-    """The results, sorted, each failure with its known mistake: ``Result.mistake``, else the one its message names
-    (gradebooks written before results carried it)."""
-    found = []
-    for r in sorted(results, key=lambda r: (r.chapter, r.exercise, r.learner)):
-        said = None if r.mistake or r.passed else _MATCHES.search(r.message)
-        found.append(replace(r, mistake=said[1]) if said else r)
-    return found
+    """The results in report order (chapter, exercise, learner)."""
+    return sorted(results, key=lambda r: (r.chapter, r.exercise, r.learner))
 
 
 def category(r: Result) -> str:
@@ -289,9 +283,11 @@ def report_html(results: Iterable[Result]) -> str:
 # Files
 # --------------------------------------------------------------------------------------------------------
 def write_class_report(results: list[Result], out: Path) -> None:
-    """Write mistakes.csv and report.html to ``out``."""
-    (Path(out) / "mistakes.csv").write_text(mistakes_csv(results))
-    (Path(out) / "report.html").write_text(report_html(results))
+    """Write mistakes.csv and report.html to ``out`` (each whole or not at all)."""
+    from utils.journal import atomic_write
+
+    atomic_write(Path(out) / "mistakes.csv", mistakes_csv(results))
+    atomic_write(Path(out) / "report.html", report_html(results))
 
 
 def results_from_grades_json(text: str) -> list[Result]:

@@ -183,7 +183,7 @@ class Grader:
     def result(self, learner: str, chapter: str, exercise: str, verdict: Verdict, seconds: float = 0.0) -> Result:
         best = self.max_points(chapter, exercise)
         return Result(learner, chapter, exercise, verdict.status, verdict.message, best if verdict.passed else 0.0,
-                      best, round(seconds, 3))
+                      best, round(seconds, 3), verdict.mistake)
 
     def grade_learner(self, path: Path, learner: str, into: list[Result] | None = None) -> list[Result]:
         """Every exercise of the notebook's chapter (of every chapter when it declares none); each result is also
@@ -395,7 +395,8 @@ def grades_csv(results: list[Result]) -> str:
 def grades_json(results: list[Result]) -> str:
     return json.dumps(
         {learner: {f"{r.chapter}.{r.exercise}": {"status": r.status.value, "points": r.points,
-                                                  "max_points": r.max_points, "message": r.message} for r in rows}
+                                                  "max_points": r.max_points, "message": r.message,
+                                                  "mistake": r.mistake} for r in rows}
          for learner, rows in _by_learner(results).items()}, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -451,6 +452,9 @@ def write_gradebook(results: list[Result], out: Path, info: RunInfo) -> None:
     for stale in (out / "feedback").rglob("*.md") if (out / "feedback").is_dir() else []:
         if stale not in written:
             stale.unlink()
+    from utils.class_report import write_class_report
+
+    write_class_report(results, out)
 
 
 def _fault_point(name: str) -> None:
@@ -511,6 +515,11 @@ class PytestGradebook:
 # Command line: make grade SUBMISSIONS=dir
 # --------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:  # python -m utils.grading report OUT: the class report of an existing gradebook
+        from utils import class_report
+
+        return class_report.main(argv[1:])
     parser = argparse.ArgumentParser(description="Grade a folder of learner notebooks into a gradebook.")
     parser.add_argument("submissions", nargs="?", default=str(ROOT / "examples" / "submissions"))
     parser.add_argument("--out", default=None, help="output folder (default: SUBMISSIONS/grades)")
@@ -555,6 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         results, code = incomplete(stop.results, notebooks, folder, options), 130
     write_gradebook(results, out, info)
     print(summary(results, info))
+    from utils.class_report import top_lines
+
+    if lines := top_lines(results):
+        print("\nWhat the class got wrong most often:\n  " + "\n  ".join(lines))
     print(f"\n{len(notebooks)} notebooks graded in {time.perf_counter() - start:.1f} s ({options.jobs} job"
           f"{'s' if options.jobs > 1 else ''}); gradebook: {out / 'grades.csv'}, {out / 'grades.json'}, "
           f"{out / 'feedback'}/")

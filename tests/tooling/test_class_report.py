@@ -17,6 +17,7 @@ import re
 from collections import Counter, defaultdict
 
 import pytest
+import torch
 
 from tests.tooling.browser import dump_dom, needs_chromium
 from tests.tooling.notebook_checks import NETWORK
@@ -126,13 +127,25 @@ def test_unnamed_wrong_answers_are_grouped_by_kind_of_difference(status, message
     assert difference(_r("a", "ch", "ex", status, message)) == kind
 
 
-def test_a_mistake_named_only_in_the_message_counts_as_named():
-    """Gradebooks written before results carried ``mistake``: the checker's sentence names it."""
-    said = f"output: 3 of 12 values differ\n  Your output matches a known mistake: {SCALE}."
-    results = [_r("a", "ch", "ex", Status.WRONG_VALUES, said), _r("b", "ch", "ex", Status.WRONG_VALUES, said, SCALE),
-               _r("c", "ch", "ex", Status.WRONG_VALUES, "output: 3 of 12 values differ\n  Hint: scale it")]
-    assert mistakes_csv(results).splitlines()[1:] == [f"ch,ex,mistake,{SCALE},2,0.667,a;b",
-                                                      "ch,ex,status,WRONG_VALUES,1,0.333,c"]
+def test_the_mistake_comes_from_the_checker_not_the_message():
+    """The diagnosis travels as ``Result.mistake`` (a checker that found a known mistake sets it)."""
+    from utils.checkers import Exercise
+    from utils.checking import Case, Mutant
+
+    def reference(x):
+        return x * 2
+
+    def doubled_twice(x):
+        return x * 4
+
+    class Double(Exercise):  # an exercise whose reference is here, not in a solutions module
+        reference = property(lambda self: reference)
+        hint = property(lambda self: "")
+
+    exercise = Double("double", "ch", lambda device: [Case((torch.ones(3),), label="ones")],
+                      mutants=[Mutant(doubled_twice, "multiplying twice")])
+    verdict = exercise.verdict(doubled_twice, torch.device("cpu"))
+    assert verdict.status == Status.WRONG_VALUES and verdict.mistake == "multiplying twice"
 
 
 def test_top_lines_rank_the_most_common_wrong_answers():
