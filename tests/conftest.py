@@ -15,7 +15,6 @@ import importlib
 import os
 import runpy
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -122,7 +121,7 @@ class Learner:
     def function(self, name: str):
         if self.remote is not None:
             worker, notebook, timeout = self.remote
-            return RemoteFunction(worker, notebook, name, time.monotonic() + timeout)
+            return RemoteFunction(worker, notebook, name, timeout)
         if self.functions is not None:
             if name in self.functions:
                 return self.functions[name]

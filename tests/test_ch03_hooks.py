@@ -16,7 +16,7 @@ from transformer_lens.utilities import get_act_name
 
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch03_hooks import MUTANTS
-from utils.checking import Case, CheckFailure, Status, call_learner, clone_inputs
+from utils.checking import Case, CheckFailure, Status, clone_inputs, count_forward_passes
 from utils.data import repeated_tokens
 
 chapter = Chapter("ch03_hooks", mutants=MUTANTS)
@@ -121,20 +121,10 @@ def add_steering_vector_hook(device):
 
 
 def _forward_passes(attempt) -> int:
-    """How many forward passes the learner's function runs on the case (counted at the embedding, a torch hook the
-    function cannot see; removed before the model is checked for changes)."""
-    model = attempt.case.args[0]
-    passes = []
-
-    def counted(*args, **kwargs):
-        handle = model.embed.register_forward_pre_hook(lambda module, inputs: passes.append(1))
-        try:
-            return attempt.fn(*args, **kwargs)
-        finally:
-            handle.remove()
-
-    call_learner(counted, *clone_inputs(attempt.case.args), **clone_inputs(attempt.case.kwargs))
-    return len(passes)
+    """How many forward passes the learner's function runs on the case (``utils.checking.count_forward_passes``)."""
+    _, passes = count_forward_passes(attempt.fn, *clone_inputs(attempt.case.args),
+                                     **clone_inputs(attempt.case.kwargs))
+    return passes
 
 
 def _judge_cache(attempt):

@@ -172,6 +172,31 @@ def call_learner(fn: Callable, *args, **kwargs) -> Any:
     return result
 
 
+def count_forward_passes(fn: Callable, *args, **kwargs) -> tuple[Any, int]:
+    """:func:`call_learner`, also counting the forward passes ``fn`` runs on the models among its arguments (at each
+    model's embedding, with a torch hook the function cannot see, removed before the models are checked for
+    changes). A function graded in the worker (``utils.worker.RemoteFunction``) counts there."""
+    remote = getattr(fn, "forward_passes", None)
+    if remote is not None:
+        return remote(*args, **kwargs)
+    from utils.wire import modules_in
+
+    passes: list[int] = []
+    embeds = [m.embed for m in modules_in([*args, *kwargs.values()]) if isinstance(getattr(m, "embed", None),
+                                                                                   torch.nn.Module)]
+
+    def counted(*a, **k):
+        handles = [e.register_forward_pre_hook(lambda module, inputs: passes.append(1)) for e in embeds]
+        try:
+            return fn(*a, **k)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    counted.__name__ = getattr(fn, "__name__", "counted")
+    return call_learner(counted, *args, **kwargs), len(passes)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Comparing outputs
 # --------------------------------------------------------------------------------------------------------

@@ -155,6 +155,22 @@ def graded_chapters(notebook: bytes) -> list[str]:
     return [declared] if declared in chapter_names() else chapter_names()
 
 
+def in_shard(learner: str, shard: int, shards: int) -> bool:
+    """Whether ``learner`` belongs to shard ``shard`` of ``shards`` (1-based): a stable hash of the learner id, so every
+    machine of a batch job agrees, and a learner is never split."""
+    import hashlib
+
+    return int(hashlib.sha256(learner.encode()).hexdigest(), 16) % shards == shard - 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    shard, _, shards = text.partition("/")
+    k, n = int(shard), int(shards)
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 1 <= K <= N, got {text}")
+    return k, n
+
+
 def load_hidden_cases(path: str | None) -> dict:
     return runpy.run_path(path)["HIDDEN_CASES"] if path else {}
 
@@ -212,7 +228,7 @@ class Grader:
         from utils.worker import RemoteFunction
 
         start = time.perf_counter()
-        fn = RemoteFunction(self.worker, notebook, name, time.monotonic() + self.options.timeout)
+        fn = RemoteFunction(self.worker, notebook, name, self.options.timeout)
         try:
             verdict = exercise.verdict(fn, self.device, self.hidden.get(chapter, {}).get(name))
         except Exception as e:  # the grader's own failure: say so, and go on with the class
@@ -520,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         from utils import class_report
 
         return class_report.main(argv[1:])
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     parser = argparse.ArgumentParser(description="Grade a folder of learner notebooks into a gradebook.")
     parser.add_argument("submissions", nargs="?", default=str(ROOT / "examples" / "submissions"))
     parser.add_argument("--out", default=None, help="output folder (default: SUBMISSIONS/grades)")
@@ -531,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grading processes, each with its own sandboxed worker (default: the cores)")
     parser.add_argument("--require-sandbox", action="store_true",
                         help="refuse to grade where learner code cannot be sandboxed")
+    parser.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                        help="grade only shard K of N (by learner); merge the shards' OUT folders with `merge`")
     parser.add_argument("--fresh", action="store_true",
                         help="grade every learner again (default: reuse OUT/.journal for the unchanged learners)")
     args = parser.parse_args(argv)
@@ -544,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to grade: {info.sandbox}", file=sys.stderr)
         return 2
     notebooks = find_notebooks(folder, exclude=out)
+    if args.shard is not None:
+        notebooks = [p for p in notebooks if in_shard(learner_id(p, folder), *args.shard)]
     if not notebooks:
         print(f"no notebooks found in {folder}")
         return 1
@@ -568,10 +590,40 @@ def main(argv: list[str] | None = None) -> int:
 
     if lines := top_lines(results):
         print("\nWhat the class got wrong most often:\n  " + "\n  ".join(lines))
+    reused = f", {len(journal.reused)} unchanged since the last run and not regraded" if journal.reused else ""
     print(f"\n{len(notebooks)} notebooks graded in {time.perf_counter() - start:.1f} s ({options.jobs} job"
-          f"{'s' if options.jobs > 1 else ''}); gradebook: {out / 'grades.csv'}, {out / 'grades.json'}, "
-          f"{out / 'feedback'}/")
+          f"{'s' if options.jobs > 1 else ''}{reused}); gradebook: {out / 'grades.csv'}, {out / 'grades.json'}, "
+          f"{out / 'feedback'}/, class report: {out / 'report.html'}")
     return code
+
+
+def merge_main(argv: list[str]) -> int:
+    """``python -m utils.grading merge OUT_1 ... OUT_N --out OUT``: the gradebook of the whole class from its shards'
+    gradebooks (the same files, byte for byte, as one run over the class)."""
+    parser = argparse.ArgumentParser(prog="python -m utils.grading merge", description=merge_main.__doc__)
+    parser.add_argument("shards", nargs="+", help="the OUT folders of the shards")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    from utils.class_report import results_from_grades_json
+
+    results: list[Result] = []
+    infos = []
+    for folder in map(Path, args.shards):
+        results += results_from_grades_json((folder / "grades.json").read_text())
+        run = json.loads((folder / "run.json").read_text())
+        infos.append(RunInfo(run["sandbox"], run["sandboxed"], run["device"], run["timeout"]))
+    if len(set(infos)) > 1:
+        print(f"the shards were graded differently: {sorted(set(infos), key=str)}", file=sys.stderr)
+        return 2
+    seen: set[tuple] = set()
+    twice = sorted({r.learner for r in results if _order(r) in seen or seen.add(_order(r))})
+    if twice:
+        print(f"learners graded in more than one shard: {twice[:10]}", file=sys.stderr)
+        return 2
+    results.sort(key=_order)
+    write_gradebook(results, Path(args.out), infos[0])
+    print(summary(results, infos[0]))
+    return 0 if all(r.status != Status.INCOMPLETE for r in results) else 130
 
 
 if __name__ == "__main__":

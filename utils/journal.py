@@ -124,6 +124,7 @@ class Journal:
         if fresh and self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.reused: list[str] = []  # learners whose results came from the journal
 
     def get(self, learner: str, key: str) -> list["Result"] | None:
         """The learner's results recorded under ``key``, else None."""
@@ -136,6 +137,7 @@ class Journal:
             return None
         if entry.get("learner") != learner or entry.get("key") != key:
             return None
+        self.reused.append(learner)
         return [Result(**{**r, "status": Status(r["status"])}) for r in entry["results"]]
 
     def put(self, learner: str, key: str, results: list["Result"]) -> None:

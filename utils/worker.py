@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from utils.checking import CheckFailure, Status, call_learner
+from utils.checking import CheckFailure, Status, call_learner, count_forward_passes
 from utils.sandbox import ROOT, command, containment, worker_environment
 from utils.wire import (
     Resolver,
@@ -148,9 +148,13 @@ class Worker:
         # plain pickle: multiprocessing's pickler would pass tensors as shared memory, which the sandbox cannot map
         self.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def call(self, learner: LearnerText, name: str, args: tuple, kwargs: dict, timeout: float) -> Any:
-        """``name(*args, **kwargs)`` from ``learner``'s notebook, within ``timeout`` seconds; its output, or the
-        :class:`CheckFailure` that says what went wrong."""
+    def call(self, learner: LearnerText, name: str, args: tuple, kwargs: dict, timeout: float,
+             limit: float | None = None, count_passes: bool = False) -> Any:
+        """``name(*args, **kwargs)`` from ``learner``'s notebook, within ``timeout`` seconds (``limit``: the exercise's
+        whole time limit, for messages); its output (with ``count_passes``: ``(output, forward passes)``), or the
+        :class:`CheckFailure` that says what went wrong. ``last_seconds`` is then the time the call ran."""
+        self.last_seconds = 0.0
+        limit = timeout if limit is None else limit
         if not self.forks and self.used_by not in (None, learner.key):
             self.stop()  # calls ran in the worker itself: the next learner gets a new one
         if not self.alive():
@@ -159,14 +163,16 @@ class Worker:
             self._send(("learner", learner.key, learner.text))
             self.learner = learner.key
         try:
-            self._send(("call", name, *to_wire((args, kwargs), self.sent), max(timeout, 0.01)))
+            self._send(("call", name, *to_wire((args, kwargs), self.sent), max(timeout, 0.01), limit, count_passes))
         except (pickle.PicklingError, TypeError) as e:
             raise RuntimeError(f"checker inputs cannot be sent to the worker: {e}") from e
         self.used_by = learner.key
-        if not self.conn.poll(max(timeout, 0.01) + GRACE):
-            self.stop()
-            raise CheckFailure(Status.TIMEOUT, timeout_message(timeout))
         try:
+            if not self.conn.poll(max(timeout, 0.01) + GRACE):
+                self.stop()
+                self.last_seconds = timeout
+                raise CheckFailure(Status.TIMEOUT, timeout_message(limit))
+            self.last_seconds = float(decode_output(self.conn.recv_bytes(4096))[1])
             data = self.conn.recv_bytes(MAX_REPLY_BYTES + 4096)
         except (EOFError, OSError):
             code = self.process.wait(10) if self.process else None
@@ -180,7 +186,7 @@ class Worker:
             raise CheckFailure(Status.WRONG_TYPE, f"returned something the grader cannot read ({type(e).__name__}: "
                                f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
         if reply[0] == "ok":
-            return reply[1]
+            return (reply[1], reply[2]) if count_passes else reply[1]
         raise CheckFailure(Status(reply[1]), reply[2])
 
 
@@ -195,16 +201,32 @@ def crash_message(code: int | None) -> str:
 
 
 class RemoteFunction:
-    """Stands for the learner's function in the checker: each call runs in the worker, within what is left of the
-    exercise's time limit, on copies of the inputs made there (so the checker need not copy them first)."""
+    """Stands for the learner's function in the checker: each call runs in the worker on copies of the inputs made
+    there (so the checker need not copy them first). The exercise's time limit counts only the time the learner's
+    calls ran, not the worker's start, the checker's own work between calls or another learner's past."""
 
     copies_inputs = True
 
-    def __init__(self, worker: Worker, learner: LearnerText, name: str, deadline: float):
-        self.worker, self.learner, self.__name__, self.deadline = worker, learner, name, deadline
+    def __init__(self, worker: Worker, learner: LearnerText, name: str, limit: float):
+        self.worker, self.learner, self.__name__, self.limit, self.used = worker, learner, name, limit, 0.0
 
     def __call__(self, *args, **kwargs):
-        return self.worker.call(self.learner, self.__name__, args, kwargs, timeout=self.deadline - time.monotonic())
+        return self._call(args, kwargs, count_passes=False)
+
+    def forward_passes(self, *args, **kwargs) -> tuple[Any, int]:
+        """The output and how many forward passes the call ran on the models among its inputs
+        (``utils.checking.count_forward_passes``, in the worker)."""
+        return self._call(args, kwargs, count_passes=True)
+
+    def _call(self, args: tuple, kwargs: dict, count_passes: bool) -> Any:
+        remaining = self.limit - self.used
+        if remaining <= 0:
+            raise CheckFailure(Status.TIMEOUT, timeout_message(self.limit))
+        try:
+            return self.worker.call(self.learner, self.__name__, args, kwargs, timeout=remaining, limit=self.limit,
+                                    count_passes=count_passes)
+        finally:
+            self.used += self.worker.last_seconds
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -364,7 +386,7 @@ class Answerer:
         """Each request: keep what is sent once, build the inputs (loading any model this process lacks), say
         ``ready`` (the zygote's clock starts then), call, reply."""
         while True:
-            name, args, kwargs = absorb(pickle.loads(conn.recv_bytes()), self.store)
+            name, args, kwargs, count_passes = absorb(pickle.loads(conn.recv_bytes()), self.store)
             try:
                 inputs = from_wire((args, kwargs), self.resolver, self.store)
             except Exception as e:
@@ -373,9 +395,9 @@ class Answerer:
                                               f"inputs: {type(e).__name__}: {e}")))
                 continue
             conn.send_bytes(READY)
-            conn.send_bytes(self.answer(name, *inputs))
+            conn.send_bytes(self.answer(name, *inputs, count_passes=count_passes))
 
-    def answer(self, name: str, args: Any, kwargs: Any) -> bytes:
+    def answer(self, name: str, args: Any, kwargs: Any, count_passes: bool = False) -> bytes:
         from utils.extract import UnreadableNotebook, load_submission
 
         try:
@@ -388,13 +410,16 @@ class Answerer:
             if _uses_reference(self.submission, fn):
                 raise CheckFailure(Status.ERROR, f"{name} uses the reference solution (imported from solutions/): "
                                    "graded 0. Write your own implementation.")
-            result = call_learner(fn, *args, **kwargs)
+            if count_passes:
+                result, passes = count_forward_passes(fn, *args, **kwargs)
+            else:
+                result, passes = call_learner(fn, *args, **kwargs), None
         except CheckFailure as failure:
             return encode_plain(("failed", failure.status.value, failure.message))
         except BaseException as e:  # SystemExit, KeyboardInterrupt raised by learner code
             return encode_plain(("failed", Status.ERROR.value, f"raised {type(e).__name__}: {e}"))
         try:
-            return encode_plain(("ok", output_wire(result)))
+            return encode_plain(("ok", output_wire(result), passes))
         except Exception as e:
             return encode_plain(("failed", Status.WRONG_TYPE.value, f"returned {type(result).__name__}, which "
                                  f"cannot be checked ({type(e).__name__})"))
@@ -427,6 +452,7 @@ class Zygote:
         self.child: tuple[int, Connection, Path] | None = None  # the learner's process, its pipe, its folder
         self.child_tokens: set[int] = set()  # the stored inputs the learner's process was forked with
         self.in_process: Answerer | None = None  # no fork (CUDA): the learner's calls run here
+        self.timed: float | None = None
 
     def serve(self) -> None:
         while True:
@@ -441,9 +467,13 @@ class Zygote:
                 self.learner, self.in_process = LearnerText(request[1], request[2]), None
                 _preimport(request[2])
                 continue
-            _, name, args, kwargs, timeout = request
+            _, name, args, kwargs, timeout, limit, count_passes = request
             args, kwargs = self._absorb((args, kwargs))  # first: keep what is sent once, whatever follows
-            self.conn.send_bytes(self.call(name, args, kwargs, timeout))
+            start = time.monotonic()
+            reply = self.call(name, args, kwargs, timeout, limit, count_passes)
+            self.conn.send_bytes(encode_plain(("seconds", min(time.monotonic() - start, timeout) if self.timed is None
+                                               else self.timed)))
+            self.conn.send_bytes(reply)
 
     def _absorb(self, value: Any) -> Any:
         """Keep every large input sent once and load every model or SAE named (for the learners' processes forked
@@ -482,24 +512,27 @@ class Zygote:
             for v in value.values():
                 self._load_models(v)
 
-    def call(self, name: str, args: Any, kwargs: Any, timeout: float) -> bytes:
+    def call(self, name: str, args: Any, kwargs: Any, timeout: float, limit: float, count_passes: bool) -> bytes:
+        self.timed = None  # the seconds the learner's code ran, when the learner's process says when it started
         if self.device != "cpu":  # no fork after CUDA: run here (the grader gives each learner a new worker)
             self.in_process = self.in_process or Answerer(self.learner, self.resolver, self.store)
             try:
                 inputs = from_wire((args, kwargs), self.resolver, self.store)
             except Exception as e:
                 return encode_plain(("failed", Status.ERROR.value, f"the grader could not prepare the inputs: {e}"))
-            reply = self.in_process.answer(name, *inputs)
+            reply = self.in_process.answer(name, *inputs, count_passes=count_passes)
             _kill_strays(set())
             return reply
         if self.child is None:
             self._fork()
         pid, conn, _ = self.child
-        request = self._for_child((name, args, kwargs))
+        request = self._for_child((name, args, kwargs, count_passes))
         conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
-        reply, alive = self._await(pid, conn, GRACE, ready=True)
+        reply, alive = self._await(pid, conn, GRACE, limit, ready=True)
         if alive:
-            reply, alive = self._await(pid, conn, timeout)
+            start = time.monotonic()
+            reply, alive = self._await(pid, conn, timeout, limit)
+            self.timed = min(time.monotonic() - start, timeout)
         if alive:
             _kill_strays({pid})
         else:
@@ -538,14 +571,15 @@ class Zygote:
             shutil.rmtree(folder, ignore_errors=True)
         self.child = None
 
-    def _await(self, pid: int, conn: Connection, timeout: float, ready: bool = False) -> tuple[bytes, bool]:
+    def _await(self, pid: int, conn: Connection, timeout: float, limit: float,
+               ready: bool = False) -> tuple[bytes, bool]:
         """The learner process's reply (with ``ready``: its word that the inputs are built), or the zygote's own
         (TIMEOUT, CRASHED, too many processes); and whether the learner's process can go on."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return encode_plain(("failed", Status.TIMEOUT.value, timeout_message(timeout))), False
+                return encode_plain(("failed", Status.TIMEOUT.value, timeout_message(limit))), False
             if conn.poll(min(remaining, 0.05)):
                 try:
                     data = conn.recv_bytes(MAX_REPLY_BYTES)

@@ -2,7 +2,6 @@
 learner leaves attached, or data it leaves in a hook point's ctx, is reported (CHANGED_MODEL) and removed before the
 next exercise."""
 
-import time
 
 import nbformat
 import pytest
@@ -67,7 +66,7 @@ def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker,
     _, cache = attn2l.run_with_cache(tokens)
 
     def remote(name):
-        return RemoteFunction(worker, learner, name, time.monotonic() + 60)
+        return RemoteFunction(worker, learner, name, 60)
 
     expected = attn2l(tokens).sum()
     assert torch.allclose(remote("logits_sum")(attn2l, tokens), expected, atol=1e-3)
