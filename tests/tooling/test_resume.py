@@ -143,3 +143,34 @@ def test_an_interrupted_run_writes_an_honest_partial_gradebook(class_folder, tmp
         assert sum(r["max_points"] for r in graded[learner].values()) == 10
     rows = {r.split(",")[0]: r.split(",") for r in (out / "grades.csv").read_text().splitlines()[1:]}
     assert all(rows[learner][-1] == "10" for learner in incomplete)
+
+
+def test_shards_merged_equal_one_run(class_folder, uninterrupted, tmp_path):
+    """Three shards, graded as separate processes (as a Slurm array or a CI matrix would), merged: one run's files."""
+    outs = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    shards = [subprocess.Popen(_command(class_folder, out, "--jobs", "1", "--shard", f"{k}/3"), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for k, out in zip((1, 2, 3), outs)]
+    for shard in shards:
+        assert shard.wait(600) in (0, 1), shard.stderr.read().decode()[-2000:]  # 1: a shard with no learner
+    present = [out for out in outs if (out / "grades.json").exists()]
+    graded = [set(json.loads((out / "grades.json").read_text())) for out in present]
+    assert sum(map(len, graded)) == len(CLASS) and set().union(*graded) == set(CLASS)  # each learner exactly once
+    merged = subprocess.run([sys.executable, "-m", "utils.grading", "merge", *map(str, present), "--out",
+                             str(tmp_path / "merged")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert merged.returncode == 0, merged.stderr[-2000:]
+    assert _files(tmp_path / "merged") == uninterrupted
+
+
+def test_a_second_run_regrades_only_the_changed_learner(class_folder, uninterrupted, tmp_path):
+    folder = tmp_path / "class"
+    shutil.copytree(class_folder, folder)
+    out = tmp_path / "out"
+    assert _run(folder, out, "--jobs", "1").returncode == 0
+    shutil.copy(EXAMPLES / "complete.ipynb", folder / "partial.ipynb")  # one learner finishes their notebook
+    again = _run(folder, out, "--jobs", "1")
+    assert again.returncode == 0
+    assert f"{len(CLASS) - 1} unchanged since the last run and not regraded" in again.stdout
+    graded = json.loads((out / "grades.json").read_text())
+    assert all(r["status"] == "PASS" for r in graded["partial"].values())
+    fresh = _run(folder, out, "--jobs", "1", "--fresh")
+    assert "unchanged since the last run" not in fresh.stdout
