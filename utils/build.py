@@ -233,8 +233,17 @@ def sources(root: Path = ROOT) -> list[Path]:
 
 
 def render_all(root: Path = ROOT, only: str | None = None) -> dict[Path, str]:
-    """Every generated file (of the chapters whose source name contains ``only``, if given)."""
+    """Every generated file (of the chapters whose source name contains ``only``, if given). The chapters' declarations
+    (``chapters/chapters.toml``) must agree with their files: a :class:`BuildError` names each file and its fix."""
+    from utils.chapters import problems, readme_with_section
+
+    found = problems(root)
+    if found:
+        raise BuildError("the chapters' declarations and files disagree:\n  " + "\n  ".join(found))
     files: dict[Path, str] = {}
+    readme = root / "README.md"
+    if readme.exists() and only is None:
+        files[readme] = readme_with_section(readme.read_text(), root)
     for src in sources(root):
         if only is None or only in src.stem:
             files.update(render_chapter(src, root))

@@ -272,9 +272,11 @@ def colab_url(notebook: str, repo: str = REPO_URL, branch: str = BRANCH) -> str:
 
 
 def readme_colab_lines(root: Path = ROOT, repo: str = REPO_URL) -> list[str]:
-    """The README's "Open in Colab" lines, one per learner notebook of ``root/chapters``."""
-    return [f"- [chapter {nb.stem[:2]} · {nb.stem[3:]}]({colab_url(f'chapters/{nb.name}', repo)})"
-            for nb in sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb"))]
+    """The README's "Open in Colab" lines, one per ready chapter (``chapters/chapters.toml``)."""
+    from utils.chapters import chapters
+
+    return [f"- [chapter {c.number:02d} · {c.slug}]({colab_url(f'chapters/{c.stem}.ipynb', repo)})"
+            for c in chapters(root)]
 
 
 def main(argv: list[str] | None = None) -> int:

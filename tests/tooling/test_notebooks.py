@@ -9,20 +9,23 @@ import pytest
 
 from tests.tooling.notebook_checks import check_figures_offline, check_quiet
 from utils import run_notebooks
+from utils.chapters import chapters
 from utils.models import MODELS_DIR
 
 pytestmark = pytest.mark.tooling
 
-NOTEBOOKS = sorted((run_notebooks.ROOT / "chapters" / "solutions").glob("*_solutions.ipynb"))
-RUNS = [pytest.param(nb.name, {}, id=nb.name.removesuffix("_solutions.ipynb")) for nb in NOTEBOOKS]
-RUNS.append(pytest.param("04_induction_solutions.ipynb", {"MODEL_NAME": '"mlp4l"'}, id="04_induction-mlp4l"))
+# every ready chapter on its own model, and once more on each model it must also run on (chapters/chapters.toml)
+RUNS = [pytest.param(f"{c.stem}_solutions.ipynb", {}, id=c.stem) for c in chapters()]
+RUNS += [pytest.param(f"{c.stem}_solutions.ipynb", {"MODEL_NAME": f'"{model}"'}, id=f"{c.stem}-{model}")
+         for c in chapters() for model in c.also_on]
 
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name, params", RUNS)
 def test_solutions_notebook_runs(name, params, tmp_path, monkeypatch):
-    if params.get("MODEL_NAME") == '"mlp4l"' and not (MODELS_DIR / "mlp4l" / "config.json").exists():
-        pytest.skip("models/mlp4l is not shipped yet")
+    model = params.get("MODEL_NAME", '""').strip('"')
+    if model and not (MODELS_DIR / model / "config.json").exists():
+        pytest.skip(f"models/{model} is not shipped yet")
     monkeypatch.setenv("CS_DEVICE", "cpu")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     args = ["--only", name.removesuffix("_solutions.ipynb"), "--report-dir", str(tmp_path)]

@@ -26,7 +26,8 @@ def test_the_chapter_template_builds_and_its_checkers_pass(tmp_path):
     for name in ("tests/__init__.py", "tests/conftest.py", "tests/framework.py", "tests/mutants/__init__.py",
                  "solutions/__init__.py", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
-    # the three hand-written files a new chapter needs (the fourth is the README's chapter table)
+    # the four hand-written files a new chapter needs: its source, checkers, mutants and declaration
+    shutil.copy(TEMPLATE / "chapters.toml", tmp_path / "chapters" / "chapters.toml")
     shutil.copy(TEMPLATE / "99_template.py", tmp_path / "chapters" / "src" / "99_template.py")
     shutil.copy(TEMPLATE / "test_ch99_template.py", tmp_path / "tests" / "test_ch99_template.py")
     shutil.copy(TEMPLATE / "mutants_ch99_template.py", tmp_path / "tests" / "mutants" / "ch99_template.py")
