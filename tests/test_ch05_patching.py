@@ -19,10 +19,10 @@ import torch
 from transformer_lens import ActivationCache, patching
 
 from tests.framework import Chapter, shipped_model
-from tests.mutants.ch05_patching import MUTANTS
+from tests.mutants.ch05_patching import MUTANTS, NO_START_AT_LAYER
 from training.corpus import TRAIN_NAMES
 from utils.checking import Case, CheckFailure, Status, clone_inputs
-from utils.data import LogitDiffMetric, ioi_same_length, repeated_tokens, single_token_names
+from utils.data import ChunkBoundMetric, LogitDiffMetric, ioi_same_length, repeated_tokens, single_token_names
 
 chapter = Chapter("ch05_patching", mutants=MUTANTS)
 
@@ -174,19 +174,74 @@ def get_act_patch_attn_head_all_pos_every(device):
 
 
 # ------------------------------------------------------------------------------------------------ batched engine
-@chapter.exercise(dims="layer index", tol=METRIC_TOL)
+def _bounded(s, chunk_size=32, corrupted=None):
+    """The case's metric, bounded to ``chunk_size`` patches per forward pass (``utils.data.ChunkBoundMetric``);
+    ``corrupted`` replaces the corrupted baseline (a metric that is not 0 on the corrupted run)."""
+    batch, pos = s.bad_tokens.shape
+    return ChunkBoundMetric(s.data.answer_tokens, s.bad_ld if corrupted is None else corrupted, s.clean_ld,
+                            max_floats=chunk_size * batch * pos * s.model.cfg.d_vocab)
+
+
+class PassCountCase(Case):
+    """A case on which the judge also counts the engine's forward passes (see ``_judge_batched``)."""
+
+
+class _PassCounter:
+    """Counts the calls of a model's first and last blocks while the body runs (a global forward hook: a hook on the
+    model itself would count as changing it)."""
+
+    def __init__(self, model):
+        self.first, self.last, self.counts = model.blocks[0], model.blocks[-1], [0, 0]
+
+    def __enter__(self):
+        def count(module, args, output):
+            if module is self.first:
+                self.counts[0] += 1
+            elif module is self.last:
+                self.counts[1] += 1
+        self.handle = torch.nn.modules.module.register_module_forward_hook(count)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def _judge_batched(attempt):
+    """The engine's numbers, then (on a :class:`PassCountCase`) where its forward passes start: an engine that runs
+    every chunk from the tokens returns the right numbers, at the cost of the layers before each patch. The count
+    sees the calls made in this process (check cells and the test suite); the grading worker's are not seen."""
+    attempt.compare()
+    if not isinstance(attempt.case, PassCountCase):
+        return
+    with _PassCounter(attempt.case.args[0]) as counter:
+        attempt.call_again()
+    first, last = counter.counts
+    if last and first >= last:
+        raise CheckFailure(Status.WRONG_VALUES, f"the right numbers, but all {last} forward passes of your engine ran "
+                           f"layer 0, including those that patch a later layer: {NO_START_AT_LAYER}")
+
+
+@chapter.exercise(dims="layer index", tol=METRIC_TOL, judge=_judge_batched)
 def get_act_patch_batched(device):
     s = _ioi(device, frames=(0, 1), n_pairs=1)
-    args = (s.model, s.bad_tokens, s.clean_cache, s.metric)
-    yield Case((*args, "resid_pre"), {"chunk_size": 5}, label=_label(s, 'act_name="resid_pre", chunk_size=5'))
-    yield Case((*args, "z"), label=_label(s, 'act_name="z", default chunk_size'))
-    yield Case((*args, "pattern"), {"chunk_size": 3}, label=_label(s, 'act_name="pattern", chunk_size=3'))
-    yield Case((*args, "mlp_out"), {"chunk_size": 64}, label=_label(s, 'act_name="mlp_out", chunk_size=64'))
-    yield Case((*args, "k"), {"chunk_size": 1}, label=_label(s, 'act_name="k", chunk_size=1'))
+    rest = (s.model, s.bad_tokens, s.clean_cache)
+    yield Case((*rest, _bounded(s, 5), "resid_pre"), {"chunk_size": 5},
+               label=_label(s, 'act_name="resid_pre", chunk_size=5'))
+    shifted = _bounded(s, 4, corrupted=s.bad_ld - 2.0)  # the corrupted run scores 2 / (clean - corrupted + 2)
+    yield Case((*rest, shifted, "resid_pre"), {"chunk_size": 4},
+               label=_label(s, f'act_name="resid_pre", chunk_size=4, a metric that is '
+                               f"{2 / (s.clean_ld - s.bad_ld + 2):.2f} (not 0) on the corrupted run"))
+    yield Case((*rest, _bounded(s), "z"), label=_label(s, 'act_name="z", default chunk_size'))
+    yield Case((*rest, _bounded(s, 3), "pattern"), {"chunk_size": 3},
+               label=_label(s, 'act_name="pattern", chunk_size=3'))
+    yield Case((*rest, _bounded(s, 64), "mlp_out"), {"chunk_size": 64},
+               label=_label(s, 'act_name="mlp_out", chunk_size=64'))
+    yield Case((*rest, _bounded(s, 1), "k"), {"chunk_size": 1}, label=_label(s, 'act_name="k", chunk_size=1'))
     t = _ioi(device, name="attn2l", frames=(2,), n_pairs=2, corruption="abc")
-    yield Case((t.model, t.bad_tokens, t.clean_cache, t.metric, "attn_out"), {"chunk_size": 7},
+    yield Case((t.model, t.bad_tokens, t.clean_cache, _bounded(t, 7), "attn_out"), {"chunk_size": 7},
                label="attn2l, " + _label(t, 'ABC names, act_name="attn_out", chunk_size=7'))
-    yield Case((t.model, t.bad_tokens, t.clean_cache, t.metric, "v"), label="attn2l, " + _label(t, 'act_name="v"'))
+    yield PassCountCase((t.model, t.bad_tokens, t.clean_cache, _bounded(t), "v"),
+                        label="attn2l, " + _label(t, 'act_name="v"'))
 
 
 # ------------------------------------------------------------------------------------------------ roles

@@ -11,6 +11,7 @@ include the agreement of ``sae_metrics`` with ``sae_lens.evals`` on the same act
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -86,13 +87,19 @@ def _resid(device, z=False):
 
 
 @functools.cache
-def _density(device, z=False):
-    """Each latent's density on the held-out text (BOS left out)."""
+def _latents(device, z=False):
+    """Every latent of the SAE on the held-out text, ``[batch, pos, d_sae]``."""
     sae = _z_sae(device) if z else _sae(device)
     name = f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post"
     with torch.no_grad():
         _, cache = _model(device).run_with_cache_with_saes(_text(device), saes=[sae], names_filter=[name])
-    return (cache[name][:, 1:] != 0).float().mean((0, 1))
+    return cache[name].detach()
+
+
+@functools.cache
+def _density(device, z=False):
+    """Each latent's density on the held-out text (BOS left out)."""
+    return (_latents(device, z)[:, 1:] != 0).float().mean((0, 1))
 
 
 def _busy_latent(device, z=False, rank=0):
@@ -218,9 +225,27 @@ def index_with_buffer(device):
                label="tokens [16, 128], 3 indices, buffer=5")
 
 
+def _edge_latent(device, k, buffer):
+    """The densest latent below 10% whose k largest activations, over every position, include one of the first or last
+    ``buffer`` positions of a row (where no window fits): computed, never fixed."""
+    acts = _latents(device)
+    density = _density(device)
+    for latent in density.argsort(descending=True).tolist():
+        if density[latent] >= 0.1:
+            continue
+        cols = acts[..., latent].flatten().topk(k).indices % acts.shape[1]
+        if ((cols < buffer) | (cols >= acts.shape[1] - buffer)).any():
+            return latent
+    raise AssertionError("no latent peaks near a row's edge")
+
+
 @chapter.exercise()
 def fetch_max_activating_examples(device):
     model = _model(device)
+    edge = _edge_latent(device, 5, 6)
+    yield Case((model, _sae(device), _text(device), edge), {"k": 5, "buffer": 6},
+               label=f"{RES_SAE}, latent {edge} (among its largest activations, some sit in a row's first or last 6 "
+                     "positions), k=5, buffer=6")
     yield Case((model, _sae(device), _text(device), _busy_latent(device)), {"k": 6, "buffer": 4},
                label=f"{RES_SAE}, latent {_busy_latent(device)}, 16 rows of text, k=6, buffer=4")
     yield Case((model, _z_sae(device), _text(device), _busy_latent(device, z=True)), {"k": 4, "buffer": 3},
@@ -356,6 +381,12 @@ def _config_fields(cfg):
                  "device", "output_path", "checkpoint_path", "n_checkpoints", "verbose"):
         value = getattr(cfg, name)
         fields[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    # "5% (20%) of the steps" is rarely a whole number: rounding down, to the nearest or up are all right (read as
+    # rounded down).
+    steps = cfg.training_tokens // cfg.train_batch_size_tokens
+    for name, share in (("lr_warm_up_steps", 0.05), ("lr_decay_steps", 0.2)):
+        if isinstance(fields[name], int) and fields[name] == math.ceil(share * steps):
+            fields[name] = math.floor(share * steps)
     return fields
 
 
@@ -369,6 +400,20 @@ def sae_training_config(device):
 
 
 test_exercise, test_mutant_rejected = chapter.tests()
+
+
+@pytest.mark.parametrize("rounding", [round, math.ceil, lambda x: int(x)], ids=["round", "ceil", "int"])
+def test_sae_training_config_accepts_every_rounding_of_the_warm_up(rounding, device):
+    """"5% of the steps" is 5.85 steps by default: a learner may round it any standard way."""
+    from solutions.ch06_saes import sae_training_config as reference
+
+    def learner(*args, **kwargs):
+        cfg = reference(*args, **kwargs)
+        steps = cfg.training_tokens // cfg.train_batch_size_tokens
+        cfg.lr_warm_up_steps, cfg.lr_decay_steps = rounding(0.05 * steps), rounding(0.2 * steps)
+        return cfg
+
+    assert chapter.exercises["sae_training_config"].check(learner, device) == 2
 
 
 # ------------------------------------------------------------------------------------------------ the story

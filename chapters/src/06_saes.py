@@ -894,7 +894,8 @@ display(HTML(latent_dashboard(model, z_sae, tokens[:32], top_latents[0])))
 #   train_batch_size_tokens=batch_tokens, lr=lr, seed=seed, device=device)`;
 # - `n_batches_in_buffer=32` (the buffer holds `32 * context_size` tokens, at least one batch) and
 #   `store_batch_size_prompts=16`;
-# - `lr_warm_up_steps` = 5% and `lr_decay_steps` = 20% of the `training_tokens // batch_tokens` steps;
+# - `lr_warm_up_steps` = 5% and `lr_decay_steps` = 20% of the `training_tokens // batch_tokens` steps (rounded
+#   down, to the nearest or up: any is right);
 #   `dead_feature_window=max(1, 50_000 // batch_tokens)` steps (a latent silent for 50k tokens counts as dead);
 # - `n_batches_for_norm_estimate=10` (the default, 1000 batches, is longer than our whole run);
 # - offline and quiet: `logger=LoggingConfig(log_to_wandb=False)`, `output_path=None`, `checkpoint_path=None`,
