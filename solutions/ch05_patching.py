@@ -267,6 +267,21 @@ def get_path_patch_head_to_final_resid_post(
     return results
 
 
+def logit_diff_attribution(
+    model: HookedTransformer, cache: ActivationCache, answer_tokens: Int[Tensor, "batch 2"]
+) -> tuple[Float[Tensor, "layer head"], Float[Tensor, "layer"]]:
+    """Mean over prompts of what each head's output and each MLP's output at the last position add to
+    logit(IO) - logit(S), through the final LayerNorm's scale at that position."""
+    direction = model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]]  # [d_model, batch]
+    scale = cache["ln_final.hook_scale"][:, -1]  # [batch, 1]
+    heads = torch.stack([torch.einsum("bhd,hdm->bhm", cache["z", layer][:, -1], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])  # [layer, batch, head, d_model]
+    mlps = torch.stack([cache["mlp_out", layer][:, -1] for layer in range(model.cfg.n_layers)])  # [layer, batch, d]
+    head_dla = torch.einsum("lbhm,mb->lh", heads / scale[:, None], direction) / len(answer_tokens)
+    mlp_dla = torch.einsum("lbm,mb->l", mlps / scale, direction) / len(answer_tokens)
+    return head_dla, mlp_dla
+
+
 def get_path_patch_head_to_heads(
     receiver_heads: list[tuple[int, int]],
     receiver_input: str,
@@ -435,6 +450,12 @@ HINTS = {
         'One hook for every `hook_z` (a name filter). Inside it, freeze first (all of `z` gets it'
         's `orig_cache` value), then\npatch the sender, only in its layer (`hook.layer()`) and on'
         "ly its head's slice, from `new_cache`: the other order\nfreezes the sender too."
+    ),
+    'logit_diff_attribution': (
+        'The direction is one column per prompt: `W_U[:, IO] - W_U[:, S]`, `[d_model, batch]`. Ta'
+        'ke every output at the\nlast position, divide it by `cache["ln_final.hook_scale"][:, -1]'
+        "` (one scale per prompt), dot it with its prompt's\ndirection and average over the promp"
+        "ts. A head's output is its `z` times its `W_O[layer, head]`."
     ),
     'get_path_patch_head_to_heads': (
         "Step 1 is the sender's hook of `get_path_patch_head_to_final_resid_post` inside `with mo"

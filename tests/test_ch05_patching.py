@@ -298,6 +298,15 @@ def get_path_patch_head_to_heads(device):
                label="attn2l, " + _label(t, 'swapped names, receiver 1.1, receiver_input="q"'))
 
 
+# ------------------------------------------------------------------------------------ direct logit attribution
+@chapter.exercise(tol=METRIC_TOL)
+def logit_diff_attribution(device):
+    s = _ioi(device, frames=(0, 1), n_pairs=1)
+    yield Case((s.model, s.clean_cache, s.data.answer_tokens), label=_label(s, "the clean cache"))
+    t = _ioi(device, frames=(2, 3), n_pairs=2, corruption="abc", seed=2)
+    yield Case((t.model, t.bad_cache, t.data.answer_tokens), label=_label(t, "the ABC cache, the clean answers"))
+
+
 # ------------------------------------------------------------------------------------------------ mean ablation
 def _positions(data):
     return {"IO": data.positions.io, "S1": data.positions.s1, "S1+1": data.positions.s1 + 1, "S2": data.positions.s2,
@@ -478,6 +487,7 @@ def _story():
         role_scores = {k: ref.get_attn_scores(rep_cache, 20, k).cpu() for k in ("duplicate", "prev", "induction")}
         direct = 1 - ref.get_path_patch_head_to_final_resid_post(model, abc_metric, data.tokens, abc_cache,
                                                                  clean_cache).cpu()
+        head_dla, mlp_dla = (t.cpu() for t in ref.logit_diff_attribution(model, clean_cache, data.answer_tokens))
     head_out = every[0]
     ranked = sorted(((head_out[layer, h].item(), (layer, h)) for layer in range(model.cfg.n_layers)
                      for h in range(model.cfg.n_heads)), reverse=True)
@@ -502,8 +512,9 @@ def _roles(s):
     for layer, h in s.important:
         attention = s.end_attention[:, layer, h]  # from END to IO, S1, S2
         if attention.sum() >= 0.3:
-            roles[layer, h] = "s2 inhibition" if int(attention.argmax()) == 2 else (
-                "name mover" if s.copying[0, layer, h] >= 0.3 else "other")
+            mover = "name mover" if s.head_dla[layer, h] > 0 else "negative name mover"
+            roles[layer, h] = "subject mover" if int(attention.argmax()) == 2 else (
+                mover if s.copying[0, layer, h] >= 0.3 else "other")
         else:
             kinds = [("induction", "induction"), ("duplicate", "duplicate token"), ("prev", "previous token")]
             roles[layer, h] = next((role for kind, role in kinds if s.role_scores[kind][layer, h] >= 0.3), "other")
@@ -556,29 +567,43 @@ def test_story_top_head_acts_mostly_through_the_logits_path_and_the_first_mlp(st
     s = story
     layer, head = s.important[0]
     assert s.direct[layer, head] >= 0.5, s.direct
-    with torch.no_grad():
-        result = s.clean_cache["z", layer][:, -1, head] @ s.model.W_O[layer, head]
-        direction = s.model.W_U[:, s.data.answer_tokens[:, 0]] - s.model.W_U[:, s.data.answer_tokens[:, 1]]
-        dla = ((result / s.clean_cache["ln_final.hook_scale"][:, -1]) * direction.T).sum(-1).mean().item()
-    assert dla < 0.25 * s.clean_ld, (dla, s.clean_ld)
+    assert s.head_dla[layer, head] < 0.25 * s.clean_ld, (s.head_dla, s.clean_ld)
     _, end = _one_frame_labels(s)
     assert s.block[2, 0, end] >= 0.5, s.block[2, :, end]
 
 
-def test_story_layer_1_heads_look_at_the_earlier_names_and_move_small_shares(story):
-    """§10, "Who writes the answer": the top head is an S-inhibition head (§8's roles); "the other important heads sit
-    in layer 1 and look from END at the two earlier names, IO and S1, far more than at S2; those that copy names are
-    the name movers, and each of them moves only a small share of the logit difference to the logits directly"."""
+def test_story_layer_1_heads_are_induction_heads_that_look_at_the_earlier_names(story):
+    """§10, "Who knows the subject": the top head is a subject mover (§8's roles); "the other important heads, all in
+    layer 1, *are* its induction heads: each scores at least 0.5 on repeated tokens. In the IOI prompts they look from
+    END at the two earlier names, IO and S1, far more than at S2"."""
     s = story
     (top_layer, top_head), *others = s.important
     roles = _roles(s)
-    assert roles[top_layer, top_head] == "s2 inhibition", roles
-    assert others and any(roles[head] == "name mover" for head in others), roles
+    assert roles[top_layer, top_head] == "subject mover", roles
+    assert others, s.important
     for layer, head in others:
         names_before = s.end_attention[0, layer, head] + s.end_attention[1, layer, head]
         assert layer == 1 and names_before > 2 * s.end_attention[2, layer, head], (layer, head, s.end_attention)
-        if roles[layer, head] == "name mover":
-            assert abs(s.direct[layer, head]) < 0.15, (layer, head, s.direct)
+        assert s.role_scores["induction"][layer, head] >= 0.5, (layer, head, s.role_scores["induction"])
+
+
+def test_story_the_mlps_write_the_answer_and_no_head_writes_much(story):
+    """§10, "Who writes the answer": "The MLPs. Direct logit attribution puts most of the logit difference on the
+    MLPs' outputs at END, and no head writes more than a small share of it directly"."""
+    s = story
+    assert s.mlp_dla.sum() > 0.5 * s.clean_ld, (s.mlp_dla, s.clean_ld)
+    assert s.head_dla.abs().max() < 0.15 * s.clean_ld, (s.head_dla, s.clean_ld)
+
+
+def test_story_name_copying_heads_write_against_the_answer_yet_help(story):
+    """§10: "The layer-1 heads that copy names write *against* the answer directly (a negative direct logit
+    attribution: negative name movers), yet patching each of them recovers part of the answer (section 5)"."""
+    s = story
+    copiers = [(layer, h) for layer, h in s.important[1:] if s.copying[0, layer, h] >= 0.3]
+    assert copiers, s.copying
+    for layer, h in copiers:
+        assert _roles(s)[layer, h] == "negative name mover", _roles(s)
+        assert s.head_dla[layer, h] < 0 < s.head_out[layer, h], (layer, h, s.head_dla, s.head_out)
 
 
 def test_story_much_less_goes_through_the_name_movers_inputs(story):
@@ -588,7 +613,7 @@ def test_story_much_less_goes_through_the_name_movers_inputs(story):
 
     s = story
     (top_layer, top_head), *_ = s.important
-    movers = [head for head, role in _roles(s).items() if role == "name mover" and head[0] > 0]
+    movers = [head for head, role in _roles(s).items() if role.endswith("name mover") and head[0] > 0]
     with torch.no_grad():
         via = {kind: 1 - get_path_patch_head_to_heads(movers, kind, s.model, s.abc_metric, s.data.tokens,
                                                       s.abc_cache, s.clean_cache).cpu() for kind in "qkv"}
@@ -608,7 +633,7 @@ def test_story_the_circuit_keeps_most_of_the_logit_difference(story):
         circuit = {}
         for head, role in _roles(s).items():
             circuit.setdefault(role, []).append(head)
-        keep_at = {**KEEP_AT, "other": "end"}
+        keep_at = {**KEEP_AT, "other": "end", "subject mover": "end", "negative name mover": "end"}
         keep = ref.get_heads_and_posns_to_keep(_positions(s.data), circuit, keep_at, s.model.cfg.n_layers,
                                                s.model.cfg.n_heads, s.data.tokens.shape[1])
         kept = ref.circuit_faithfulness(s.model, s.data.tokens, s.data.answer_tokens, means, keep)

@@ -12,8 +12,8 @@
 #    batch and start at the patched layer, and get exactly the numbers of `transformer_lens.patching`;
 # 3. **what the heads do**: where they look (attention), what they write (copying scores), which earlier heads
 #    look for duplicates, previous tokens and induction patterns;
-# 4. **path patching**: which heads act *directly* on the logits, and which act through other heads' queries,
-#    keys or values;
+# 4. **path patching** and **direct logit attribution**: which heads act *directly* on the logits, which act through
+#    other heads' queries, keys or values, and what each head and MLP writes to the logits itself;
 # 5. **the circuit**: mean-ablate everything else and measure how much of the model's logit difference the circuit
 #    keeps on its own.
 #
@@ -557,16 +557,28 @@ fast = SimpleNamespace(
     get_act_patch_attn_head_all_pos_every=_batched("z", "q", "k", "v", "pattern"),
 )
 
+# %% [markdown]
+# Same numbers? And how much faster? A timing taken in one cell and compared with one taken in another says little on
+# a busy machine, so the loop and the engine run here back to back, three times, on the same input.
+
 # %%
-t0 = time.perf_counter()
 fast_resid_pre = fast.get_act_patch_resid_pre(model, one_swapped.tokens, one_cache, one_metric)
-fast_seconds = time.perf_counter() - t0
 fast_block = fast.get_act_patch_block_every(model, one_swapped.tokens, one_cache, one_metric)
 fast_every = fast.get_act_patch_attn_head_all_pos_every(model, swapped.tokens, clean_cache, swapped_metric)
-print(f"resid_pre: loop {loop_seconds:.2f} s, batched {fast_seconds:.2f} s")
 differences = [(fast_resid_pre.cpu() - resid_pre_results).abs().max(), (fast_block.cpu() - block_results).abs().max(),
                (fast_every.cpu() - every).abs().max()]
 print(f"largest difference from the loops' results: {max(differences):.1e}")
+timings = {"loop": [], "batched": []}
+for _ in range(3):
+    for name, patch_fn in [("loop", get_act_patch_attn_head_out_all_pos),
+                           ("batched", fast.get_act_patch_attn_head_out_all_pos)]:
+        t0 = time.perf_counter()
+        patch_fn(model, one_swapped.tokens, one_cache, one_metric)
+        timings[name].append(time.perf_counter() - t0)
+loop_times, fast_times = sorted(timings["loop"]), sorted(timings["batched"])
+print(f"patching each head's output, {len(one_frame)} prompts, 3 runs each, back to back: loop "
+      f"{', '.join(f'{t:.2f}' for t in loop_times)} s; batched {', '.join(f'{t:.2f}' for t in fast_times)} s "
+      f"(medians: the batched engine takes {fast_times[1] / loop_times[1]:.0%} of the loop's time)")
 
 # %% [markdown]
 # How much faster depends on the machine and the batch. Where a forward pass of a small model costs about the same
@@ -763,14 +775,57 @@ layer_head_heatmap(direct, title="Path patching sender -> logits: drop in the me
 by_drop = sorted(((direct[layer, h].item(), (layer, h)) for layer in range(model.cfg.n_layers)
                   for h in range(model.cfg.n_heads)), reverse=True)
 print("largest drops:", ", ".join(f"{layer}.{h} {drop:.0%}" for drop, (layer, h) in by_drop[:4]))
-# For comparison, the top head's *own* direct logit attribution: its output at END, through the final LayerNorm's
-# scale, on the logit-difference direction (no MLP in between).
-top_layer, top_head = important[0]
-head_result = clean_cache["z", top_layer][:, -1, top_head] @ model.W_O[top_layer, top_head]  # [batch, d_model]
-ld_direction = model.W_U[:, data.answer_tokens[:, 0]] - model.W_U[:, data.answer_tokens[:, 1]]  # [d_model, batch]
-top_dla = ((head_result / clean_cache["ln_final.hook_scale"][:, -1]) * ld_direction.T).sum(-1).mean().item()
+print("important heads:", ", ".join(f"{layer}.{h} {direct[layer, h]:.0%}" for layer, h in important))
+
+# %% [markdown]
+# ### What they write to the logits: direct logit attribution
+#
+# Path patching to the logits counts the MLPs after a head as part of its direct path. To see what each component
+# itself writes, split the residual stream at `END` into its parts (chapter 2): the final residual stream is the sum
+# of the embeddings, every head's output `z @ W_O` (plus the attention biases) and every MLP's output, and the logit
+# difference is (up to the unembedding bias) that sum, divided by the final LayerNorm's scale, dotted with
+# `W_U[:, IO] - W_U[:, S]`. So each part has a **direct logit attribution** (DLA): its own share of the logit
+# difference, through the scale of the whole stream.
+#
+# Return the DLA of each head's output `[layer, head]` and of each MLP's output `[layer]` at the last position,
+# averaged over the prompts.
+
+# %%
+def logit_diff_attribution(
+    model: HookedTransformer, cache: ActivationCache, answer_tokens: Int[Tensor, "batch 2"]
+) -> tuple[Float[Tensor, "layer head"], Float[Tensor, "layer"]]:
+    """Mean over prompts of what each head's output and each MLP's output at the last position add to
+    logit(IO) - logit(S), through the final LayerNorm's scale at that position."""
+    # SOLUTION
+    direction = model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]]  # [d_model, batch]
+    scale = cache["ln_final.hook_scale"][:, -1]  # [batch, 1]
+    heads = torch.stack([torch.einsum("bhd,hdm->bhm", cache["z", layer][:, -1], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])  # [layer, batch, head, d_model]
+    mlps = torch.stack([cache["mlp_out", layer][:, -1] for layer in range(model.cfg.n_layers)])  # [layer, batch, d]
+    head_dla = torch.einsum("lbhm,mb->lh", heads / scale[:, None], direction) / len(answer_tokens)
+    mlp_dla = torch.einsum("lbm,mb->l", mlps / scale, direction) / len(answer_tokens)
+    return head_dla, mlp_dla
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# The direction is one column per prompt: `W_U[:, IO] - W_U[:, S]`, `[d_model, batch]`. Take every output at the
+# last position, divide it by `cache["ln_final.hook_scale"][:, -1]` (one scale per prompt), dot it with its prompt's
+# direction and average over the prompts. A head's output is its `z` times its `W_O[layer, head]`.
+
+# %%
+head_dla, mlp_dla = logit_diff_attribution(model, clean_cache, data.answer_tokens)
+head_dla = expect(head_dla, "logit_diff_attribution", shape=(model.cfg.n_layers, model.cfg.n_heads))
+mlp_dla = expect(mlp_dla, "logit_diff_attribution", shape=(model.cfg.n_layers,))
+layer_head_heatmap(head_dla, title="Direct logit attribution of each head (IO - S at END)").show()
+print("MLPs: " + ", ".join(f"MLP{layer} {v:.2f}" for layer, v in enumerate(mlp_dla.tolist()))
+      + f" | heads: largest {head_dla.max():.2f}, smallest {head_dla.min():.2f} | important heads: "
+      + ", ".join(f"{layer}.{h} {head_dla[layer, h]:.2f}" for layer, h in important))
+print(f"MLPs together {mlp_dla.sum():.2f}, heads together {head_dla.sum():.2f}, of a logit difference of "
+      f"{clean_ld:.2f} (the rest: embeddings and biases)")
 print(f"head {top_layer}.{top_head}: path to the logits {direct[top_layer, top_head]:.0%} of the effect; its own "
-      f"direct logit attribution {top_dla:.2f} of the clean logit difference {clean_ld:.2f} ({top_dla / clean_ld:.0%})")
+      f"direct logit attribution {head_dla[top_layer, top_head]:.2f} of {clean_ld:.2f} "
+      f"({head_dla[top_layer, top_head] / clean_ld:.0%})")
 
 # %% [markdown]
 # **Sender → receivers.** Which heads change the *inputs* of some receiver heads? Two runs per sender:
@@ -832,20 +887,23 @@ def get_path_patch_head_to_heads(
 
 # %% [markdown]
 # Time to name the important heads by what they do. A head that looks from `END` at the names (at least 0.3 of its
-# attention on IO, S1 and S2) acts at `END`: if it looks at `S2` most, it is an **S-inhibition** head (in GPT-2 it
-# tells the name movers whom *not* to copy); otherwise, if it copies names (copying score at least 0.3), a **name
-# mover**. A head that does not look at the names from `END` works elsewhere, and is named by its attention-role
-# score on repeated tokens (at least 0.3: induction, duplicate token, previous token). Anything else is "other".
-# Then path patching answers the question GPT-2's circuit raises: do the other heads act through the name movers'
-# **queries**, **keys** or **values**?
+# attention on IO, S1 and S2) acts at `END`: if it looks at `S2` most, it is a **subject mover** (it brings the
+# repeated name to `END`; GPT-2's S-inhibition heads look there too, and tell the name movers whom *not* to copy);
+# otherwise, if it copies names (copying score at least 0.3), a **name mover** when its direct logit attribution is
+# positive and a **negative name mover** when it writes against the answer. A head that does not look at the names
+# from `END` works elsewhere, and is named by its attention-role score on repeated tokens (at least 0.3: induction,
+# duplicate token, previous token). Anything else is "other". Then path patching answers the question GPT-2's
+# circuit raises: do the other heads act through the name movers' **queries**, **keys** or **values**?
 
 # %%
 def role_of(head):
     layer, h = head
     if end_attention[:, layer, h].sum() >= 0.3:
         if looks_at[head] == "S2":
-            return "s2 inhibition"
-        return "name mover" if copying[0, layer, h] >= 0.3 else "other"
+            return "subject mover"
+        if copying[0, layer, h] >= 0.3:
+            return "name mover" if head_dla[layer, h] > 0 else "negative name mover"
+        return "other"
     for kind, role in [("induction", "induction"), ("duplicate", "duplicate token"), ("prev", "previous token")]:
         if role_scores[kind][layer, h] >= 0.3:
             return role
@@ -854,7 +912,9 @@ def role_of(head):
 
 roles = {head: role_of(head) for head in important}
 print("roles:", ", ".join(f"{layer}.{h} {role}" for (layer, h), role in roles.items()))
-receivers = [head for head, role in roles.items() if role == "name mover" and head[0] > 0]
+print("their induction scores on [BOS] + r + r (section 7):", ", ".join(
+    f"{layer}.{h} {role_scores['induction'][layer, h]:.2f}" for layer, h in important))
+receivers = [head for head, role in roles.items() if role.endswith("name mover") and head[0] > 0]
 via = {}
 for kind in ("q", "k", "v") if receivers else ():
     via[kind] = 1 - get_path_patch_head_to_heads(receivers, kind, model, abc_metric, data.tokens, abc_cache,
@@ -873,7 +933,7 @@ for kind, table in via.items():
 #
 # - the means are taken **per frame**: prompts of different frames have different words at each position, and a
 #   mean over frames would put a word where none of them has one;
-# - circuit heads are kept **only at the positions where they work** (movers and S-inhibition at `END`, duplicate and
+# - circuit heads are kept **only at the positions where they work** (movers and subject movers at `END`, duplicate and
 #   induction heads at `S2`, previous-token heads at `S1+1`): everywhere else they are mean-ablated too.
 #
 # The circuit is a dict `{role: [(layer, head), ...]}`, and `seq_pos_to_keep` says where each role is kept:
@@ -993,8 +1053,8 @@ def circuit_faithfulness(
 circuit = {}
 for head, role in roles.items():
     circuit.setdefault(role, []).append(head)
-SEQ_POS_TO_KEEP = {"name mover": "end", "s2 inhibition": "end", "other": "end", "induction": "S2",
-                   "duplicate token": "S2", "previous token": "S1+1"}
+SEQ_POS_TO_KEEP = {"name mover": "end", "negative name mover": "end", "subject mover": "end", "other": "end",
+                   "induction": "S2", "duplicate token": "S2", "previous token": "S1+1"}
 means = compute_means_by_frame(abc_cache, torch.tensor(data.frames, device=model.cfg.device))
 positions = {"IO": data.positions.io, "S1": data.positions.s1, "S1+1": data.positions.s1 + 1,
              "S2": data.positions.s2, "end": data.positions.end}
@@ -1031,16 +1091,20 @@ print(f"the circuit keeps {faithfulness:.0%} of the full model's logit differenc
 #   repeated. In `mlp4l` the head with the largest effect sits in **layer 0**, where a head sees only tokens and
 #   positions, and attends from `END` to `S2`: in every frame the subject's second mention is the last name before
 #   `END`, and "the most recent name" can be found from positions alone. Nothing before it can feed it. The model has
-#   previous-token and induction heads (chapter 4, and the scores of section 7) but no duplicate-token head, and the
-#   circuit needs none of them.
-# - **Who writes the answer.** That head moves `S2`'s token to `END`: patching its values alone recovers about as
-#   much as patching its output. Path patching to the logits (where the MLPs count as part of the direct path) puts
-#   most of its effect there, and its own direct logit attribution is small: the MLPs at `END` turn "the subject is
-#   S" into "not S" (section 4: patching the first MLP's output at `END` recovers most of the answer). Much less goes
-#   through the name movers' queries, keys and values, the paths GPT-2's S-inhibition heads use (section 8 prints how
-#   much). The other important heads sit in layer 1 and look from `END` at the two earlier names, IO and S1, far more
-#   than at `S2`; those that copy names are the name movers, and each of them moves only a small share of the logit
-#   difference to the logits directly.
+#   previous-token and induction heads (chapter 4, and the scores of section 7) but no duplicate-token head. The
+#   other important heads, all in layer 1, *are* its induction heads: each scores at least 0.5 on repeated tokens
+#   (section 8 prints their scores). In the IOI prompts they look from `END` at the two earlier names, IO and S1, far
+#   more than at `S2`.
+# - **Who writes the answer.** The MLPs. Direct logit attribution puts most of the logit difference on the MLPs'
+#   outputs at `END` (section 8 prints each MLP's share), and no head writes more than a small share of it directly.
+#   The top head moves `S2`'s token to `END`: patching its values alone recovers about as much as patching its
+#   output. Path patching to the logits (where the MLPs count as part of the direct path) puts most of its effect
+#   there, while its own direct logit attribution is small: the MLPs at `END` turn "the subject is S" into "not S"
+#   (section 4: patching the first MLP's output at `END` recovers most of the answer). Much less goes through the
+#   name movers' queries, keys and values, the paths GPT-2's S-inhibition heads use (section 8 prints how much):
+#   this is why the chapter calls that head a subject mover, not an S-inhibition head. The layer-1 heads that copy
+#   names write *against* the answer directly (a negative direct logit attribution: negative name movers), yet
+#   patching each of them recovers part of the answer (section 5): what they add goes through the later layers.
 #
 # ## Summary
 #
@@ -1049,7 +1113,8 @@ print(f"the circuit keeps {faithfulness:.0%} of the full model's logit differenc
 # - **A faster engine** returns exactly the library's numbers: fold the patches into the batch, start at the patched
 #   layer, skip the patches that change nothing.
 # - **Attention, copying scores and attention-role scores** say what the heads do; **path patching** separates
-#   direct effects from effects through other heads' queries, keys and values.
+#   direct effects from effects through other heads' queries, keys and values; **direct logit attribution** says
+#   what each head and MLP writes to the logits itself.
 # - **Mean ablation per frame** tests the circuit as a whole: the heads you found keep most of the logit difference
 #   on their own.
 #

@@ -548,6 +548,44 @@ def heads_every_layer(receiver_heads, receiver_input, model, patching_metric, or
                      full_shape=True)
 
 
+# ------------------------------------------------------------------------------------ direct logit attribution
+def _dla(model, cache, answer_tokens, *, scale=True, sign=1, pos=-1, reduce="mean"):
+    direction = sign * (model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]])
+    ln_scale = cache["ln_final.hook_scale"][:, pos] if scale else torch.ones(len(answer_tokens), 1,
+                                                                            device=direction.device)
+    heads = torch.stack([torch.einsum("bhd,hdm->bhm", cache["z", layer][:, pos], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])
+    mlps = torch.stack([cache["mlp_out", layer][:, pos] for layer in range(model.cfg.n_layers)])
+    n = len(answer_tokens) if reduce == "mean" else 1
+    return (torch.einsum("lbhm,mb->lh", heads / ln_scale[:, None], direction) / n,
+            torch.einsum("lbm,mb->l", mlps / ln_scale, direction) / n)
+
+
+def dla_no_scale(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, scale=False)
+
+
+def dla_s_minus_io(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, sign=-1)
+
+
+def dla_first_position(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, pos=0)
+
+
+def dla_summed_over_prompts(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, reduce="sum")
+
+
+def dla_attn_out_shared(model, cache, answer_tokens):
+    heads, mlps = _dla(model, cache, answer_tokens)
+    direction = model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]]
+    scale = cache["ln_final.hook_scale"][:, -1]
+    attn = torch.stack([cache["attn_out", layer][:, -1] for layer in range(model.cfg.n_layers)])
+    per_layer = torch.einsum("lbm,mb->l", attn / scale, direction) / len(answer_tokens)
+    return per_layer[:, None].expand_as(heads) / model.cfg.n_heads, mlps
+
+
 # ---------------------------------------------------------------------------------------------- mean ablation
 def _keep(positions, circuit, seq_pos_to_keep, n_layers, n_heads, seq_len, *, how="rows", fixed_word=None):
     batch = len(next(iter(positions.values())))
@@ -790,6 +828,15 @@ MUTANTS = {
                "compute them with only the sender patched)"),
         Mutant(heads_every_layer, "returning a row for every layer (senders run over the layers before the last "
                "receiver's layer only)", Status.WRONG_SHAPE),
+    ],
+    "logit_diff_attribution": [
+        Mutant(dla_no_scale, "forgetting to divide by the final LayerNorm's scale (ln_final.hook_scale at the last "
+               "position)"),
+        Mutant(dla_s_minus_io, "using W_U[:, S] - W_U[:, IO] (answer_tokens[:, 0] is the IO, [:, 1] the subject)"),
+        Mutant(dla_first_position, "reading the outputs at the first position instead of the last"),
+        Mutant(dla_summed_over_prompts, "summing over the prompts instead of averaging"),
+        Mutant(dla_attn_out_shared, "sharing each layer's attn_out equally among its heads (each head writes its own "
+               "z @ W_O[layer, head])"),
     ],
     "get_heads_and_posns_to_keep": [
         Mutant(keep_every_position, "keeping the circuit heads at every position instead of their role's position"),
