@@ -255,6 +255,25 @@ def ablate_latents_logit_diff(
     return (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean().item()
 
 
+def latent_attribution(
+    model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, "batch pos"], answer_tokens: Int[Tensor, "batch 2"]
+) -> Float[Tensor, "d_sae"]:
+    """`acts * grad` of each latent (SAE spliced in, error term on), summed over prompts and positions, for the mean
+    `logit(IO) - logit(S)` at the last position."""
+    kept = {}
+
+    def keep(acts: Float[Tensor, "batch pos d_sae"], hook: HookPoint) -> Float[Tensor, "batch pos d_sae"]:
+        kept["acts"] = acts.detach().requires_grad_()
+        return kept["acts"]
+
+    with torch.enable_grad(), model.saes(saes=[sae], use_error_term=True):
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post", keep)])
+        last = logits[:, -1]
+        metric = (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean()
+        (grad,) = torch.autograd.grad(metric, kept["acts"])
+    return (kept["acts"] * grad).sum((0, 1)).detach()
+
+
 def sae_training_config(
     model_name: str, hook_name: str, d_in: int, *, expansion: int = 4, k: int = 8, training_tokens: int = 120_000,
     batch_tokens: int = 1024, context_size: int = 128, lr: float = 6e-3, seed: int = 0, device: str = "cpu"
@@ -360,6 +379,11 @@ HINTS = {
         'As `ablate_sae_latent`, with a list of latents (a list indexes several at once); then th'
         "e two answers' logits at\nthe last position (`gather` with `answer_tokens`), their mean "
         'difference as a Python float.'
+    ),
+    'latent_attribution': (
+        'The metric is a mean over prompts, so its gradient already carries the `1 / batch`: sum '
+        '`acts * grad` over both the\nprompts and the positions. The error term keeps the run the'
+        ' clean one; `torch.autograd.grad` returns a tuple.'
     ),
     'sae_training_config': (
         'Two objects: `TopKTrainingSAEConfig(...)` (`d_sae` is `expansion * d_in`, not `expansion'

@@ -511,6 +511,39 @@ def ld_first_latent_only(model, sae, tokens, answer_tokens, latents):
 
 
 # ---------------------------------------------------------------------------------------------- training config
+# ---------------------------------------------------------------------------------------------- latent attribution
+def _attribution(model, sae, tokens, answer_tokens, *, error_term=True, times_acts=True, last_only=False, sign=1):
+    kept = {}
+
+    def keep(acts, hook):
+        kept["acts"] = acts.detach().requires_grad_()
+        return kept["acts"]
+
+    with torch.enable_grad(), model.saes(saes=[sae], use_error_term=error_term):
+        last = model.run_with_hooks(tokens, fwd_hooks=[(_acts_name(sae), keep)])[:, -1]
+        metric = sign * (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean()
+        (grad,) = torch.autograd.grad(metric, kept["acts"])
+    attribution = kept["acts"] * grad if times_acts else grad
+    attribution = attribution[:, -1:] if last_only else attribution
+    return attribution.sum((0, 1)).detach()
+
+
+def attribution_gradient_only(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, times_acts=False)
+
+
+def attribution_no_error_term(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, error_term=False)
+
+
+def attribution_last_position_only(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, last_only=True)
+
+
+def attribution_s_minus_io(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, sign=-1)
+
+
 def _config(model_name, hook_name, d_in, *, expansion=4, k=8, training_tokens=120_000, batch_tokens=1024,
             context_size=128, lr=6e-3, seed=0, device="cpu", d_sae=None, wandb=False, standard=False,
             norm_batches=10):
@@ -668,6 +701,14 @@ MUTANTS = {
         Mutant(ld_s_minus_io, "returning logit(S) - logit(IO)"),
         Mutant(ld_all_positions, "averaging the logit difference over every position instead of the last"),
         Mutant(ld_first_latent_only, "ablating only the first latent of the list"),
+    ],
+    "latent_attribution": [
+        Mutant(attribution_gradient_only, "returning the gradient alone (attribution is activation times gradient)"),
+        Mutant(attribution_no_error_term, "splicing without the error term (the run, and its gradients, are then not "
+               "the clean model's)"),
+        Mutant(attribution_last_position_only, "keeping the last position only (a latent at an earlier position acts "
+               "on the answer through attention: sum over every position)"),
+        Mutant(attribution_s_minus_io, "differentiating logit(S) - logit(IO) (answer_tokens[:, 0] is the IO)"),
     ],
     "sae_training_config": [
         Mutant(config_d_sae_is_expansion, "setting d_sae to the expansion factor instead of expansion * d_in"),
