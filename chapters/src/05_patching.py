@@ -62,13 +62,15 @@ from IPython.display import display
 from training.corpus import TRAIN_NAMES
 from utils.data import ioi_same_length, repeated_tokens, single_token_names
 from utils.models import load_model
-from utils.plotting import expect, layer_head_heatmap
+from utils.plotting import expect, layer_head_heatmap, shared_scale
 
 # %% tags=["parameters"]
 MODEL_NAME = "mlp4l"  # or "gpt2-small" when you are online
 
 # %%
 torch.set_grad_enabled(False)  # we only read and patch the model in this chapter
+if device.type == "cpu" and MODEL_NAME != "gpt2-small":
+    torch.set_num_threads(1)  # a model this small runs as fast on one CPU thread, and never waits for a busy core
 model = load_model(MODEL_NAME, device=device)
 NAMES = single_token_names(model, TRAIN_NAMES)  # IOI names must be one token each (with their leading space)
 print(model.cfg.n_layers, "layers,", model.cfg.n_heads, "heads per layer | d_model", model.cfg.d_model,
@@ -315,9 +317,10 @@ def get_act_patch_block_every(
 # %%
 block_results = expect(get_act_patch_block_every(model, one_swapped.tokens, one_cache, one_metric),
                        "get_act_patch_block_every", dims=3)
+block_scale = shared_scale(block_results)  # one colour, one value, in the three figures
 for kind, table in zip(["resid_pre", "attn_out", "mlp_out"], block_results):
     layer_head_heatmap(table, x_labels=positions_axis, x_title="position", text_auto=".1f",
-                       title=f"Patching {kind} by layer and position").show()
+                       title=f"Patching {kind} by layer and position", **block_scale).show()
 attn_end, mlp_end = block_results[1, :, -1], block_results[2, :, -1]
 print("at END, attn_out recovers", [round(v, 2) for v in attn_end.tolist()], "and mlp_out",
       [round(v, 2) for v in mlp_end.tolist()], "(layers 0, 1, ...)")
@@ -440,8 +443,9 @@ def get_act_patch_attn_head_all_pos_every(
 # %%
 every = expect(get_act_patch_attn_head_all_pos_every(model, swapped.tokens, clean_cache, swapped_metric),
                "get_act_patch_attn_head_all_pos_every", dims=3)
+every_scale = shared_scale(every)  # the five figures are compared: one colour scale
 for kind, table in zip(["output (z)", "query", "key", "value", "pattern"], every):
-    layer_head_heatmap(table, title=f"Patching each head's {kind} (all positions)").show()
+    layer_head_heatmap(table, title=f"Patching each head's {kind} (all positions)", **every_scale).show()
 top_layer, top_head = important[0]
 parts = {kind: every[i, top_layer, top_head].item() for i, kind in enumerate(["z", "q", "k", "v", "pattern"])}
 print(f"head {top_layer}.{top_head}: " + ", ".join(f"{kind} {value:.2f}" for kind, value in parts.items()))
@@ -919,7 +923,10 @@ via = {}
 for kind in ("q", "k", "v") if receivers else ():
     via[kind] = 1 - get_path_patch_head_to_heads(receivers, kind, model, abc_metric, data.tokens, abc_cache,
                                                  clean_cache)
-    layer_head_heatmap(via[kind], title=f"Path patching sender -> {kind} of the name movers: drop in the metric").show()
+via_scale = shared_scale(*via.values(), direct)  # compared with each other and with the path to the logits
+for kind, table in via.items():
+    layer_head_heatmap(table, title=f"Path patching sender -> {kind} of the name movers: drop in the metric",
+                       **via_scale).show()
 for kind, table in via.items():
     layer, h = divmod(int(table.argmax()), model.cfg.n_heads)
     print(f"through the name movers' {kind}: largest drop {table.max():.0%}, from sender {layer}.{h}")
