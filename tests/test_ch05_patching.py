@@ -244,6 +244,26 @@ def get_act_patch_batched(device):
                         label="attn2l, " + _label(t, 'act_name="v"'))
 
 
+# ------------------------------------------------------------------------------------------------ attribution patching
+def _attribution_cases(device):
+    """As the loop exercises' cases, plus one whose metric is not 0 on the corrupted run."""
+    yield from _loop_cases(device)
+    s = _ioi(device, frames=(3,), n_pairs=2, seed=4)
+    shifted = LogitDiffMetric(s.data.answer_tokens, s.bad_ld - 2.0, s.clean_ld)
+    yield Case((s.model, s.bad_tokens, s.clean_cache, shifted),
+               label=_label(s, f"a metric that is {2 / (s.clean_ld - s.bad_ld + 2):.2f} (not 0) on the corrupted run"))
+
+
+@chapter.exercise(dims="layer pos", tol=METRIC_TOL)
+def get_attr_patch_resid_pre(device):
+    yield from _attribution_cases(device)
+
+
+@chapter.exercise(dims="layer head", tol=METRIC_TOL)
+def get_attr_patch_attn_head_out(device):
+    yield from _attribution_cases(device)
+
+
 # ------------------------------------------------------------------------------------------------ roles
 def _name_tokens(model, names):
     return torch.tensor([model.to_single_token(" " + n) for n in names], device=model.cfg.device)
@@ -639,3 +659,64 @@ def test_story_the_circuit_keeps_most_of_the_logit_difference(story):
         kept = ref.circuit_faithfulness(s.model, s.data.tokens, s.data.answer_tokens, means, keep)
         none = ref.circuit_faithfulness(s.model, s.data.tokens, s.data.answer_tokens, means, torch.zeros_like(keep))
     assert kept >= 0.8 and none < 0.5, (kept, none)
+
+
+# ------------------------------------------------------------------------------------------------ §11 attribution
+@functools.cache
+def _atp_story():
+    from solutions import ch05_patching as ref
+
+    s = _story()
+    with torch.no_grad():
+        resid = ref.get_attr_patch_resid_pre(s.model, s.one_swapped.tokens, s.one_cache, s.one_metric).cpu()
+        heads = ref.get_attr_patch_attn_head_out(s.model, s.swapped.tokens, s.clean_cache, s.metric).cpu()
+    return resid, heads
+
+
+def _corr(a, b):
+    return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+
+def test_story_attribution_patching_agrees_but_gets_the_layer_1_heads_sign_wrong(story):
+    """§11: the correlations with the exact results are high (over 0.9 for resid_pre and for the heads), "but ... the
+    estimate gets the layer-1 heads' *sign* wrong" (each important layer-1 head: exact > 0, estimate < 0)."""
+    resid, heads = _atp_story()
+    assert _corr(story.block[0], resid) > 0.9 and _corr(story.head_out, heads) > 0.9, (resid, heads)
+    for layer, h in story.important[1:]:
+        assert layer == 1 and story.head_out[layer, h] > 0 > heads[layer, h], (layer, h, story.head_out, heads)
+
+
+def test_story_saturated_attention_atp_misses_q_and_k_and_atp_star_fixes_the_sign(story):
+    """§11: the top head attends from END to S2 with nearly all of its attention; "Plain AtP gets both small patches
+    wrong, down to the sign; AtP* recovers their sign and part of their size"."""
+    from solutions.ch05_patching import atp_qk
+
+    s = story
+    (layer, head), *_ = s.important
+    assert s.end_attention[2, layer, head] > 0.9, s.end_attention[:, layer, head]
+    with torch.no_grad():
+        qk = atp_qk(s.model, s.swapped.tokens, s.clean_cache, s.metric, layer, head)
+    for i, kind in [(1, "q"), (2, "k")]:
+        exact, (plain, star) = s.every[i, layer, head].item(), qk[kind]
+        assert exact > 0 > plain and 0 < star <= exact and abs(star - exact) < abs(plain - exact), (kind, exact, qk)
+
+
+def test_story_filter_then_verify_finds_positions_from_a_short_list_heads_need_a_longer_one(story):
+    """§11: AtP's top 2k positions, verified exactly, are the exact sweep's top k (k = the number of important heads);
+    for heads the top 2k miss one, the top 3k find them all."""
+    from solutions.ch05_patching import filter_then_verify
+
+    s = story
+    resid, heads = _atp_story()
+    k = len(s.important)
+
+    def top(table):
+        return {divmod(int(i), table.shape[1]) for i in table.flatten().topk(k).indices}
+
+    with torch.no_grad():
+        found = {n: set(filter_then_verify(s.model, s.one_swapped.tokens, s.one_cache, s.one_metric, resid,
+                                           "resid_pre", k, n)) for n in (2 * k,)}
+        assert found[2 * k] == top(s.block[0]), found
+        found = {n: set(filter_then_verify(s.model, s.swapped.tokens, s.clean_cache, s.metric, heads, "z", k, n))
+                 for n in (2 * k, 3 * k)}
+    assert found[2 * k] != top(s.head_out) and found[3 * k] == top(s.head_out), (found, top(s.head_out))

@@ -57,6 +57,7 @@ FRAMES = [IOI_TRAIN_TEMPLATES[i] for i in (2, 3, 9, 10)]
 import time
 
 import circuitsvis as cv
+import plotly.express as px
 from IPython.display import display
 
 from training.corpus import TRAIN_NAMES
@@ -1112,6 +1113,224 @@ print(f"the circuit keeps {faithfulness:.0%} of the full model's logit differenc
 #   this is why the chapter calls that head a subject mover, not an S-inhibition head. The layer-1 heads that copy
 #   names write *against* the answer directly (a negative direct logit attribution: negative name movers), yet
 #   patching each of them recovers part of the answer (section 5): what they add goes through the later layers.
+#
+# ## 11. Attribution patching
+#
+# Every patching sweep above ran one forward pass per patch (fewer with the engine, but still one row of a batch per
+# patch). What practitioners run first on a large model is **attribution patching** (AtP; Nanda 2023, Kramár et al.
+# 2024): a first-order estimate of *every* patch at once. Patching replaces the corrupted activation `a` by the clean
+# one `a'`; to first order the metric changes by
+#
+# $$ \Delta \text{metric} \approx (a' - a) \cdot \frac{\partial\, \text{metric}}{\partial a}\Big|_{\text{corrupted}} $$
+#
+# So one forward pass on the corrupted prompts (caching the activations), one backward pass (their gradients), and the
+# clean cache give the estimate for every layer and position, or every head, at the cost of about two forward passes.
+#
+# Return, with the signature of `get_act_patch_resid_pre`, the estimated metric after each patch of `resid_pre`: the
+# corrupted run's metric plus the estimated change, `[layer, pos]` (the dot product runs over the prompts and
+# `d_model`: one patch changes every prompt at that position).
+#
+# The gradient: this chapter turned gradients off, so work under `torch.enable_grad()`. On each hook point, add a
+# zero tensor that requires a gradient (`act + probe`): the run is unchanged, and `torch.autograd.grad(metric,
+# probes)` returns the gradient of the metric with respect to each activation, without touching the model's
+# parameters. (Detaching the activations instead would cut the residual stream between layers.)
+
+# %%
+def get_attr_patch_resid_pre(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    patching_metric: Metric,
+) -> Float[Tensor, "layer pos"]:
+    """Attribution patching's estimate of `get_act_patch_resid_pre`: the corrupted run's metric plus
+    `(clean - corrupted) . d metric / d resid_pre` at each layer and position."""
+    # SOLUTION
+    names = [get_act_name("resid_pre", layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted_cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grads = torch.autograd.grad(value, [probes[name] for name in names])
+    return value.item() + torch.stack([
+        ((clean_cache[name] - corrupted_cache[name]) * grad).sum(dim=(0, 2)) for name, grad in zip(names, grads)])
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# One run under `torch.enable_grad()` with a probe hook on every layer's `resid_pre` (`model.hooks(...)` around
+# `model.run_with_cache(...)`), the metric of its logits, `torch.autograd.grad(value, list_of_probes)`. For each layer:
+# `((clean - corrupted) * grad).sum(dim=(0, 2))` (prompts and `d_model`), stacked, plus `value.item()`.
+
+# %% [markdown]
+# The same for each head's output `z` (`[batch, pos, head_index, d_head]`), with the signature of
+# `get_act_patch_attn_head_out_all_pos`: one patch per head, at every position at once, so the dot product runs over
+# the prompts, the positions and `d_head`.
+
+# %%
+def get_attr_patch_attn_head_out(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    patching_metric: Metric,
+) -> Float[Tensor, "layer head"]:
+    """Attribution patching's estimate of `get_act_patch_attn_head_out_all_pos`: the corrupted run's metric plus
+    `(clean - corrupted) . d metric / d z` for each head (all positions)."""
+    # SOLUTION
+    names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted_cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grads = torch.autograd.grad(value, [probes[name] for name in names])
+    return value.item() + torch.stack([
+        ((clean_cache[name] - corrupted_cache[name]) * grad).sum(dim=(0, 1, 3)) for name, grad in zip(names, grads)])
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# As for `resid_pre`, on every layer's `hook_z`; the sum runs over the prompts, the positions and `d_head`
+# (dimensions 0, 1 and 3), leaving one number per head.
+
+# %% [markdown]
+# How good is the estimate? Against your exact results (sections 3 and 5), on the same prompts, and timed back to back
+# with the engine:
+
+# %%
+atp_resid = expect(get_attr_patch_resid_pre(model, one_swapped.tokens, one_cache, one_metric),
+                   "get_attr_patch_resid_pre", shape=tuple(resid_pre_results.shape))
+atp_heads = expect(get_attr_patch_attn_head_out(model, swapped.tokens, clean_cache, swapped_metric),
+                   "get_attr_patch_attn_head_out", shape=(model.cfg.n_layers, model.cfg.n_heads))
+agreement = {name: torch.corrcoef(torch.stack([exact.flatten(), estimate.flatten()]))[0, 1].item()
+             for name, exact, estimate in [("resid_pre", resid_pre_results, atp_resid), ("heads", head_out, atp_heads)]}
+head_names = [f"{layer}.{h}" for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+px.scatter(x=head_out.flatten(), y=atp_heads.flatten(), text=head_names, title=f"Heads: exact patching vs "
+           f"attribution patching (correlation {agreement['heads']:.2f})",
+           labels=dict(x="exact (activation patching)", y="estimate (attribution patching)"), width=620,
+           height=480).update_traces(textposition="top center").show()
+px.scatter(x=resid_pre_results.flatten(), y=atp_resid.flatten(), title=f"resid_pre by layer and position: exact vs "
+           f"attribution patching (correlation {agreement['resid_pre']:.2f})",
+           labels=dict(x="exact (activation patching)", y="estimate (attribution patching)"), width=620,
+           height=480).show()
+seconds = {"attribution": [], "engine": []}
+for _ in range(3):
+    for name, patch_fn in [("attribution", get_attr_patch_attn_head_out),
+                           ("engine", fast.get_act_patch_attn_head_out_all_pos)]:
+        t0 = time.perf_counter()
+        patch_fn(model, swapped.tokens, clean_cache, swapped_metric)
+        seconds[name].append(time.perf_counter() - t0)
+print(f"correlation with the exact results: resid_pre {agreement['resid_pre']:.2f}, heads {agreement['heads']:.2f}")
+print(f"every head, {len(swapped.tokens)} prompts, 3 runs back to back (medians): attribution patching "
+      f"{sorted(seconds['attribution'])[1]:.3f} s, the exact engine {sorted(seconds['engine'])[1]:.3f} s")
+print("the important heads, exact / estimate:",
+      ", ".join(f"{layer}.{h} {head_out[layer, h]:.2f}/{atp_heads[layer, h]:.2f}" for layer, h in important))
+
+# %% [markdown]
+# The correlations are high, but read the important heads: the estimate gets the layer-1 heads' *sign* wrong. Their
+# direct effect on the logits is negative (section 8), and a gradient at the corrupted run mostly sees that; what they
+# add through the later layers switches on only when the patch is made for real, which a first-order estimate cannot
+# see.
+#
+# **Saturated attention** is the other classic failure. The top head puts nearly all of its attention from `END` on
+# `S2`: its softmax is saturated, so its gradient with respect to the query and the key is close to 0, and AtP
+# estimates their patches at about nothing, while the exact patches (section 5) move the metric. AtP* (Kramár et al.)
+# fixes this for query and key patches: **recompute the attention pattern exactly** with the patched query (or key),
+# and take the first-order estimate only from the pattern onwards, `(pattern' - pattern) . d metric / d pattern`.
+
+# %% tags=["module"]
+def atp_qk(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: ActivationCache,
+           patching_metric: Metric, layer: int, head: int) -> dict[str, tuple[float, float]]:
+    """For one head's query and key patches (all positions): `(AtP, AtP*)` estimates of the metric after the patch.
+    AtP: `(clean - corrupted) . gradient` at the query (key); AtP*: the pattern recomputed with the clean query (key),
+    then `(pattern' - pattern) . gradient` at the pattern."""
+    names = [get_act_name(kind, layer) for kind in ("q", "k", "pattern")]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grad_q, grad_k, grad_pattern = torch.autograd.grad(value, [probes[name] for name in names])
+    n = corrupted_tokens.shape[1]
+    future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=grad_q.device), 1)
+    estimates = {}
+    for kind, grad in [("q", grad_q), ("k", grad_k)]:
+        plain = ((clean_cache[kind, layer] - corrupted[kind, layer])[:, :, head] * grad[:, :, head]).sum().item()
+        q = (clean_cache if kind == "q" else corrupted)["q", layer][:, :, head]
+        k = (clean_cache if kind == "k" else corrupted)["k", layer][:, :, head]
+        scores = torch.einsum("bqd,bkd->bqk", q, k) / model.blocks[layer].attn.attn_scale
+        pattern = scores.masked_fill(future, float("-inf")).softmax(-1)
+        star = ((pattern - corrupted["pattern", layer][:, head]) * grad_pattern[:, head]).sum().item()
+        estimates[kind] = (value.item() + plain, value.item() + star)
+    return estimates
+
+
+# %%
+qk = atp_qk(model, swapped.tokens, clean_cache, swapped_metric, top_layer, top_head)
+print(f"head {top_layer}.{top_head}: attention from END to S2 {end_attention[2, top_layer, top_head]:.0%}")
+for i, kind in [(1, "q"), (2, "k")]:
+    print(f"  patching its {kind}: exact {every[i, top_layer, top_head]:.3f}, AtP {qk[kind][0]:.3f}, "
+          f"AtP* {qk[kind][1]:.3f}")
+
+# %% [markdown]
+# Plain AtP gets both small patches wrong, down to the sign; AtP* recovers their sign and part of their size.
+#
+# So attribution patching is a **filter**: run it on everything, then verify its top candidates with exact patching.
+# `filter_then_verify` takes an AtP table, patches exactly the `n_candidates` entries whose estimated effect is
+# largest (one forward pass each, with your hooks), and returns the `k` entries with the largest exact results.
+
+# %% tags=["module"]
+def filter_then_verify(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"],
+                       clean_cache: ActivationCache, patching_metric: Metric, attribution: Float[Tensor, "layer index"],
+                       act_name: str, k: int, n_candidates: int) -> list[tuple[int, int]]:
+    """The `k` `(layer, index)` entries with the largest exact patching results among the `n_candidates` whose
+    attribution-patching effect (estimate minus the corrupted run's metric) is largest in size."""
+    corrupted_value = patching_metric(model(corrupted_tokens)).item()
+    effect = (attribution - corrupted_value).abs().flatten()
+    n_index = attribution.shape[1]
+    candidates = [divmod(int(i), n_index) for i in effect.topk(n_candidates).indices]
+    setter = patch_residual_component if act_name in POSITION_ACTS else patch_head_vector
+    index_arg = "pos" if act_name in POSITION_ACTS else "head_index"
+    exact = {}
+    for layer, index in candidates:
+        hook_fn = partial(setter, **{index_arg: index}, clean_cache=clean_cache)
+        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(get_act_name(act_name, layer), hook_fn)])
+        exact[layer, index] = patching_metric(logits).item()
+    return sorted(exact, key=exact.get, reverse=True)[:k]
+
+
+# %%
+def top_k(table, k):
+    return [divmod(int(i), table.shape[1]) for i in table.flatten().topk(k).indices]
+
+
+for name, exact, estimate, act, tokens_, cache_, metric_ in [
+        ("resid_pre", resid_pre_results, atp_resid, "resid_pre", one_swapped.tokens, one_cache, one_metric),
+        ("heads", head_out, atp_heads, "z", swapped.tokens, clean_cache, swapped_metric)]:
+    k = len(important)
+    for n_candidates in (2 * k, 3 * k):
+        found = filter_then_verify(model, tokens_, cache_, metric_, estimate, act, k, n_candidates)
+        print(f"{name}: top {k} of the exact sweep {top_k(exact, k)}; AtP's top {n_candidates} verified exactly: "
+              f"{found} -> {'the same' if set(found) == set(top_k(exact, k)) else 'not the same'} "
+              f"({n_candidates} forward passes instead of {exact.numel()})")
+
+# %% [markdown]
+# For positions, the filter finds the exact sweep's top entries from a short list. For heads it needs a longer one:
+# the head whose estimate is furthest off (a layer-1 head, estimated near 0) ranks low, and only a long enough list of
+# candidates lets the exact patches put it back. The rule of thumb: the more nonlinear the path (attention, MLPs
+# after the patch), the longer the list to verify.
 #
 # ## Summary
 #

@@ -586,6 +586,94 @@ def dla_attn_out_shared(model, cache, answer_tokens):
     return per_layer[:, None].expand_as(heads) / model.cfg.n_heads, mlps
 
 
+# ---------------------------------------------------------------------------------------------- attribution patching
+def _atp(model, corrupted_tokens, clean_cache, metric, act_name, dims, *, difference="clean_minus", baseline=True,
+         reduce="sum", layer_of=lambda layer: layer, swap_layer_index=False):
+    names = [get_act_name(act_name, layer_of(layer)) for layer in range(model.cfg.n_layers)]
+    unique = list(dict.fromkeys(names))
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in unique]):
+        logits, cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in unique)
+        value = metric(logits)
+        grads = dict(zip(unique, torch.autograd.grad(value, [probes[name] for name in unique])))
+    rows = []
+    for name in names:
+        clean, corrupted = clean_cache[name], cache[name]
+        delta = {"clean_minus": clean - corrupted, "corrupted_minus": corrupted - clean, "clean": clean}[difference]
+        total = (delta * grads[name]).sum(dim=dims)
+        rows.append(total / len(corrupted_tokens) if reduce == "mean" else total)
+    table = torch.stack(rows)
+    table = table.T.contiguous() if swap_layer_index else table
+    return table + (value.item() if baseline else 0.0)
+
+
+def _atp_at_clean_run(model, corrupted_tokens, clean_cache, metric, act_name, dims):
+    """The gradient taken on the clean run (the clean tokens are not an argument: they are recovered from the clean
+    cache's embeddings, the nearest row of W_E)."""
+    embed = clean_cache["hook_embed"]
+    clean_tokens = torch.cdist(embed.flatten(0, 1), model.W_E).argmin(-1).view(embed.shape[:2])
+    names = [get_act_name(act_name, layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        value = metric(model(corrupted_tokens))
+        clean_value = metric(model(clean_tokens))
+        grads = torch.autograd.grad(clean_value, [probes[name] for name in names])
+    _, cache = model.run_with_cache(corrupted_tokens)
+    return value.item() + torch.stack([((clean_cache[name] - cache[name]) * grad).sum(dim=dims)
+                                       for name, grad in zip(names, grads)])
+
+
+def attr_resid_clean_times_gradient(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2), difference="clean")
+
+
+def attr_resid_corrupted_minus_clean(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2),
+                difference="corrupted_minus")
+
+
+def attr_resid_no_baseline(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2), baseline=False)
+
+
+def attr_resid_mean_over_prompts(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2), reduce="mean")
+
+
+def attr_resid_post(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_post", (0, 2))
+
+
+def attr_heads_corrupted_minus_clean(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3), difference="corrupted_minus")
+
+
+def attr_heads_no_baseline(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3), baseline=False)
+
+
+def attr_heads_values(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "v", (0, 1, 3))
+
+
+def attr_heads_head_layer(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3), swap_layer_index=True)
+
+
+def attr_heads_gradient_at_clean_run(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp_at_clean_run(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3))
+
+
 # ---------------------------------------------------------------------------------------------- mean ablation
 def _keep(positions, circuit, seq_pos_to_keep, n_layers, n_heads, seq_len, *, how="rows", fixed_word=None):
     batch = len(next(iter(positions.values())))
@@ -837,6 +925,27 @@ MUTANTS = {
         Mutant(dla_summed_over_prompts, "summing over the prompts instead of averaging"),
         Mutant(dla_attn_out_shared, "sharing each layer's attn_out equally among its heads (each head writes its own "
                "z @ W_O[layer, head])"),
+    ],
+    "get_attr_patch_resid_pre": [
+        Mutant(attr_resid_clean_times_gradient, "multiplying the gradient by the clean activation instead of the "
+               "difference clean - corrupted (the patch changes the activation by that difference)"),
+        Mutant(attr_resid_corrupted_minus_clean, "taking corrupted - clean (the patch moves from the corrupted "
+               "activation to the clean one: clean - corrupted)"),
+        Mutant(attr_resid_no_baseline, "returning the estimated change without adding the corrupted run's metric (the "
+               "exact results are the metric after the patch)"),
+        Mutant(attr_resid_mean_over_prompts, "averaging over the prompts (the metric is already their mean: its "
+               "gradient carries the 1 / batch, so sum)"),
+        Mutant(attr_resid_post, "using resid_post instead of resid_pre"),
+    ],
+    "get_attr_patch_attn_head_out": [
+        Mutant(attr_heads_corrupted_minus_clean, "taking corrupted - clean (the patch moves from the corrupted "
+               "activation to the clean one: clean - corrupted)"),
+        Mutant(attr_heads_no_baseline, "returning the estimated change without adding the corrupted run's metric (the "
+               "exact results are the metric after the patch)"),
+        Mutant(attr_heads_values, "attributing the values (hook_v) instead of the head outputs (hook_z)"),
+        Mutant(attr_heads_head_layer, "filling the results in [head, layer] order instead of [layer, head]"),
+        Mutant(attr_heads_gradient_at_clean_run, "taking the gradient on the clean run (AtP linearises around the "
+               "corrupted run, where the patches are made)"),
     ],
     "get_heads_and_posns_to_keep": [
         Mutant(keep_every_position, "keeping the circuit heads at every position instead of their role's position"),
