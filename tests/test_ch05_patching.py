@@ -560,6 +560,8 @@ def test_story_resid_pre_names_first_then_end(story):
     others = [p for p in range(resid_pre.shape[1]) if p not in names]
     assert resid_pre[0, sorted(names)].max() > 0.5 and resid_pre[0, others].abs().max() < 0.1, resid_pre[0]
     assert resid_pre[-1, end] > 0.9 and resid_pre[-1, :end].abs().max() < 0.1, resid_pre[-1]
+    # chapter 6, section 5: "patching the residual stream at END before layer 2 brings back the whole clean answer"
+    assert resid_pre[2, end] > 0.9, resid_pre[2]
 
 
 def test_story_top_head_is_in_layer_0_looks_at_s2_and_moves_it_through_its_values(story):

@@ -15,7 +15,9 @@
 # 4. **path patching** and **direct logit attribution**: which heads act *directly* on the logits, which act through
 #    other heads' queries, keys or values, and what each head and MLP writes to the logits itself;
 # 5. **the circuit**: mean-ablate everything else and measure how much of the model's logit difference the circuit
-#    keeps on its own.
+#    keeps on its own;
+# 6. **attribution patching**: estimate every patch at once from one forward and one backward pass, see where the
+#    estimate fails, and verify its top candidates exactly.
 #
 # We use `mlp4l`, the course's 4-layer model with MLPs (4 heads per layer, `d_model` 128), trained offline on
 # English-like text with IOI sentences. It is not GPT-2, and its circuit is not GPT-2's: the chapter says where they
@@ -1343,5 +1345,7 @@ for name, exact, estimate, act, tokens_, cache_, metric_ in [
 #   what each head and MLP writes to the logits itself.
 # - **Mean ablation per frame** tests the circuit as a whole: the heads you found keep most of the logit difference
 #   on their own.
+# - **Attribution patching** estimates every patch from one forward and one backward pass; it is a filter (wrong where
+#   the path is nonlinear: saturated attention, MLPs after the patch), so its top candidates are verified exactly.
 #
 # Next: **Chapter 6**, sparse autoencoders.
