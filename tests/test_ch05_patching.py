@@ -447,6 +447,19 @@ def test_engine_equals_the_library_on_every_activation_and_chunk_size(act_name, 
             assert torch.allclose(got, expected, atol=atol, rtol=0), (chunk_size, (got - expected).abs().max())
 
 
+def test_engine_with_out_of_place_hooks_passes(device, monkeypatch):
+    """A hook may return a new tensor instead of patching its input in place (both are valid TransformerLens hooks):
+    an engine that assigns what the hook returns passes with such hooks."""
+    from solutions import ch05_patching as ref
+
+    for name in ("patch_residual_component", "patch_head_vector", "patch_attn_patterns"):
+        in_place = getattr(ref, name)
+        monkeypatch.setattr(ref, name, lambda act, hook, *args, _hook=in_place, **kwargs: _hook(act.clone(), hook,
+                                                                                                  *args, **kwargs))
+    exercise = chapter.exercises["get_act_patch_batched"]
+    assert exercise.check(ref.get_act_patch_batched, device) == len(exercise.public_cases(device))
+
+
 def test_metric_object_matches_the_exercise():
     """``LogitDiffMetric`` (what the checkers pass) computes the chapter's ``ioi_metric``."""
     from solutions.ch05_patching import ioi_metric
