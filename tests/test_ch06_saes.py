@@ -673,3 +673,25 @@ def test_story_residual_latents_by_attribution_carry_much_of_ioi(cpu):
     estimate = attribution[top[:10]]
     assert torch.corrcoef(torch.stack([exact, estimate]))[0, 1] > 0.8 and (estimate < exact).float().mean() >= 0.8, (
         exact, estimate)
+
+
+def test_story_attribution_misses_a_strongly_active_latent_that_matters_most(cpu):
+    """Section 5: among the three latents most active at END, "one of these latents matters more than any of the
+    attribution's top picks, and the attribution ranks it near the bottom" (exact drop above every top-10 pick's,
+    attribution negative, ranked in the bottom tenth)."""
+    from solutions.ch06_saes import ablate_latents_logit_diff, latent_attribution
+
+    model, sae, ioi = _model(cpu), _sae(cpu), _ioi(cpu)
+    clean = _clean_ld(model, ioi)
+    attribution = latent_attribution(model, sae, ioi.tokens, ioi.answer_tokens)
+    name = f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post"
+    _, cache = model.run_with_cache_with_saes(ioi.tokens, saes=[sae], names_filter=[name])
+
+    def drop(latent):
+        return clean - ablate_latents_logit_diff(model, sae, ioi.tokens, ioi.answer_tokens, [latent])
+
+    best_pick = max(drop(latent) for latent in attribution.topk(10).indices.tolist())
+    missed = [latent for latent in cache[name][:, -1].mean(0).topk(3).indices.tolist()
+              if drop(latent) > best_pick and attribution[latent] < 0
+              and (attribution > attribution[latent]).sum() > 0.9 * sae.cfg.d_sae]
+    assert missed, (best_pick, attribution)

@@ -1009,9 +1009,24 @@ display(HTML(latent_dashboard(model, sae, tokens[:32], res_top[0])))
 
 # %% [markdown]
 # In this layer the answer is concentrated: a few latents carry a large share of it, and random latents active at the
-# same place carry almost none. The attribution ranks the top latents nearly as their exact ablations do, but each of
-# its values is smaller than the exact drop: it is a first-order estimate. Use it as a filter and verify the latents it
-# picks by ablation, as chapter 5 verifies attribution patching's top components with exact patching.
+# same place carry almost none. Among its top picks, the attribution ranks the latents nearly as their exact ablations
+# do, but each of its values is smaller than the exact drop: it is a first-order estimate. Where is it worst? Where
+# the change is largest: the latents most active at `END`.
+
+# %%
+most_active = res_cache[res_name][:, -1].mean(0).topk(3).indices.tolist()
+for latent in most_active:
+    drop = clean_ld - ablate_latents_logit_diff(model, sae, ioi.tokens, ioi.answer_tokens, [latent])
+    rank = int((attribution > attribution[latent]).sum()) + 1
+    print(f"latent {latent}: mean activation at END {res_cache[res_name][:, -1, latent].mean():.2f}; exact drop "
+          f"{drop:.2f}, attribution {attribution[latent]:.2f} (rank {rank} of {sae.cfg.d_sae})")
+
+# %% [markdown]
+# Removing a latent that is strongly active is not a small change, and a first-order estimate of it can be far off,
+# down to the sign: one of these latents matters more than any of the attribution's top picks, and the attribution
+# ranks it near the bottom. So use attribution as a filter, verify what it picks by ablation (as chapter 5 verifies
+# attribution patching's top components with exact patching), and ablate the few most active latents exactly too:
+# they are cheap to check and the most likely to be missed.
 #
 # ## 6. Training an SAE
 #
