@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) -m bench.bench_check_latency
 	$(PY) -m bench.bench_isolation
 	$(PY) -m bench.bench_patching
+	$(PY) -m bench.bench_attribution
 
 ## Retrain every shipped model from scratch (seeded; CUDA when available; under 2 h on a 2-core CPU): attn2l and
 ## mlp4l (its 30M-token run, then its IOI phase) side by side, one core each; then the SAEs on mlp4l. Each writes

@@ -267,6 +267,21 @@ def get_path_patch_head_to_final_resid_post(
     return results
 
 
+def logit_diff_attribution(
+    model: HookedTransformer, cache: ActivationCache, answer_tokens: Int[Tensor, "batch 2"]
+) -> tuple[Float[Tensor, "layer head"], Float[Tensor, "layer"]]:
+    """Mean over prompts of what each head's output and each MLP's output at the last position add to
+    logit(IO) - logit(S), through the final LayerNorm's scale at that position."""
+    direction = model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]]  # [d_model, batch]
+    scale = cache["ln_final.hook_scale"][:, -1]  # [batch, 1]
+    heads = torch.stack([torch.einsum("bhd,hdm->bhm", cache["z", layer][:, -1], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])  # [layer, batch, head, d_model]
+    mlps = torch.stack([cache["mlp_out", layer][:, -1] for layer in range(model.cfg.n_layers)])  # [layer, batch, d]
+    head_dla = torch.einsum("lbhm,mb->lh", heads / scale[:, None], direction) / len(answer_tokens)
+    mlp_dla = torch.einsum("lbm,mb->l", mlps / scale, direction) / len(answer_tokens)
+    return head_dla, mlp_dla
+
+
 def get_path_patch_head_to_heads(
     receiver_heads: list[tuple[int, int]],
     receiver_input: str,
@@ -367,6 +382,101 @@ def circuit_faithfulness(
     return (mean_logit_diff(ablated) / mean_logit_diff(model(tokens))).item()
 
 
+def get_attr_patch_resid_pre(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    patching_metric: Metric,
+) -> Float[Tensor, "layer pos"]:
+    """Attribution patching's estimate of `get_act_patch_resid_pre`: the corrupted run's metric plus
+    `(clean - corrupted) . d metric / d resid_pre` at each layer and position."""
+    names = [get_act_name("resid_pre", layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted_cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grads = torch.autograd.grad(value, [probes[name] for name in names])
+    return value.item() + torch.stack([
+        ((clean_cache[name] - corrupted_cache[name]) * grad).sum(dim=(0, 2)) for name, grad in zip(names, grads)])
+
+
+def get_attr_patch_attn_head_out(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    patching_metric: Metric,
+) -> Float[Tensor, "layer head"]:
+    """Attribution patching's estimate of `get_act_patch_attn_head_out_all_pos`: the corrupted run's metric plus
+    `(clean - corrupted) . d metric / d z` for each head (all positions)."""
+    names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted_cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grads = torch.autograd.grad(value, [probes[name] for name in names])
+    return value.item() + torch.stack([
+        ((clean_cache[name] - corrupted_cache[name]) * grad).sum(dim=(0, 1, 3)) for name, grad in zip(names, grads)])
+
+
+def atp_qk(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: ActivationCache,
+           patching_metric: Metric, layer: int, head: int) -> dict[str, tuple[float, float]]:
+    """For one head's query and key patches (all positions): `(AtP, AtP*)` estimates of the metric after the patch.
+    AtP: `(clean - corrupted) . gradient` at the query (key); AtP*: the pattern recomputed with the clean query (key),
+    then `(pattern' - pattern) . gradient` at the pattern."""
+    names = [get_act_name(kind, layer) for kind in ("q", "k", "pattern")]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grad_q, grad_k, grad_pattern = torch.autograd.grad(value, [probes[name] for name in names])
+    n = corrupted_tokens.shape[1]
+    future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=grad_q.device), 1)
+    estimates = {}
+    for kind, grad in [("q", grad_q), ("k", grad_k)]:
+        plain = ((clean_cache[kind, layer] - corrupted[kind, layer])[:, :, head] * grad[:, :, head]).sum().item()
+        q = (clean_cache if kind == "q" else corrupted)["q", layer][:, :, head]
+        k = (clean_cache if kind == "k" else corrupted)["k", layer][:, :, head]
+        scores = torch.einsum("bqd,bkd->bqk", q, k) / model.blocks[layer].attn.attn_scale
+        pattern = scores.masked_fill(future, float("-inf")).softmax(-1)
+        star = ((pattern - corrupted["pattern", layer][:, head]) * grad_pattern[:, head]).sum().item()
+        estimates[kind] = (value.item() + plain, value.item() + star)
+    return estimates
+
+
+def filter_then_verify(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"],
+                       clean_cache: ActivationCache, patching_metric: Metric, attribution: Float[Tensor, "layer index"],
+                       act_name: str, k: int, n_candidates: int) -> list[tuple[int, int]]:
+    """The `k` `(layer, index)` entries with the largest exact patching results among the `n_candidates` whose
+    attribution-patching effect (estimate minus the corrupted run's metric) is largest in size."""
+    corrupted_value = patching_metric(model(corrupted_tokens)).item()
+    effect = (attribution - corrupted_value).abs().flatten()
+    n_index = attribution.shape[1]
+    candidates = [divmod(int(i), n_index) for i in effect.topk(n_candidates).indices]
+    setter = patch_residual_component if act_name in POSITION_ACTS else patch_head_vector
+    index_arg = "pos" if act_name in POSITION_ACTS else "head_index"
+    exact = {}
+    for layer, index in candidates:
+        hook_fn = partial(setter, **{index_arg: index}, clean_cache=clean_cache)
+        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(get_act_name(act_name, layer), hook_fn)])
+        exact[layer, index] = patching_metric(logits).item()
+    return sorted(exact, key=exact.get, reverse=True)[:k]
+
+
 # The hint of each exercise, from its hint cell: shown by the checker when a failure matches no
 # known mistake.
 HINTS = {
@@ -436,6 +546,12 @@ HINTS = {
         's `orig_cache` value), then\npatch the sender, only in its layer (`hook.layer()`) and on'
         "ly its head's slice, from `new_cache`: the other order\nfreezes the sender too."
     ),
+    'logit_diff_attribution': (
+        'The direction is one column per prompt: `W_U[:, IO] - W_U[:, S]`, `[d_model, batch]`. Ta'
+        'ke every output at the\nlast position, divide it by `cache["ln_final.hook_scale"][:, -1]'
+        "` (one scale per prompt), dot it with its prompt's\ndirection and average over the promp"
+        "ts. A head's output is its `z` times its `W_O[layer, head]`."
+    ),
     'get_path_patch_head_to_heads': (
         "Step 1 is the sender's hook of `get_path_patch_head_to_final_resid_post` inside `with mo"
         'del.hooks(...)`, around\n`model.run_with_cache(orig_tokens, names_filter=..., return_typ'
@@ -462,5 +578,15 @@ HINTS = {
         'Two runs on the same tokens: one with your hook (bound to `means` and `keep` with `funct'
         'ools.partial`) on every\n`hook_z` (a name filter), one without. Divide their mean logit '
         'differences, and return a Python float.'
+    ),
+    'get_attr_patch_resid_pre': (
+        "One run under `torch.enable_grad()` with a probe hook on every layer's `resid_pre` (`mod"
+        'el.hooks(...)` around\n`model.run_with_cache(...)`), the metric of its logits, `torch.au'
+        'tograd.grad(value, list_of_probes)`. For each layer:\n`((clean - corrupted) * grad).sum('
+        'dim=(0, 2))` (prompts and `d_model`), stacked, plus `value.item()`.'
+    ),
+    'get_attr_patch_attn_head_out': (
+        "As for `resid_pre`, on every layer's `hook_z`; the sum runs over the prompts, the positi"
+        'ons and `d_head`\n(dimensions 0, 1 and 3), leaving one number per head.'
     ),
 }

@@ -155,20 +155,38 @@ def _chip(text: str, strength: float, rgb: tuple[int, int, int], title: str = ""
 def latent_dashboard(model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, "batch seq"], latent: int,
                      k: int = 6, buffer: int = 6, n_logits: int = 8) -> str:
     """A self-contained HTML view of one latent (no scripts, no network): density, activation histogram, top
-    contexts with highlighted tokens, top and bottom logits. Built from the chapter's exercises."""
+    contexts with highlighted tokens, contexts sampled across the range of its activations, top and bottom logits.
+    Built from the chapter's exercises."""
     name = f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post"
     _, cache = model.run_with_cache_with_saes(tokens, saes=[sae], names_filter=[name])
-    acts = cache[name][:, 1:, latent].flatten()
+    table = cache[name][..., latent]  # [batch, seq]
+    acts = table[:, 1:].flatten()
     density = (acts > 0).float().mean().item()
     values, windows, window_acts = fetch_max_activating_examples(model, sae, tokens, latent, k=k, buffer=buffer)
     top_v, top_i, bottom_v, bottom_i = latent_top_logits(model, sae, latent, k=n_logits)
     peak = max(values.max().item(), 1e-6)
-    rows = []
-    for value, window, window_act in zip(values.tolist(), windows, window_acts):
+
+    def row(label: str, window, window_act) -> str:
         chips = "".join(_chip(text, a / peak, (255, 140, 0), f"{a:.2f}")
                         for text, a in zip(model.to_str_tokens(window), window_act.tolist()))
-        rows.append(f"<tr><td style='text-align: right; padding-right: 8px;'>{value:.2f}</td>"
-                    f"<td style='font-family: monospace;'>{chips}</td></tr>")
+        return (f"<tr><td style='text-align: right; padding-right: 8px; white-space: nowrap;'>{label}</td>"
+                f"<td style='font-family: monospace;'>{chips}</td></tr>")
+
+    rows = [row(f"{value:.2f}", window, window_act) for value, window, window_act in zip(values.tolist(), windows,
+                                                                                            window_acts)]
+    # The top k show the latent at its strongest; a latent is mostly seen weaker. One context per quartile of its
+    # non-zero activations (the one nearest to each quartile), among the positions where a window fits.
+    inner = table[:, buffer: table.shape[1] - buffer]
+    active = inner[inner > 0]
+    if len(active):
+        for q in (0.75, 0.5, 0.25):
+            target = active.quantile(q)
+            where = ((inner - target).abs() + (inner <= 0) * 1e9).flatten().argmin()
+            index = torch.tensor([[int(where) // inner.shape[1], int(where) % inner.shape[1] + buffer]],
+                                 device=table.device)
+            value = table[index[0, 0], index[0, 1]].item()
+            rows.append(row(f"q{int(q * 100)} {value:.2f}", index_with_buffer(tokens, index, buffer)[0],
+                            index_with_buffer(table, index, buffer)[0]))
     nonzero = acts[acts > 0]
     counts = torch.histc(nonzero, bins=20, min=0, max=peak).tolist() if len(nonzero) else [0] * 20
     tallest = max(counts) or 1
@@ -186,6 +204,7 @@ def latent_dashboard(model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, 
             f"<div style='margin: 8px 0;'><div style='display: flex; align-items: flex-end; height: 62px;'>{bars}"
             f"</div><small>non-zero activations, 0 to {peak:.2f}</small></div>"
             f"<div><b>promotes</b> {promoted}</div><div><b>suppresses</b> {suppressed}</div>"
+            f"<small>(direct effect: the decoder direction times W_U, skipping every layer after the SAE)</small>"
             f"<table style='margin-top: 8px; border-collapse: collapse;'>{''.join(rows)}</table></div>")
 
 
@@ -253,6 +272,25 @@ def ablate_latents_logit_diff(
         logits = model.run_with_hooks(tokens, fwd_hooks=[(f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post", ablate)])
     last = logits[:, -1]
     return (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean().item()
+
+
+def latent_attribution(
+    model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, "batch pos"], answer_tokens: Int[Tensor, "batch 2"]
+) -> Float[Tensor, "d_sae"]:
+    """`acts * grad` of each latent (SAE spliced in, error term on), summed over prompts and positions, for the mean
+    `logit(IO) - logit(S)` at the last position."""
+    kept = {}
+
+    def keep(acts: Float[Tensor, "batch pos d_sae"], hook: HookPoint) -> Float[Tensor, "batch pos d_sae"]:
+        kept["acts"] = acts.detach().requires_grad_()
+        return kept["acts"]
+
+    with torch.enable_grad(), model.saes(saes=[sae], use_error_term=True):
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post", keep)])
+        last = logits[:, -1]
+        metric = (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean()
+        (grad,) = torch.autograd.grad(metric, kept["acts"])
+    return (kept["acts"] * grad).sum((0, 1)).detach()
 
 
 def sae_training_config(
@@ -360,6 +398,11 @@ HINTS = {
         'As `ablate_sae_latent`, with a list of latents (a list indexes several at once); then th'
         "e two answers' logits at\nthe last position (`gather` with `answer_tokens`), their mean "
         'difference as a Python float.'
+    ),
+    'latent_attribution': (
+        'The metric is a mean over prompts, so its gradient already carries the `1 / batch`: sum '
+        '`acts * grad` over both the\nprompts and the positions. The error term keeps the run the'
+        ' clean one; `torch.autograd.grad` returns a tuple.'
     ),
     'sae_training_config': (
         'Two objects: `TopKTrainingSAEConfig(...)` (`d_sae` is `expansion * d_in`, not `expansion'

@@ -19,10 +19,10 @@ import torch
 from transformer_lens import ActivationCache, patching
 
 from tests.framework import Chapter, shipped_model
-from tests.mutants.ch05_patching import MUTANTS
+from tests.mutants.ch05_patching import MUTANTS, NO_START_AT_LAYER
 from training.corpus import TRAIN_NAMES
 from utils.checking import Case, CheckFailure, Status, clone_inputs
-from utils.data import LogitDiffMetric, ioi_same_length, repeated_tokens, single_token_names
+from utils.data import ChunkBoundMetric, LogitDiffMetric, ioi_same_length, repeated_tokens, single_token_names
 
 chapter = Chapter("ch05_patching", mutants=MUTANTS)
 
@@ -174,19 +174,94 @@ def get_act_patch_attn_head_all_pos_every(device):
 
 
 # ------------------------------------------------------------------------------------------------ batched engine
-@chapter.exercise(dims="layer index", tol=METRIC_TOL)
+def _bounded(s, chunk_size=32, corrupted=None):
+    """The case's metric, bounded to ``chunk_size`` patches per forward pass (``utils.data.ChunkBoundMetric``);
+    ``corrupted`` replaces the corrupted baseline (a metric that is not 0 on the corrupted run)."""
+    batch, pos = s.bad_tokens.shape
+    return ChunkBoundMetric(s.data.answer_tokens, s.bad_ld if corrupted is None else corrupted, s.clean_ld,
+                            max_floats=chunk_size * batch * pos * s.model.cfg.d_vocab)
+
+
+class PassCountCase(Case):
+    """A case on which the judge also counts the engine's forward passes (see ``_judge_batched``)."""
+
+
+class _PassCounter:
+    """Counts the calls of a model's first and last blocks while the body runs (a global forward hook: a hook on the
+    model itself would count as changing it)."""
+
+    def __init__(self, model):
+        self.first, self.last, self.counts = model.blocks[0], model.blocks[-1], [0, 0]
+
+    def __enter__(self):
+        def count(module, args, output):
+            if module is self.first:
+                self.counts[0] += 1
+            elif module is self.last:
+                self.counts[1] += 1
+        self.handle = torch.nn.modules.module.register_module_forward_hook(count)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def _judge_batched(attempt):
+    """The engine's numbers, then (on a :class:`PassCountCase`) where its forward passes start: an engine that runs
+    every chunk from the tokens returns the right numbers, at the cost of the layers before each patch. The count
+    sees the calls made in this process (check cells and the test suite); the grading worker's are not seen."""
+    attempt.compare()
+    if not isinstance(attempt.case, PassCountCase):
+        return
+    with _PassCounter(attempt.case.args[0]) as counter:
+        attempt.call_again()
+    first, last = counter.counts
+    if last and first >= last:
+        raise CheckFailure(Status.WRONG_VALUES, f"the right numbers, but all {last} forward passes of your engine ran "
+                           f"layer 0, including those that patch a later layer: {NO_START_AT_LAYER}")
+
+
+@chapter.exercise(dims="layer index", tol=METRIC_TOL, judge=_judge_batched)
 def get_act_patch_batched(device):
     s = _ioi(device, frames=(0, 1), n_pairs=1)
-    args = (s.model, s.bad_tokens, s.clean_cache, s.metric)
-    yield Case((*args, "resid_pre"), {"chunk_size": 5}, label=_label(s, 'act_name="resid_pre", chunk_size=5'))
-    yield Case((*args, "z"), label=_label(s, 'act_name="z", default chunk_size'))
-    yield Case((*args, "pattern"), {"chunk_size": 3}, label=_label(s, 'act_name="pattern", chunk_size=3'))
-    yield Case((*args, "mlp_out"), {"chunk_size": 64}, label=_label(s, 'act_name="mlp_out", chunk_size=64'))
-    yield Case((*args, "k"), {"chunk_size": 1}, label=_label(s, 'act_name="k", chunk_size=1'))
+    rest = (s.model, s.bad_tokens, s.clean_cache)
+    yield Case((*rest, _bounded(s, 5), "resid_pre"), {"chunk_size": 5},
+               label=_label(s, 'act_name="resid_pre", chunk_size=5'))
+    shifted = _bounded(s, 4, corrupted=s.bad_ld - 2.0)  # the corrupted run scores 2 / (clean - corrupted + 2)
+    yield Case((*rest, shifted, "resid_pre"), {"chunk_size": 4},
+               label=_label(s, f'act_name="resid_pre", chunk_size=4, a metric that is '
+                               f"{2 / (s.clean_ld - s.bad_ld + 2):.2f} (not 0) on the corrupted run"))
+    yield Case((*rest, _bounded(s), "z"), label=_label(s, 'act_name="z", default chunk_size'))
+    yield Case((*rest, _bounded(s, 3), "pattern"), {"chunk_size": 3},
+               label=_label(s, 'act_name="pattern", chunk_size=3'))
+    yield Case((*rest, _bounded(s, 64), "mlp_out"), {"chunk_size": 64},
+               label=_label(s, 'act_name="mlp_out", chunk_size=64'))
+    yield Case((*rest, _bounded(s, 1), "k"), {"chunk_size": 1}, label=_label(s, 'act_name="k", chunk_size=1'))
     t = _ioi(device, name="attn2l", frames=(2,), n_pairs=2, corruption="abc")
-    yield Case((t.model, t.bad_tokens, t.clean_cache, t.metric, "attn_out"), {"chunk_size": 7},
+    yield Case((t.model, t.bad_tokens, t.clean_cache, _bounded(t, 7), "attn_out"), {"chunk_size": 7},
                label="attn2l, " + _label(t, 'ABC names, act_name="attn_out", chunk_size=7'))
-    yield Case((t.model, t.bad_tokens, t.clean_cache, t.metric, "v"), label="attn2l, " + _label(t, 'act_name="v"'))
+    yield PassCountCase((t.model, t.bad_tokens, t.clean_cache, _bounded(t), "v"),
+                        label="attn2l, " + _label(t, 'act_name="v"'))
+
+
+# ------------------------------------------------------------------------------------------------ attribution patching
+def _attribution_cases(device):
+    """As the loop exercises' cases, plus one whose metric is not 0 on the corrupted run."""
+    yield from _loop_cases(device)
+    s = _ioi(device, frames=(3,), n_pairs=2, seed=4)
+    shifted = LogitDiffMetric(s.data.answer_tokens, s.bad_ld - 2.0, s.clean_ld)
+    yield Case((s.model, s.bad_tokens, s.clean_cache, shifted),
+               label=_label(s, f"a metric that is {2 / (s.clean_ld - s.bad_ld + 2):.2f} (not 0) on the corrupted run"))
+
+
+@chapter.exercise(dims="layer pos", tol=METRIC_TOL)
+def get_attr_patch_resid_pre(device):
+    yield from _attribution_cases(device)
+
+
+@chapter.exercise(dims="layer head", tol=METRIC_TOL)
+def get_attr_patch_attn_head_out(device):
+    yield from _attribution_cases(device)
 
 
 # ------------------------------------------------------------------------------------------------ roles
@@ -241,6 +316,15 @@ def get_path_patch_head_to_heads(device):
     t = _ioi(device, name="attn2l", frames=(2,), n_pairs=1)
     yield Case(([(1, 1)], "q", t.model, t.metric, t.tokens, t.bad_cache, t.clean_cache),
                label="attn2l, " + _label(t, 'swapped names, receiver 1.1, receiver_input="q"'))
+
+
+# ------------------------------------------------------------------------------------ direct logit attribution
+@chapter.exercise(tol=METRIC_TOL)
+def logit_diff_attribution(device):
+    s = _ioi(device, frames=(0, 1), n_pairs=1)
+    yield Case((s.model, s.clean_cache, s.data.answer_tokens), label=_label(s, "the clean cache"))
+    t = _ioi(device, frames=(2, 3), n_pairs=2, corruption="abc", seed=2)
+    yield Case((t.model, t.bad_cache, t.data.answer_tokens), label=_label(t, "the ABC cache, the clean answers"))
 
 
 # ------------------------------------------------------------------------------------------------ mean ablation
@@ -363,6 +447,19 @@ def test_engine_equals_the_library_on_every_activation_and_chunk_size(act_name, 
             assert torch.allclose(got, expected, atol=atol, rtol=0), (chunk_size, (got - expected).abs().max())
 
 
+def test_engine_with_out_of_place_hooks_passes(device, monkeypatch):
+    """A hook may return a new tensor instead of patching its input in place (both are valid TransformerLens hooks):
+    an engine that assigns what the hook returns passes with such hooks."""
+    from solutions import ch05_patching as ref
+
+    for name in ("patch_residual_component", "patch_head_vector", "patch_attn_patterns"):
+        in_place = getattr(ref, name)
+        monkeypatch.setattr(ref, name, lambda act, hook, *args, _hook=in_place, **kwargs: _hook(act.clone(), hook,
+                                                                                                  *args, **kwargs))
+    exercise = chapter.exercises["get_act_patch_batched"]
+    assert exercise.check(ref.get_act_patch_batched, device) == len(exercise.public_cases(device))
+
+
 def test_metric_object_matches_the_exercise():
     """``LogitDiffMetric`` (what the checkers pass) computes the chapter's ``ioi_metric``."""
     from solutions.ch05_patching import ioi_metric
@@ -423,6 +520,7 @@ def _story():
         role_scores = {k: ref.get_attn_scores(rep_cache, 20, k).cpu() for k in ("duplicate", "prev", "induction")}
         direct = 1 - ref.get_path_patch_head_to_final_resid_post(model, abc_metric, data.tokens, abc_cache,
                                                                  clean_cache).cpu()
+        head_dla, mlp_dla = (t.cpu() for t in ref.logit_diff_attribution(model, clean_cache, data.answer_tokens))
     head_out = every[0]
     ranked = sorted(((head_out[layer, h].item(), (layer, h)) for layer in range(model.cfg.n_layers)
                      for h in range(model.cfg.n_heads)), reverse=True)
@@ -447,8 +545,9 @@ def _roles(s):
     for layer, h in s.important:
         attention = s.end_attention[:, layer, h]  # from END to IO, S1, S2
         if attention.sum() >= 0.3:
-            roles[layer, h] = "s2 inhibition" if int(attention.argmax()) == 2 else (
-                "name mover" if s.copying[0, layer, h] >= 0.3 else "other")
+            mover = "name mover" if s.head_dla[layer, h] > 0 else "negative name mover"
+            roles[layer, h] = "subject mover" if int(attention.argmax()) == 2 else (
+                mover if s.copying[0, layer, h] >= 0.3 else "other")
         else:
             kinds = [("induction", "induction"), ("duplicate", "duplicate token"), ("prev", "previous token")]
             roles[layer, h] = next((role for kind, role in kinds if s.role_scores[kind][layer, h] >= 0.3), "other")
@@ -474,6 +573,8 @@ def test_story_resid_pre_names_first_then_end(story):
     others = [p for p in range(resid_pre.shape[1]) if p not in names]
     assert resid_pre[0, sorted(names)].max() > 0.5 and resid_pre[0, others].abs().max() < 0.1, resid_pre[0]
     assert resid_pre[-1, end] > 0.9 and resid_pre[-1, :end].abs().max() < 0.1, resid_pre[-1]
+    # chapter 6, section 5: "patching the residual stream at END before layer 2 brings back the whole clean answer"
+    assert resid_pre[2, end] > 0.9, resid_pre[2]
 
 
 def test_story_top_head_is_in_layer_0_looks_at_s2_and_moves_it_through_its_values(story):
@@ -501,29 +602,43 @@ def test_story_top_head_acts_mostly_through_the_logits_path_and_the_first_mlp(st
     s = story
     layer, head = s.important[0]
     assert s.direct[layer, head] >= 0.5, s.direct
-    with torch.no_grad():
-        result = s.clean_cache["z", layer][:, -1, head] @ s.model.W_O[layer, head]
-        direction = s.model.W_U[:, s.data.answer_tokens[:, 0]] - s.model.W_U[:, s.data.answer_tokens[:, 1]]
-        dla = ((result / s.clean_cache["ln_final.hook_scale"][:, -1]) * direction.T).sum(-1).mean().item()
-    assert dla < 0.25 * s.clean_ld, (dla, s.clean_ld)
+    assert s.head_dla[layer, head] < 0.25 * s.clean_ld, (s.head_dla, s.clean_ld)
     _, end = _one_frame_labels(s)
     assert s.block[2, 0, end] >= 0.5, s.block[2, :, end]
 
 
-def test_story_layer_1_heads_look_at_the_earlier_names_and_move_small_shares(story):
-    """§10, "Who writes the answer": the top head is an S-inhibition head (§8's roles); "the other important heads sit
-    in layer 1 and look from END at the two earlier names, IO and S1, far more than at S2; those that copy names are
-    the name movers, and each of them moves only a small share of the logit difference to the logits directly"."""
+def test_story_layer_1_heads_are_induction_heads_that_look_at_the_earlier_names(story):
+    """§10, "Who knows the subject": the top head is a subject mover (§8's roles); "the other important heads, all in
+    layer 1, *are* its induction heads: each scores at least 0.5 on repeated tokens. In the IOI prompts they look from
+    END at the two earlier names, IO and S1, far more than at S2"."""
     s = story
     (top_layer, top_head), *others = s.important
     roles = _roles(s)
-    assert roles[top_layer, top_head] == "s2 inhibition", roles
-    assert others and any(roles[head] == "name mover" for head in others), roles
+    assert roles[top_layer, top_head] == "subject mover", roles
+    assert others, s.important
     for layer, head in others:
         names_before = s.end_attention[0, layer, head] + s.end_attention[1, layer, head]
         assert layer == 1 and names_before > 2 * s.end_attention[2, layer, head], (layer, head, s.end_attention)
-        if roles[layer, head] == "name mover":
-            assert abs(s.direct[layer, head]) < 0.15, (layer, head, s.direct)
+        assert s.role_scores["induction"][layer, head] >= 0.5, (layer, head, s.role_scores["induction"])
+
+
+def test_story_the_mlps_write_the_answer_and_no_head_writes_much(story):
+    """§10, "Who writes the answer": "The MLPs. Direct logit attribution puts most of the logit difference on the
+    MLPs' outputs at END, and no head writes more than a small share of it directly"."""
+    s = story
+    assert s.mlp_dla.sum() > 0.5 * s.clean_ld, (s.mlp_dla, s.clean_ld)
+    assert s.head_dla.abs().max() < 0.15 * s.clean_ld, (s.head_dla, s.clean_ld)
+
+
+def test_story_name_copying_heads_write_against_the_answer_yet_help(story):
+    """§10: "The layer-1 heads that copy names write *against* the answer directly (a negative direct logit
+    attribution: negative name movers), yet patching each of them recovers part of the answer (section 5)"."""
+    s = story
+    copiers = [(layer, h) for layer, h in s.important[1:] if s.copying[0, layer, h] >= 0.3]
+    assert copiers, s.copying
+    for layer, h in copiers:
+        assert _roles(s)[layer, h] == "negative name mover", _roles(s)
+        assert s.head_dla[layer, h] < 0 < s.head_out[layer, h], (layer, h, s.head_dla, s.head_out)
 
 
 def test_story_much_less_goes_through_the_name_movers_inputs(story):
@@ -533,7 +648,7 @@ def test_story_much_less_goes_through_the_name_movers_inputs(story):
 
     s = story
     (top_layer, top_head), *_ = s.important
-    movers = [head for head, role in _roles(s).items() if role == "name mover" and head[0] > 0]
+    movers = [head for head, role in _roles(s).items() if role.endswith("name mover") and head[0] > 0]
     with torch.no_grad():
         via = {kind: 1 - get_path_patch_head_to_heads(movers, kind, s.model, s.abc_metric, s.data.tokens,
                                                       s.abc_cache, s.clean_cache).cpu() for kind in "qkv"}
@@ -553,9 +668,70 @@ def test_story_the_circuit_keeps_most_of_the_logit_difference(story):
         circuit = {}
         for head, role in _roles(s).items():
             circuit.setdefault(role, []).append(head)
-        keep_at = {**KEEP_AT, "other": "end"}
+        keep_at = {**KEEP_AT, "other": "end", "subject mover": "end", "negative name mover": "end"}
         keep = ref.get_heads_and_posns_to_keep(_positions(s.data), circuit, keep_at, s.model.cfg.n_layers,
                                                s.model.cfg.n_heads, s.data.tokens.shape[1])
         kept = ref.circuit_faithfulness(s.model, s.data.tokens, s.data.answer_tokens, means, keep)
         none = ref.circuit_faithfulness(s.model, s.data.tokens, s.data.answer_tokens, means, torch.zeros_like(keep))
     assert kept >= 0.8 and none < 0.5, (kept, none)
+
+
+# ------------------------------------------------------------------------------------------------ §11 attribution
+@functools.cache
+def _atp_story():
+    from solutions import ch05_patching as ref
+
+    s = _story()
+    with torch.no_grad():
+        resid = ref.get_attr_patch_resid_pre(s.model, s.one_swapped.tokens, s.one_cache, s.one_metric).cpu()
+        heads = ref.get_attr_patch_attn_head_out(s.model, s.swapped.tokens, s.clean_cache, s.metric).cpu()
+    return resid, heads
+
+
+def _corr(a, b):
+    return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+
+def test_story_attribution_patching_agrees_but_gets_the_layer_1_heads_sign_wrong(story):
+    """§11: the correlations with the exact results are high (over 0.9 for resid_pre and for the heads), "but ... the
+    estimate gets the layer-1 heads' *sign* wrong" (each important layer-1 head: exact > 0, estimate < 0)."""
+    resid, heads = _atp_story()
+    assert _corr(story.block[0], resid) > 0.9 and _corr(story.head_out, heads) > 0.9, (resid, heads)
+    for layer, h in story.important[1:]:
+        assert layer == 1 and story.head_out[layer, h] > 0 > heads[layer, h], (layer, h, story.head_out, heads)
+
+
+def test_story_saturated_attention_atp_misses_q_and_k_and_atp_star_fixes_the_sign(story):
+    """§11: the top head attends from END to S2 with nearly all of its attention; "Plain AtP gets both small patches
+    wrong, down to the sign; AtP* recovers their sign and part of their size"."""
+    from solutions.ch05_patching import atp_qk
+
+    s = story
+    (layer, head), *_ = s.important
+    assert s.end_attention[2, layer, head] > 0.9, s.end_attention[:, layer, head]
+    with torch.no_grad():
+        qk = atp_qk(s.model, s.swapped.tokens, s.clean_cache, s.metric, layer, head)
+    for i, kind in [(1, "q"), (2, "k")]:
+        exact, (plain, star) = s.every[i, layer, head].item(), qk[kind]
+        assert exact > 0 > plain and 0 < star <= exact and abs(star - exact) < abs(plain - exact), (kind, exact, qk)
+
+
+def test_story_filter_then_verify_finds_positions_from_a_short_list_heads_need_a_longer_one(story):
+    """§11: AtP's top 2k positions, verified exactly, are the exact sweep's top k (k = the number of important heads);
+    for heads the top 2k miss one, the top 3k find them all."""
+    from solutions.ch05_patching import filter_then_verify
+
+    s = story
+    resid, heads = _atp_story()
+    k = len(s.important)
+
+    def top(table):
+        return {divmod(int(i), table.shape[1]) for i in table.flatten().topk(k).indices}
+
+    with torch.no_grad():
+        found = {n: set(filter_then_verify(s.model, s.one_swapped.tokens, s.one_cache, s.one_metric, resid,
+                                           "resid_pre", k, n)) for n in (2 * k,)}
+        assert found[2 * k] == top(s.block[0]), found
+        found = {n: set(filter_then_verify(s.model, s.swapped.tokens, s.clean_cache, s.metric, heads, "z", k, n))
+                 for n in (2 * k, 3 * k)}
+    assert found[2 * k] != top(s.head_out) and found[3 * k] == top(s.head_out), (found, top(s.head_out))

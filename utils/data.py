@@ -268,3 +268,26 @@ class LogitDiffMetric:
         answers = logits[:, -1].gather(-1, self.answer_tokens.to(logits.device))
         logit_diff = (answers[:, 0] - answers[:, 1]).mean()
         return (logit_diff - self.corrupted) / (self.clean - self.corrupted)
+
+
+IGNORES_CHUNK_SIZE = "ignoring chunk_size (more patches in one forward pass than chunk_size allows)"
+
+
+@dataclass(frozen=True)
+class ChunkBoundMetric(LogitDiffMetric):
+    """A :class:`LogitDiffMetric` that also checks a patching engine's memory bound: the logits of one forward pass
+    hold at most ``max_floats`` numbers (``chunk_size * batch * pos * d_vocab``). The engine computes the metric on a
+    slice (a view) of its logits, so the size of the tensor behind the slice tells how many patches that forward
+    pass ran; a larger one raises the checker's ``WRONG_VALUES`` failure, which names the mistake."""
+
+    max_floats: int = 0
+
+    def __call__(self, logits) -> Tensor:
+        floats = logits.untyped_storage().nbytes() // logits.element_size()
+        if self.max_floats and floats > self.max_floats:
+            from utils.checking import CheckFailure, Status
+
+            raise CheckFailure(Status.WRONG_VALUES, f"one forward pass returned logits of {floats:,} numbers; "
+                               f"chunk_size allows at most chunk_size * batch * pos * d_vocab = {self.max_floats:,}: "
+                               f"{IGNORES_CHUNK_SIZE}")
+        return super().__call__(logits)

@@ -212,8 +212,25 @@ def layer_head_heatmap(values, *, title: str, color: str = "", midpoint: float |
     fig.update_traces(hovertemplate=f"{joined} = %{{z:.3f}}<extra></extra>")
     fig.update_xaxes(type="category", side="bottom")
     fig.update_yaxes(type="category", autorange="reversed")
-    fig.update_layout(height=max(340, 180 + 80 * rows), width=max(460, 260 + 110 * cols))
+    # At most MAX_FIGURE_WIDTH pixels wide: a notebook page shows about that much without a scrollbar, and a wide
+    # table (one column per position) is read by its last columns too.
+    fig.update_layout(height=max(340, 180 + 80 * rows), width=min(MAX_FIGURE_WIDTH, max(460, 260 + 110 * cols)))
     return fig
+
+
+MAX_FIGURE_WIDTH = 960
+
+
+def shared_scale(*tables, midpoint: float | None = 0.0) -> dict[str, float]:
+    """``zmin`` / ``zmax`` for heatmaps meant to be compared, so that one colour means one value in all of them: the
+    range of every table together (symmetric around ``midpoint`` when it is given). Pass it on with ``**``."""
+    import torch
+
+    values = torch.cat([expect(t, "the table").flatten() for t in tables])
+    if midpoint is None:
+        return dict(zmin=values.min().item(), zmax=values.max().item())
+    span = (values - midpoint).abs().max().item() or 1.0
+    return dict(zmin=midpoint - span, zmax=midpoint + span)
 
 
 class ExerciseResultError(ValueError):

@@ -12,10 +12,12 @@
 #    batch and start at the patched layer, and get exactly the numbers of `transformer_lens.patching`;
 # 3. **what the heads do**: where they look (attention), what they write (copying scores), which earlier heads
 #    look for duplicates, previous tokens and induction patterns;
-# 4. **path patching**: which heads act *directly* on the logits, and which act through other heads' queries,
-#    keys or values;
+# 4. **path patching** and **direct logit attribution**: which heads act *directly* on the logits, which act through
+#    other heads' queries, keys or values, and what each head and MLP writes to the logits itself;
 # 5. **the circuit**: mean-ablate everything else and measure how much of the model's logit difference the circuit
-#    keeps on its own.
+#    keeps on its own;
+# 6. **attribution patching**: estimate every patch at once from one forward and one backward pass, see where the
+#    estimate fails, and verify its top candidates exactly.
 #
 # We use `mlp4l`, the course's 4-layer model with MLPs (4 heads per layer, `d_model` 128), trained offline on
 # English-like text with IOI sentences. It is not GPT-2, and its circuit is not GPT-2's: the chapter says where they
@@ -57,18 +59,21 @@ FRAMES = [IOI_TRAIN_TEMPLATES[i] for i in (2, 3, 9, 10)]
 import time
 
 import circuitsvis as cv
+import plotly.express as px
 from IPython.display import display
 
 from training.corpus import TRAIN_NAMES
 from utils.data import ioi_same_length, repeated_tokens, single_token_names
 from utils.models import load_model
-from utils.plotting import expect, layer_head_heatmap
+from utils.plotting import expect, layer_head_heatmap, shared_scale
 
 # %% tags=["parameters"]
 MODEL_NAME = "mlp4l"  # or "gpt2-small" when you are online
 
 # %%
 torch.set_grad_enabled(False)  # we only read and patch the model in this chapter
+if device.type == "cpu" and MODEL_NAME != "gpt2-small":
+    torch.set_num_threads(1)  # a model this small runs as fast on one CPU thread, and never waits for a busy core
 model = load_model(MODEL_NAME, device=device)
 NAMES = single_token_names(model, TRAIN_NAMES)  # IOI names must be one token each (with their leading space)
 print(model.cfg.n_layers, "layers,", model.cfg.n_heads, "heads per layer | d_model", model.cfg.d_model,
@@ -315,9 +320,10 @@ def get_act_patch_block_every(
 # %%
 block_results = expect(get_act_patch_block_every(model, one_swapped.tokens, one_cache, one_metric),
                        "get_act_patch_block_every", dims=3)
+block_scale = shared_scale(block_results)  # one colour, one value, in the three figures
 for kind, table in zip(["resid_pre", "attn_out", "mlp_out"], block_results):
     layer_head_heatmap(table, x_labels=positions_axis, x_title="position", text_auto=".1f",
-                       title=f"Patching {kind} by layer and position").show()
+                       title=f"Patching {kind} by layer and position", **block_scale).show()
 attn_end, mlp_end = block_results[1, :, -1], block_results[2, :, -1]
 print("at END, attn_out recovers", [round(v, 2) for v in attn_end.tolist()], "and mlp_out",
       [round(v, 2) for v in mlp_end.tolist()], "(layers 0, 1, ...)")
@@ -440,8 +446,9 @@ def get_act_patch_attn_head_all_pos_every(
 # %%
 every = expect(get_act_patch_attn_head_all_pos_every(model, swapped.tokens, clean_cache, swapped_metric),
                "get_act_patch_attn_head_all_pos_every", dims=3)
+every_scale = shared_scale(every)  # the five figures are compared: one colour scale
 for kind, table in zip(["output (z)", "query", "key", "value", "pattern"], every):
-    layer_head_heatmap(table, title=f"Patching each head's {kind} (all positions)").show()
+    layer_head_heatmap(table, title=f"Patching each head's {kind} (all positions)", **every_scale).show()
 top_layer, top_head = important[0]
 parts = {kind: every[i, top_layer, top_head].item() for i, kind in enumerate(["z", "q", "k", "v", "pattern"])}
 print(f"head {top_layer}.{top_head}: " + ", ".join(f"{kind} {value:.2f}" for kind, value in parts.items()))
@@ -557,16 +564,28 @@ fast = SimpleNamespace(
     get_act_patch_attn_head_all_pos_every=_batched("z", "q", "k", "v", "pattern"),
 )
 
+# %% [markdown]
+# Same numbers? And how much faster? A timing taken in one cell and compared with one taken in another says little on
+# a busy machine, so the loop and the engine run here back to back, three times, on the same input.
+
 # %%
-t0 = time.perf_counter()
 fast_resid_pre = fast.get_act_patch_resid_pre(model, one_swapped.tokens, one_cache, one_metric)
-fast_seconds = time.perf_counter() - t0
 fast_block = fast.get_act_patch_block_every(model, one_swapped.tokens, one_cache, one_metric)
 fast_every = fast.get_act_patch_attn_head_all_pos_every(model, swapped.tokens, clean_cache, swapped_metric)
-print(f"resid_pre: loop {loop_seconds:.2f} s, batched {fast_seconds:.2f} s")
 differences = [(fast_resid_pre.cpu() - resid_pre_results).abs().max(), (fast_block.cpu() - block_results).abs().max(),
                (fast_every.cpu() - every).abs().max()]
 print(f"largest difference from the loops' results: {max(differences):.1e}")
+timings = {"loop": [], "batched": []}
+for _ in range(3):
+    for name, patch_fn in [("loop", get_act_patch_attn_head_out_all_pos),
+                           ("batched", fast.get_act_patch_attn_head_out_all_pos)]:
+        t0 = time.perf_counter()
+        patch_fn(model, one_swapped.tokens, one_cache, one_metric)
+        timings[name].append(time.perf_counter() - t0)
+loop_times, fast_times = sorted(timings["loop"]), sorted(timings["batched"])
+print(f"patching each head's output, {len(one_frame)} prompts, 3 runs each, back to back: loop "
+      f"{', '.join(f'{t:.2f}' for t in loop_times)} s; batched {', '.join(f'{t:.2f}' for t in fast_times)} s "
+      f"(medians: the batched engine takes {fast_times[1] / loop_times[1]:.0%} of the loop's time)")
 
 # %% [markdown]
 # How much faster depends on the machine and the batch. Where a forward pass of a small model costs about the same
@@ -763,14 +782,57 @@ layer_head_heatmap(direct, title="Path patching sender -> logits: drop in the me
 by_drop = sorted(((direct[layer, h].item(), (layer, h)) for layer in range(model.cfg.n_layers)
                   for h in range(model.cfg.n_heads)), reverse=True)
 print("largest drops:", ", ".join(f"{layer}.{h} {drop:.0%}" for drop, (layer, h) in by_drop[:4]))
-# For comparison, the top head's *own* direct logit attribution: its output at END, through the final LayerNorm's
-# scale, on the logit-difference direction (no MLP in between).
-top_layer, top_head = important[0]
-head_result = clean_cache["z", top_layer][:, -1, top_head] @ model.W_O[top_layer, top_head]  # [batch, d_model]
-ld_direction = model.W_U[:, data.answer_tokens[:, 0]] - model.W_U[:, data.answer_tokens[:, 1]]  # [d_model, batch]
-top_dla = ((head_result / clean_cache["ln_final.hook_scale"][:, -1]) * ld_direction.T).sum(-1).mean().item()
+print("important heads:", ", ".join(f"{layer}.{h} {direct[layer, h]:.0%}" for layer, h in important))
+
+# %% [markdown]
+# ### What they write to the logits: direct logit attribution
+#
+# Path patching to the logits counts the MLPs after a head as part of its direct path. To see what each component
+# itself writes, split the residual stream at `END` into its parts (chapter 2): the final residual stream is the sum
+# of the embeddings, every head's output `z @ W_O` (plus the attention biases) and every MLP's output, and the logit
+# difference is (up to the unembedding bias) that sum, divided by the final LayerNorm's scale, dotted with
+# `W_U[:, IO] - W_U[:, S]`. So each part has a **direct logit attribution** (DLA): its own share of the logit
+# difference, through the scale of the whole stream.
+#
+# Return the DLA of each head's output `[layer, head]` and of each MLP's output `[layer]` at the last position,
+# averaged over the prompts.
+
+# %%
+def logit_diff_attribution(
+    model: HookedTransformer, cache: ActivationCache, answer_tokens: Int[Tensor, "batch 2"]
+) -> tuple[Float[Tensor, "layer head"], Float[Tensor, "layer"]]:
+    """Mean over prompts of what each head's output and each MLP's output at the last position add to
+    logit(IO) - logit(S), through the final LayerNorm's scale at that position."""
+    # SOLUTION
+    direction = model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]]  # [d_model, batch]
+    scale = cache["ln_final.hook_scale"][:, -1]  # [batch, 1]
+    heads = torch.stack([torch.einsum("bhd,hdm->bhm", cache["z", layer][:, -1], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])  # [layer, batch, head, d_model]
+    mlps = torch.stack([cache["mlp_out", layer][:, -1] for layer in range(model.cfg.n_layers)])  # [layer, batch, d]
+    head_dla = torch.einsum("lbhm,mb->lh", heads / scale[:, None], direction) / len(answer_tokens)
+    mlp_dla = torch.einsum("lbm,mb->l", mlps / scale, direction) / len(answer_tokens)
+    return head_dla, mlp_dla
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# The direction is one column per prompt: `W_U[:, IO] - W_U[:, S]`, `[d_model, batch]`. Take every output at the
+# last position, divide it by `cache["ln_final.hook_scale"][:, -1]` (one scale per prompt), dot it with its prompt's
+# direction and average over the prompts. A head's output is its `z` times its `W_O[layer, head]`.
+
+# %%
+head_dla, mlp_dla = logit_diff_attribution(model, clean_cache, data.answer_tokens)
+head_dla = expect(head_dla, "logit_diff_attribution", shape=(model.cfg.n_layers, model.cfg.n_heads))
+mlp_dla = expect(mlp_dla, "logit_diff_attribution", shape=(model.cfg.n_layers,))
+layer_head_heatmap(head_dla, title="Direct logit attribution of each head (IO - S at END)").show()
+print("MLPs: " + ", ".join(f"MLP{layer} {v:.2f}" for layer, v in enumerate(mlp_dla.tolist()))
+      + f" | heads: largest {head_dla.max():.2f}, smallest {head_dla.min():.2f} | important heads: "
+      + ", ".join(f"{layer}.{h} {head_dla[layer, h]:.2f}" for layer, h in important))
+print(f"MLPs together {mlp_dla.sum():.2f}, heads together {head_dla.sum():.2f}, of a logit difference of "
+      f"{clean_ld:.2f} (the rest: embeddings and biases)")
 print(f"head {top_layer}.{top_head}: path to the logits {direct[top_layer, top_head]:.0%} of the effect; its own "
-      f"direct logit attribution {top_dla:.2f} of the clean logit difference {clean_ld:.2f} ({top_dla / clean_ld:.0%})")
+      f"direct logit attribution {head_dla[top_layer, top_head]:.2f} of {clean_ld:.2f} "
+      f"({head_dla[top_layer, top_head] / clean_ld:.0%})")
 
 # %% [markdown]
 # **Sender → receivers.** Which heads change the *inputs* of some receiver heads? Two runs per sender:
@@ -832,20 +894,23 @@ def get_path_patch_head_to_heads(
 
 # %% [markdown]
 # Time to name the important heads by what they do. A head that looks from `END` at the names (at least 0.3 of its
-# attention on IO, S1 and S2) acts at `END`: if it looks at `S2` most, it is an **S-inhibition** head (in GPT-2 it
-# tells the name movers whom *not* to copy); otherwise, if it copies names (copying score at least 0.3), a **name
-# mover**. A head that does not look at the names from `END` works elsewhere, and is named by its attention-role
-# score on repeated tokens (at least 0.3: induction, duplicate token, previous token). Anything else is "other".
-# Then path patching answers the question GPT-2's circuit raises: do the other heads act through the name movers'
-# **queries**, **keys** or **values**?
+# attention on IO, S1 and S2) acts at `END`: if it looks at `S2` most, it is a **subject mover** (it brings the
+# repeated name to `END`; GPT-2's S-inhibition heads look there too, and tell the name movers whom *not* to copy);
+# otherwise, if it copies names (copying score at least 0.3), a **name mover** when its direct logit attribution is
+# positive and a **negative name mover** when it writes against the answer. A head that does not look at the names
+# from `END` works elsewhere, and is named by its attention-role score on repeated tokens (at least 0.3: induction,
+# duplicate token, previous token). Anything else is "other". Then path patching answers the question GPT-2's
+# circuit raises: do the other heads act through the name movers' **queries**, **keys** or **values**?
 
 # %%
 def role_of(head):
     layer, h = head
     if end_attention[:, layer, h].sum() >= 0.3:
         if looks_at[head] == "S2":
-            return "s2 inhibition"
-        return "name mover" if copying[0, layer, h] >= 0.3 else "other"
+            return "subject mover"
+        if copying[0, layer, h] >= 0.3:
+            return "name mover" if head_dla[layer, h] > 0 else "negative name mover"
+        return "other"
     for kind, role in [("induction", "induction"), ("duplicate", "duplicate token"), ("prev", "previous token")]:
         if role_scores[kind][layer, h] >= 0.3:
             return role
@@ -854,12 +919,17 @@ def role_of(head):
 
 roles = {head: role_of(head) for head in important}
 print("roles:", ", ".join(f"{layer}.{h} {role}" for (layer, h), role in roles.items()))
-receivers = [head for head, role in roles.items() if role == "name mover" and head[0] > 0]
+print("their induction scores on [BOS] + r + r (section 7):", ", ".join(
+    f"{layer}.{h} {role_scores['induction'][layer, h]:.2f}" for layer, h in important))
+receivers = [head for head, role in roles.items() if role.endswith("name mover") and head[0] > 0]
 via = {}
 for kind in ("q", "k", "v") if receivers else ():
     via[kind] = 1 - get_path_patch_head_to_heads(receivers, kind, model, abc_metric, data.tokens, abc_cache,
                                                  clean_cache)
-    layer_head_heatmap(via[kind], title=f"Path patching sender -> {kind} of the name movers: drop in the metric").show()
+via_scale = shared_scale(*via.values(), direct)  # compared with each other and with the path to the logits
+for kind, table in via.items():
+    layer_head_heatmap(table, title=f"Path patching sender -> {kind} of the name movers: drop in the metric",
+                       **via_scale).show()
 for kind, table in via.items():
     layer, h = divmod(int(table.argmax()), model.cfg.n_heads)
     print(f"through the name movers' {kind}: largest drop {table.max():.0%}, from sender {layer}.{h}")
@@ -873,7 +943,7 @@ for kind, table in via.items():
 #
 # - the means are taken **per frame**: prompts of different frames have different words at each position, and a
 #   mean over frames would put a word where none of them has one;
-# - circuit heads are kept **only at the positions where they work** (movers and S-inhibition at `END`, duplicate and
+# - circuit heads are kept **only at the positions where they work** (movers and subject movers at `END`, duplicate and
 #   induction heads at `S2`, previous-token heads at `S1+1`): everywhere else they are mean-ablated too.
 #
 # The circuit is a dict `{role: [(layer, head), ...]}`, and `seq_pos_to_keep` says where each role is kept:
@@ -993,8 +1063,8 @@ def circuit_faithfulness(
 circuit = {}
 for head, role in roles.items():
     circuit.setdefault(role, []).append(head)
-SEQ_POS_TO_KEEP = {"name mover": "end", "s2 inhibition": "end", "other": "end", "induction": "S2",
-                   "duplicate token": "S2", "previous token": "S1+1"}
+SEQ_POS_TO_KEEP = {"name mover": "end", "negative name mover": "end", "subject mover": "end", "other": "end",
+                   "induction": "S2", "duplicate token": "S2", "previous token": "S1+1"}
 means = compute_means_by_frame(abc_cache, torch.tensor(data.frames, device=model.cfg.device))
 positions = {"IO": data.positions.io, "S1": data.positions.s1, "S1+1": data.positions.s1 + 1,
              "S2": data.positions.s2, "end": data.positions.end}
@@ -1031,16 +1101,238 @@ print(f"the circuit keeps {faithfulness:.0%} of the full model's logit differenc
 #   repeated. In `mlp4l` the head with the largest effect sits in **layer 0**, where a head sees only tokens and
 #   positions, and attends from `END` to `S2`: in every frame the subject's second mention is the last name before
 #   `END`, and "the most recent name" can be found from positions alone. Nothing before it can feed it. The model has
-#   previous-token and induction heads (chapter 4, and the scores of section 7) but no duplicate-token head, and the
-#   circuit needs none of them.
-# - **Who writes the answer.** That head moves `S2`'s token to `END`: patching its values alone recovers about as
-#   much as patching its output. Path patching to the logits (where the MLPs count as part of the direct path) puts
-#   most of its effect there, and its own direct logit attribution is small: the MLPs at `END` turn "the subject is
-#   S" into "not S" (section 4: patching the first MLP's output at `END` recovers most of the answer). Much less goes
-#   through the name movers' queries, keys and values, the paths GPT-2's S-inhibition heads use (section 8 prints how
-#   much). The other important heads sit in layer 1 and look from `END` at the two earlier names, IO and S1, far more
-#   than at `S2`; those that copy names are the name movers, and each of them moves only a small share of the logit
-#   difference to the logits directly.
+#   previous-token and induction heads (chapter 4, and the scores of section 7) but no duplicate-token head. The
+#   other important heads, all in layer 1, *are* its induction heads: each scores at least 0.5 on repeated tokens
+#   (section 8 prints their scores). In the IOI prompts they look from `END` at the two earlier names, IO and S1, far
+#   more than at `S2`.
+# - **Who writes the answer.** The MLPs. Direct logit attribution puts most of the logit difference on the MLPs'
+#   outputs at `END` (section 8 prints each MLP's share), and no head writes more than a small share of it directly.
+#   The top head moves `S2`'s token to `END`: patching its values alone recovers about as much as patching its
+#   output. Path patching to the logits (where the MLPs count as part of the direct path) puts most of its effect
+#   there, while its own direct logit attribution is small: the MLPs at `END` turn "the subject is S" into "not S"
+#   (section 4: patching the first MLP's output at `END` recovers most of the answer). Much less goes through the
+#   name movers' queries, keys and values, the paths GPT-2's S-inhibition heads use (section 8 prints how much):
+#   this is why the chapter calls that head a subject mover, not an S-inhibition head. The layer-1 heads that copy
+#   names write *against* the answer directly (a negative direct logit attribution: negative name movers), yet
+#   patching each of them recovers part of the answer (section 5): what they add goes through the later layers.
+#
+# ## 11. Attribution patching
+#
+# Every patching sweep above ran one forward pass per patch (fewer with the engine, but still one row of a batch per
+# patch). What practitioners run first on a large model is **attribution patching** (AtP; Nanda 2023, Kramár et al.
+# 2024): a first-order estimate of *every* patch at once. Patching replaces the corrupted activation `a` by the clean
+# one `a'`; to first order the metric changes by
+#
+# $$ \Delta \text{metric} \approx (a' - a) \cdot \frac{\partial\, \text{metric}}{\partial a}\Big|_{\text{corrupted}} $$
+#
+# So one forward pass on the corrupted prompts (caching the activations), one backward pass (their gradients), and the
+# clean cache give the estimate for every layer and position, or every head, at the cost of about two forward passes.
+#
+# Return, with the signature of `get_act_patch_resid_pre`, the estimated metric after each patch of `resid_pre`: the
+# corrupted run's metric plus the estimated change, `[layer, pos]` (the dot product runs over the prompts and
+# `d_model`: one patch changes every prompt at that position).
+#
+# The gradient: this chapter turned gradients off, so work under `torch.enable_grad()`. On each hook point, add a
+# zero tensor that requires a gradient (`act + probe`): the run is unchanged, and `torch.autograd.grad(metric,
+# probes)` returns the gradient of the metric with respect to each activation, without touching the model's
+# parameters. (Detaching the activations instead would cut the residual stream between layers.)
+
+# %%
+def get_attr_patch_resid_pre(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    patching_metric: Metric,
+) -> Float[Tensor, "layer pos"]:
+    """Attribution patching's estimate of `get_act_patch_resid_pre`: the corrupted run's metric plus
+    `(clean - corrupted) . d metric / d resid_pre` at each layer and position."""
+    # SOLUTION
+    names = [get_act_name("resid_pre", layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted_cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grads = torch.autograd.grad(value, [probes[name] for name in names])
+    return value.item() + torch.stack([
+        ((clean_cache[name] - corrupted_cache[name]) * grad).sum(dim=(0, 2)) for name, grad in zip(names, grads)])
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# One run under `torch.enable_grad()` with a probe hook on every layer's `resid_pre` (`model.hooks(...)` around
+# `model.run_with_cache(...)`), the metric of its logits, `torch.autograd.grad(value, list_of_probes)`. For each layer:
+# `((clean - corrupted) * grad).sum(dim=(0, 2))` (prompts and `d_model`), stacked, plus `value.item()`.
+
+# %% [markdown]
+# The same for each head's output `z` (`[batch, pos, head_index, d_head]`), with the signature of
+# `get_act_patch_attn_head_out_all_pos`: one patch per head, at every position at once, so the dot product runs over
+# the prompts, the positions and `d_head`.
+
+# %%
+def get_attr_patch_attn_head_out(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    patching_metric: Metric,
+) -> Float[Tensor, "layer head"]:
+    """Attribution patching's estimate of `get_act_patch_attn_head_out_all_pos`: the corrupted run's metric plus
+    `(clean - corrupted) . d metric / d z` for each head (all positions)."""
+    # SOLUTION
+    names = [get_act_name("z", layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted_cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grads = torch.autograd.grad(value, [probes[name] for name in names])
+    return value.item() + torch.stack([
+        ((clean_cache[name] - corrupted_cache[name]) * grad).sum(dim=(0, 1, 3)) for name, grad in zip(names, grads)])
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# As for `resid_pre`, on every layer's `hook_z`; the sum runs over the prompts, the positions and `d_head`
+# (dimensions 0, 1 and 3), leaving one number per head.
+
+# %% [markdown]
+# How good is the estimate? Against your exact results (sections 3 and 5), on the same prompts, and timed back to back
+# with the engine:
+
+# %%
+atp_resid = expect(get_attr_patch_resid_pre(model, one_swapped.tokens, one_cache, one_metric),
+                   "get_attr_patch_resid_pre", shape=tuple(resid_pre_results.shape))
+atp_heads = expect(get_attr_patch_attn_head_out(model, swapped.tokens, clean_cache, swapped_metric),
+                   "get_attr_patch_attn_head_out", shape=(model.cfg.n_layers, model.cfg.n_heads))
+agreement = {name: torch.corrcoef(torch.stack([exact.flatten(), estimate.flatten()]))[0, 1].item()
+             for name, exact, estimate in [("resid_pre", resid_pre_results, atp_resid), ("heads", head_out, atp_heads)]}
+head_names = [f"{layer}.{h}" for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+px.scatter(x=head_out.flatten(), y=atp_heads.flatten(), text=head_names, title=f"Heads: exact patching vs "
+           f"attribution patching (correlation {agreement['heads']:.2f})",
+           labels=dict(x="exact (activation patching)", y="estimate (attribution patching)"), width=620,
+           height=480).update_traces(textposition="top center").show()
+px.scatter(x=resid_pre_results.flatten(), y=atp_resid.flatten(), title=f"resid_pre by layer and position: exact vs "
+           f"attribution patching (correlation {agreement['resid_pre']:.2f})",
+           labels=dict(x="exact (activation patching)", y="estimate (attribution patching)"), width=620,
+           height=480).show()
+seconds = {"attribution": [], "engine": []}
+for _ in range(3):
+    for name, patch_fn in [("attribution", get_attr_patch_attn_head_out),
+                           ("engine", fast.get_act_patch_attn_head_out_all_pos)]:
+        t0 = time.perf_counter()
+        patch_fn(model, swapped.tokens, clean_cache, swapped_metric)
+        seconds[name].append(time.perf_counter() - t0)
+print(f"correlation with the exact results: resid_pre {agreement['resid_pre']:.2f}, heads {agreement['heads']:.2f}")
+print(f"every head, {len(swapped.tokens)} prompts, 3 runs back to back (medians): attribution patching "
+      f"{sorted(seconds['attribution'])[1]:.3f} s, the exact engine {sorted(seconds['engine'])[1]:.3f} s")
+print("the important heads, exact / estimate:",
+      ", ".join(f"{layer}.{h} {head_out[layer, h]:.2f}/{atp_heads[layer, h]:.2f}" for layer, h in important))
+
+# %% [markdown]
+# The correlations are high, but read the important heads: the estimate gets the layer-1 heads' *sign* wrong. Their
+# direct effect on the logits is negative (section 8), and a gradient at the corrupted run mostly sees that; what they
+# add through the later layers switches on only when the patch is made for real, which a first-order estimate cannot
+# see.
+#
+# **Saturated attention** is the other classic failure. The top head puts nearly all of its attention from `END` on
+# `S2`: its softmax is saturated, so its gradient with respect to the query and the key is close to 0, and AtP
+# estimates their patches at about nothing, while the exact patches (section 5) move the metric. AtP* (Kramár et al.)
+# fixes this for query and key patches: **recompute the attention pattern exactly** with the patched query (or key),
+# and take the first-order estimate only from the pattern onwards, `(pattern' - pattern) . d metric / d pattern`.
+
+# %% tags=["module"]
+def atp_qk(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: ActivationCache,
+           patching_metric: Metric, layer: int, head: int) -> dict[str, tuple[float, float]]:
+    """For one head's query and key patches (all positions): `(AtP, AtP*)` estimates of the metric after the patch.
+    AtP: `(clean - corrupted) . gradient` at the query (key); AtP*: the pattern recomputed with the clean query (key),
+    then `(pattern' - pattern) . gradient` at the pattern."""
+    names = [get_act_name(kind, layer) for kind in ("q", "k", "pattern")]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        logits, corrupted = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in names)
+        value = patching_metric(logits)
+        grad_q, grad_k, grad_pattern = torch.autograd.grad(value, [probes[name] for name in names])
+    n = corrupted_tokens.shape[1]
+    future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=grad_q.device), 1)
+    estimates = {}
+    for kind, grad in [("q", grad_q), ("k", grad_k)]:
+        plain = ((clean_cache[kind, layer] - corrupted[kind, layer])[:, :, head] * grad[:, :, head]).sum().item()
+        q = (clean_cache if kind == "q" else corrupted)["q", layer][:, :, head]
+        k = (clean_cache if kind == "k" else corrupted)["k", layer][:, :, head]
+        scores = torch.einsum("bqd,bkd->bqk", q, k) / model.blocks[layer].attn.attn_scale
+        pattern = scores.masked_fill(future, float("-inf")).softmax(-1)
+        star = ((pattern - corrupted["pattern", layer][:, head]) * grad_pattern[:, head]).sum().item()
+        estimates[kind] = (value.item() + plain, value.item() + star)
+    return estimates
+
+
+# %%
+qk = atp_qk(model, swapped.tokens, clean_cache, swapped_metric, top_layer, top_head)
+print(f"head {top_layer}.{top_head}: attention from END to S2 {end_attention[2, top_layer, top_head]:.0%}")
+for i, kind in [(1, "q"), (2, "k")]:
+    print(f"  patching its {kind}: exact {every[i, top_layer, top_head]:.3f}, AtP {qk[kind][0]:.3f}, "
+          f"AtP* {qk[kind][1]:.3f}")
+
+# %% [markdown]
+# Plain AtP gets both small patches wrong, down to the sign; AtP* recovers their sign and part of their size.
+#
+# So attribution patching is a **filter**: run it on everything, then verify its top candidates with exact patching.
+# `filter_then_verify` takes an AtP table, patches exactly the `n_candidates` entries whose estimated effect is
+# largest (one forward pass each, with your hooks), and returns the `k` entries with the largest exact results.
+
+# %% tags=["module"]
+def filter_then_verify(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"],
+                       clean_cache: ActivationCache, patching_metric: Metric, attribution: Float[Tensor, "layer index"],
+                       act_name: str, k: int, n_candidates: int) -> list[tuple[int, int]]:
+    """The `k` `(layer, index)` entries with the largest exact patching results among the `n_candidates` whose
+    attribution-patching effect (estimate minus the corrupted run's metric) is largest in size."""
+    corrupted_value = patching_metric(model(corrupted_tokens)).item()
+    effect = (attribution - corrupted_value).abs().flatten()
+    n_index = attribution.shape[1]
+    candidates = [divmod(int(i), n_index) for i in effect.topk(n_candidates).indices]
+    setter = patch_residual_component if act_name in POSITION_ACTS else patch_head_vector
+    index_arg = "pos" if act_name in POSITION_ACTS else "head_index"
+    exact = {}
+    for layer, index in candidates:
+        hook_fn = partial(setter, **{index_arg: index}, clean_cache=clean_cache)
+        logits = model.run_with_hooks(corrupted_tokens, fwd_hooks=[(get_act_name(act_name, layer), hook_fn)])
+        exact[layer, index] = patching_metric(logits).item()
+    return sorted(exact, key=exact.get, reverse=True)[:k]
+
+
+# %%
+def top_k(table, k):
+    return [divmod(int(i), table.shape[1]) for i in table.flatten().topk(k).indices]
+
+
+for name, exact, estimate, act, tokens_, cache_, metric_ in [
+        ("resid_pre", resid_pre_results, atp_resid, "resid_pre", one_swapped.tokens, one_cache, one_metric),
+        ("heads", head_out, atp_heads, "z", swapped.tokens, clean_cache, swapped_metric)]:
+    k = len(important)
+    for n_candidates in (2 * k, 3 * k):
+        found = filter_then_verify(model, tokens_, cache_, metric_, estimate, act, k, n_candidates)
+        print(f"{name}: top {k} of the exact sweep {top_k(exact, k)}; AtP's top {n_candidates} verified exactly: "
+              f"{found} -> {'the same' if set(found) == set(top_k(exact, k)) else 'not the same'} "
+              f"({n_candidates} forward passes instead of {exact.numel()})")
+
+# %% [markdown]
+# For positions, the filter finds the exact sweep's top entries from a short list. For heads it needs a longer one:
+# the head whose estimate is furthest off (a layer-1 head, estimated near 0) ranks low, and only a long enough list of
+# candidates lets the exact patches put it back. The rule of thumb: the more nonlinear the path (attention, MLPs
+# after the patch), the longer the list to verify.
 #
 # ## Summary
 #
@@ -1049,8 +1341,11 @@ print(f"the circuit keeps {faithfulness:.0%} of the full model's logit differenc
 # - **A faster engine** returns exactly the library's numbers: fold the patches into the batch, start at the patched
 #   layer, skip the patches that change nothing.
 # - **Attention, copying scores and attention-role scores** say what the heads do; **path patching** separates
-#   direct effects from effects through other heads' queries, keys and values.
+#   direct effects from effects through other heads' queries, keys and values; **direct logit attribution** says
+#   what each head and MLP writes to the logits itself.
 # - **Mean ablation per frame** tests the circuit as a whole: the heads you found keep most of the logit difference
 #   on their own.
+# - **Attribution patching** estimates every patch from one forward and one backward pass; it is a filter (wrong where
+#   the path is nonlinear: saturated attention, MLPs after the patch), so its top candidates are verified exactly.
 #
 # Next: **Chapter 6**, sparse autoencoders.

@@ -106,6 +106,12 @@ print(f"{MODEL_NAME}: {model.cfg.n_layers} layers, {model.cfg.n_heads} heads of 
 # %%
 tokens = text_tokens(model, batch=64, seed=11)[:, :128]  # [64, 128]
 print(tokens.shape, "|", repr(model.to_string(tokens[0, :40])))
+print(f"a document's tokens: {model.tokenizer.encode('Hi there')} (the tokenizer puts BOS = "
+      f"{model.tokenizer.bos_token!r} first; each document also ends with EOS = {model.tokenizer.eos_token!r})")
+
+# %% [markdown]
+# `<|endoftext|>` is both this model's BOS and its EOS: each document of the stream starts with BOS and ends with EOS,
+# so where one document ends and the next begins, and at the start of a row, two `<|endoftext|>` tokens meet.
 
 # %% [markdown]
 # ## 1. SAE anatomy
@@ -258,8 +264,9 @@ def reconstruction_metrics(
 
 # %% [markdown]
 # The **density** of a latent is the fraction of tokens on which it is active. Dead latents have density 0; dense
-# latents (active on, say, more than 10% of tokens) are often uninterpretable. Its histogram, on a log scale, is
-# the usual first look at an SAE.
+# latents (active on, say, more than 10% of tokens) are suspects: in large SAEs many of them fire on no clear
+# pattern. Density alone does not decide it, though: section 3's `.` latent is one of this SAE's dense latents, and
+# it means one thing. Its histogram, on a log scale, is the usual first look at an SAE.
 
 # %%
 def latent_density(feature_acts: Float[Tensor, "n_tokens d_sae"]) -> Float[Tensor, "d_sae"]:
@@ -471,6 +478,8 @@ for text, latent in [(".", period_latent), (" the", the_latent)]:
     print(f"the densest {text!r} latent: {latent} (density {density[latent]:.2%}, max activation "
           f"{top_vals[0, latent]:.2f}; {int((top_token[single_token] == model.to_single_token(text)).sum())} "
           f"single-token latents of {text!r} in all)")
+print(f"latent {period_latent} is one of the {int((density > dense_threshold).sum())} dense latents: "
+      f"{bool(density[period_latent] > dense_threshold)}")
 acts_k, windows, window_acts = fetch_max_activating_examples(model, sae, tokens, period_latent, k=5, buffer=6)
 for value, window in zip(acts_k.tolist(), windows):
     print(f"{value:6.2f}  {model.to_string(window[:6])!r} [{model.to_string(window[6:7])}] "
@@ -536,11 +545,26 @@ px.histogram(x=nonzero.cpu(), nbins=50, labels=dict(x="activation"),
              title=f"Non-zero activations of latent {period_latent} ({len(nonzero):,} tokens)").show()
 
 # %% [markdown]
+# Why several latents for one token? This is **feature splitting**: an SAE with more latents than it needs for a
+# concept ("a full stop") splits it into several that share the token and differ in context. Three of the `.`
+# latents, each with the words before its top activations and the tokens it promotes most: compare them.
+
+# %%
+period_latents = single_token[top_token[single_token] == model.to_single_token(".")]
+for latent in period_latents[density[period_latents].argsort(descending=True)[:3]].tolist():
+    _, split_windows, _ = fetch_max_activating_examples(model, sae, tokens, latent, k=3, buffer=3)
+    _, promoted, _, _ = latent_top_logits(model, sae, latent, k=4)
+    print(f"latent {latent} (density {density[latent]:.2%}): before: "
+          f"{[model.to_string(w[:3]) for w in split_windows]}; promotes {model.to_str_tokens(promoted)}")
+
+# %% [markdown]
 # ### An offline latent dashboard
 #
 # Neuronpedia shows a page per latent of public SAEs. Ours is computed here from your functions and drawn as plain
-# HTML (no scripts, no network): the density, the top contexts with each token's activation as its background, and
-# the top and bottom logits.
+# HTML (no scripts, no network): the density, the top contexts with each token's activation as its background,
+# contexts sampled across the range of its activations (`q75`, `q50`, `q25`: the context nearest to each quartile of
+# its non-zero activations; a latent is mostly seen weaker than at its top), and the top and bottom logits of its
+# direct effect.
 
 # %% tags=["module"]
 def _chip(text: str, strength: float, rgb: tuple[int, int, int], title: str = "") -> str:
@@ -552,20 +576,38 @@ def _chip(text: str, strength: float, rgb: tuple[int, int, int], title: str = ""
 def latent_dashboard(model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, "batch seq"], latent: int,
                      k: int = 6, buffer: int = 6, n_logits: int = 8) -> str:
     """A self-contained HTML view of one latent (no scripts, no network): density, activation histogram, top
-    contexts with highlighted tokens, top and bottom logits. Built from the chapter's exercises."""
+    contexts with highlighted tokens, contexts sampled across the range of its activations, top and bottom logits.
+    Built from the chapter's exercises."""
     name = f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post"
     _, cache = model.run_with_cache_with_saes(tokens, saes=[sae], names_filter=[name])
-    acts = cache[name][:, 1:, latent].flatten()
+    table = cache[name][..., latent]  # [batch, seq]
+    acts = table[:, 1:].flatten()
     density = (acts > 0).float().mean().item()
     values, windows, window_acts = fetch_max_activating_examples(model, sae, tokens, latent, k=k, buffer=buffer)
     top_v, top_i, bottom_v, bottom_i = latent_top_logits(model, sae, latent, k=n_logits)
     peak = max(values.max().item(), 1e-6)
-    rows = []
-    for value, window, window_act in zip(values.tolist(), windows, window_acts):
+
+    def row(label: str, window, window_act) -> str:
         chips = "".join(_chip(text, a / peak, (255, 140, 0), f"{a:.2f}")
                         for text, a in zip(model.to_str_tokens(window), window_act.tolist()))
-        rows.append(f"<tr><td style='text-align: right; padding-right: 8px;'>{value:.2f}</td>"
-                    f"<td style='font-family: monospace;'>{chips}</td></tr>")
+        return (f"<tr><td style='text-align: right; padding-right: 8px; white-space: nowrap;'>{label}</td>"
+                f"<td style='font-family: monospace;'>{chips}</td></tr>")
+
+    rows = [row(f"{value:.2f}", window, window_act) for value, window, window_act in zip(values.tolist(), windows,
+                                                                                            window_acts)]
+    # The top k show the latent at its strongest; a latent is mostly seen weaker. One context per quartile of its
+    # non-zero activations (the one nearest to each quartile), among the positions where a window fits.
+    inner = table[:, buffer: table.shape[1] - buffer]
+    active = inner[inner > 0]
+    if len(active):
+        for q in (0.75, 0.5, 0.25):
+            target = active.quantile(q)
+            where = ((inner - target).abs() + (inner <= 0) * 1e9).flatten().argmin()
+            index = torch.tensor([[int(where) // inner.shape[1], int(where) % inner.shape[1] + buffer]],
+                                 device=table.device)
+            value = table[index[0, 0], index[0, 1]].item()
+            rows.append(row(f"q{int(q * 100)} {value:.2f}", index_with_buffer(tokens, index, buffer)[0],
+                            index_with_buffer(table, index, buffer)[0]))
     nonzero = acts[acts > 0]
     counts = torch.histc(nonzero, bins=20, min=0, max=peak).tolist() if len(nonzero) else [0] * 20
     tallest = max(counts) or 1
@@ -583,6 +625,7 @@ def latent_dashboard(model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, 
             f"<div style='margin: 8px 0;'><div style='display: flex; align-items: flex-end; height: 62px;'>{bars}"
             f"</div><small>non-zero activations, 0 to {peak:.2f}</small></div>"
             f"<div><b>promotes</b> {promoted}</div><div><b>suppresses</b> {suppressed}</div>"
+            f"<small>(direct effect: the decoder direction times W_U, skipping every layer after the SAE)</small>"
             f"<table style='margin-top: 8px; border-collapse: collapse;'>{''.join(rows)}</table></div>")
 
 
@@ -701,24 +744,30 @@ vocab = model.to_str_tokens(torch.arange(model.cfg.d_vocab))
 capitalised = torch.tensor([len(t) > 1 and t[0] == " " and t[1].isupper() for t in vocab])
 
 
-def capitalised_share(coeff: float, n_seeds: int = 2, max_new_tokens: int = 12) -> tuple[float, str]:
-    """The share of sampled tokens that start a capitalised word, over the prompts and seeds, and one sample."""
+def steered_samples(coeff: float, n_seeds: int = 2, max_new_tokens: int = 12) -> dict:
+    """Over the prompts and seeds: the share of sampled tokens that start a capitalised word, how many samples stopped
+    before `max_new_tokens` (at EOS), and one sample."""
     texts = [generate_with_steering(model, sae, p, period_latent, coeff, max_new_tokens, seed)
              for p in prompts for seed in range(n_seeds)]
-    new = torch.cat([model.to_tokens(text[len(prompt):], prepend_bos=False)[0].cpu()
-                     for text, prompt in zip(texts, [p for p in prompts for _ in range(n_seeds)])])
-    return capitalised[new].float().mean().item(), texts[0]
+    new = [model.to_tokens(text[len(prompt):], prepend_bos=False)[0].cpu()
+           for text, prompt in zip(texts, [p for p in prompts for _ in range(n_seeds)])]
+    return {"capitalised": capitalised[torch.cat(new)].float().mean().item(),
+            "short": sum(len(t) < max_new_tokens for t in new), "n": len(new), "sample": texts[0]}
 
 
 peak = top_vals[0, period_latent].item()
+steered = {}
 for multiple in [0, 1, 2, 4]:
-    share, sample = capitalised_share(multiple * peak)
-    print(f"coefficient {multiple} x {peak:.1f}: {share:.0%} of sampled tokens start a capitalised word, e.g. "
-          f"{sample!r}")
+    steered[multiple] = out = steered_samples(multiple * peak)
+    print(f"coefficient {multiple} x {peak:.1f}: {out['capitalised']:.0%} of sampled tokens start a capitalised word; "
+          f"{out['short']} of {out['n']} samples stop early; e.g. {out['sample']!r}")
 
 # %% [markdown]
-# At a few times its largest activation, "a sentence just ended" takes over: the model starts sentence after
-# sentence. Too little and the rest of the residual stream wins; the dose matters.
+# At two and four times its largest activation, almost every sampled token starts a capitalised word: the model
+# writes what follows a full stop (a name, *When*, *Once*) again and again, and none of the sentences in between. At
+# one times its largest activation the share is no higher than without steering, and most samples end early:
+# `generate` stops when it samples `<|endoftext|>` (EOS), the token that ends a document. A latent's meaning shows in
+# what steering it does, but a caricature of it: "a sentence just ended", without the sentence.
 #
 # ## 5. IOI through an attention SAE
 #
@@ -834,6 +883,14 @@ px.imshow(head_share[top_latents].T.cpu(), x=[str(i) for i in top_latents],
           y=[f"H{h}" for h in range(model.cfg.n_heads)], color_continuous_scale="Blues", zmin=0, zmax=1,
           labels=dict(x="latent", y="head", color="share"),
           title=f"Share of each top-DLA latent's decoder norm in each head of layer {z_layer}").show()
+main_share = head_share[top_latents].max(-1).values.mean().item()
+print(f"so: each top latent's largest head holds {main_share:.0%} of its decoder norm on average, against "
+      f"{1 / model.cfg.n_heads:.0%} for a latent spread evenly over the {model.cfg.n_heads} heads")
+
+# %% [markdown]
+# The answer to "where do they live": **spread over the heads**. No top latent belongs to one head; each is a mixture
+# of the layer's heads, a little more of one than of the others. An SAE on the concatenated heads is free to find
+# directions that cut across them, and this one does.
 
 # %% [markdown]
 # Finally the causal check: zero a set of latents at every position (SAE spliced in, error term on) and return the
@@ -870,12 +927,106 @@ ld_top = ablate_latents_logit_diff(model, z_sae, ioi.tokens, ioi.answer_tokens, 
 ld_random = ablate_latents_logit_diff(model, z_sae, ioi.tokens, ioi.answer_tokens, random_latents)
 print(f"logit difference: clean {clean_ld:.2f}; the top {n_top} DLA latents ablated {ld_top:.2f}; {n_top} random "
       f"latents active at the last token ablated {ld_random:.2f}")
-display(HTML(latent_dashboard(model, z_sae, tokens[:32], top_latents[0])))
+
+# %%
+print(f"share of the logit difference: the top {n_top} latents' ablation removes {(clean_ld - ld_top) / clean_ld:.1%}; "
+      f"layer {z_layer}'s heads write {head_dla[z_layer].sum() / clean_ld:.0%} of it directly; zeroing the whole layer "
+      f"removes {(clean_ld - ld_zero) / clean_ld:.0%}")
 
 # %% [markdown]
-# The latents with the largest direct effect are the ones that matter when removed, more than as many other latents
-# active at the same place. How much of the whole logit difference they carry, compared with the rest of the model
-# (the MLPs, earlier layers), is what the numbers above say about this model.
+# The latents with the largest direct effect matter more when removed than as many other latents active at the same
+# place, but read the shares: they carry a small part of the answer, because this layer does. In GPT-2 the name
+# movers sit in layers 9 and 10 and write the answer directly; in `mlp4l`, chapter 5 found the mechanism earlier. A
+# layer-0 head moves the subject's name to `END`, the MLPs write the answer, and patching the residual stream at `END`
+# before layer 2 brings back the whole clean answer. That residual stream is exactly where the first SAE reads:
+# `blocks.1.hook_resid_post` is `blocks.2.hook_resid_pre`.
+#
+# ### Latent attribution: where chapter 5 put the mechanism
+#
+# Which of the residual SAE's latents carry the answer? Ablating each one costs a forward pass per latent. The
+# gradient gives every latent's estimate at once, as attribution patching does for activations (chapter 5): with the
+# SAE spliced in (error term on), the change of the metric when latent `i` goes to 0 at one position is, to first
+# order, `-acts[i] * d metric / d acts[i]`. So the **attribution** of a latent is `acts * grad`, summed over the
+# positions (and the prompts: the metric is the mean logit difference `logit(IO) - logit(S)` at the last position).
+#
+# One forward pass, one backward pass. In the hook on `hook_sae_acts_post`, replace the activations by a detached copy
+# that requires a gradient (`acts.detach().requires_grad_()`), keep it, and return it: the run then goes on from it.
+# Under `torch.enable_grad()` (this chapter turned gradients off), compute the metric and take
+# `torch.autograd.grad(metric, kept)`: it leaves the model's parameters alone.
+
+# %%
+def latent_attribution(
+    model: HookedSAETransformer, sae: SAE, tokens: Int[Tensor, "batch pos"], answer_tokens: Int[Tensor, "batch 2"]
+) -> Float[Tensor, "d_sae"]:
+    """`acts * grad` of each latent (SAE spliced in, error term on), summed over prompts and positions, for the mean
+    `logit(IO) - logit(S)` at the last position."""
+    # SOLUTION
+    kept = {}
+
+    def keep(acts: Float[Tensor, "batch pos d_sae"], hook: HookPoint) -> Float[Tensor, "batch pos d_sae"]:
+        kept["acts"] = acts.detach().requires_grad_()
+        return kept["acts"]
+
+    with torch.enable_grad(), model.saes(saes=[sae], use_error_term=True):
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(f"{sae.cfg.metadata.hook_name}.hook_sae_acts_post", keep)])
+        last = logits[:, -1]
+        metric = (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean()
+        (grad,) = torch.autograd.grad(metric, kept["acts"])
+    return (kept["acts"] * grad).sum((0, 1)).detach()
+    # END SOLUTION
+
+
+# %% [markdown] tags=["hint"]
+# The metric is a mean over prompts, so its gradient already carries the `1 / batch`: sum `acts * grad` over both the
+# prompts and the positions. The error term keeps the run the clean one; `torch.autograd.grad` returns a tuple.
+
+# %% [markdown]
+# Now verify the estimate: ablate the top latents for real (your `ablate_latents_logit_diff` works for any SAE), next
+# to as many random latents active at `END`, and compare each top latent's attribution with its exact effect.
+
+# %%
+attribution = latent_attribution(model, sae, ioi.tokens, ioi.answer_tokens)
+res_top = attribution.topk(n_top).indices.tolist()
+res_name = f"{hook}.hook_sae_acts_post"
+_, res_cache = model.run_with_cache_with_saes(ioi.tokens, saes=[sae], names_filter=[res_name])
+res_active = (res_cache[res_name][:, -1] != 0).any(0).nonzero()[:, 0]
+res_others = res_active[~torch.isin(res_active, torch.tensor(res_top, device=res_active.device))]
+res_random = res_others[torch.randperm(len(res_others), generator=torch.Generator().manual_seed(0))[:n_top]].tolist()
+ld_res_top = ablate_latents_logit_diff(model, sae, ioi.tokens, ioi.answer_tokens, res_top)
+ld_res_random = ablate_latents_logit_diff(model, sae, ioi.tokens, ioi.answer_tokens, res_random)
+print(f"{SAE_NAME}: ablating the top {n_top} latents by attribution: logit difference {clean_ld:.2f} -> "
+      f"{ld_res_top:.2f} ({(clean_ld - ld_res_top) / clean_ld:.0%} of it removed); {n_top} random latents active at "
+      f"END: {ld_res_random:.2f}")
+exact = torch.tensor([clean_ld - ablate_latents_logit_diff(model, sae, ioi.tokens, ioi.answer_tokens, [latent])
+                      for latent in res_top[:10]])
+estimate = -attribution[res_top[:10]].cpu()  # ablation removes the latent: the metric changes by -attribution
+pairs = zip(res_top, exact.tolist(), (-estimate).tolist())
+print("top 10 latents, exact drop when ablated / attribution:", ", ".join(f"{i} {e:.2f}/{a:.2f}" for i, e, a in pairs))
+correlation = torch.corrcoef(torch.stack([exact, -estimate]))[0, 1]
+print(f"correlation of the exact drops with the attributions: {correlation:.2f}; the attributions are "
+      f"{(-estimate).sum() / exact.sum():.0%} of the exact drops in total")
+display(HTML(latent_dashboard(model, sae, tokens[:32], res_top[0])))
+
+# %% [markdown]
+# In this layer the answer is concentrated: a few latents carry a large share of it, and random latents active at the
+# same place carry almost none. Among its top picks, the attribution ranks the latents nearly as their exact ablations
+# do, but each of its values is smaller than the exact drop: it is a first-order estimate. Where is it worst? Where
+# the change is largest: the latents most active at `END`.
+
+# %%
+most_active = res_cache[res_name][:, -1].mean(0).topk(3).indices.tolist()
+for latent in most_active:
+    drop = clean_ld - ablate_latents_logit_diff(model, sae, ioi.tokens, ioi.answer_tokens, [latent])
+    rank = int((attribution > attribution[latent]).sum()) + 1
+    print(f"latent {latent}: mean activation at END {res_cache[res_name][:, -1, latent].mean():.2f}; exact drop "
+          f"{drop:.2f}, attribution {attribution[latent]:.2f} (rank {rank} of {sae.cfg.d_sae})")
+
+# %% [markdown]
+# Removing a latent that is strongly active is not a small change, and a first-order estimate of it can be far off,
+# down to the sign: one of these latents matters more than any of the attribution's top picks, and the attribution
+# ranks it near the bottom. So use attribution as a filter, verify what it picks by ablation (as chapter 5 verifies
+# attribution patching's top components with exact patching), and ablate the few most active latents exactly too:
+# they are cheap to check and the most likely to be missed.
 #
 # ## 6. Training an SAE
 #
@@ -894,7 +1045,8 @@ display(HTML(latent_dashboard(model, z_sae, tokens[:32], top_latents[0])))
 #   train_batch_size_tokens=batch_tokens, lr=lr, seed=seed, device=device)`;
 # - `n_batches_in_buffer=32` (the buffer holds `32 * context_size` tokens, at least one batch) and
 #   `store_batch_size_prompts=16`;
-# - `lr_warm_up_steps` = 5% and `lr_decay_steps` = 20% of the `training_tokens // batch_tokens` steps;
+# - `lr_warm_up_steps` = 5% and `lr_decay_steps` = 20% of the `training_tokens // batch_tokens` steps (rounded
+#   down, to the nearest or up: any is right);
 #   `dead_feature_window=max(1, 50_000 // batch_tokens)` steps (a latent silent for 50k tokens counts as dead);
 # - `n_batches_for_norm_estimate=10` (the default, 1000 batches, is longer than our whole run);
 # - offline and quiet: `logger=LoggingConfig(log_to_wandb=False)`, `output_path=None`, `checkpoint_path=None`,
@@ -929,7 +1081,8 @@ def sae_training_config(
 
 # %% [markdown]
 # Train it on the hook of the residual SAE, on rows of the course corpus that neither the model nor the shipped SAEs
-# saw (corpus seed 7). The progress bar is SAE-Lens's.
+# saw (corpus seed 7). The progress bar is SAE-Lens's: it redraws every 100 steps, so it stops at the last multiple of
+# 100 steps (the cell prints where), although the run trains every step.
 
 # %%
 context_size = min(128, model.cfg.n_ctx)
@@ -942,7 +1095,9 @@ start = time.perf_counter()
 with torch.enable_grad(), contextlib.redirect_stderr(sys.stdout):  # the progress bar goes with the cell's output
     my_sae = LanguageModelSAETrainingRunner(cfg, override_model=model, override_dataset=dataset).run()
 my_sae.eval()
-print(f"\ntrained in {time.perf_counter() - start:.0f} s")
+steps = cfg.training_tokens // cfg.train_batch_size_tokens
+print(f"\ntrained in {time.perf_counter() - start:.0f} s: {steps} steps of {cfg.train_batch_size_tokens} tokens; the "
+      f"bar last moved at step {100 * (steps // 100)} ({100 * (steps // 100) / steps:.0%} of the steps)")
 mine = sae_metrics(model, my_sae, metric_tokens)
 theirs = shipped[SAE_NAME]
 print(f"your SAE ({my_sae.cfg.d_sae} latents, k {my_sae.cfg.k}, {cfg.training_tokens:,} tokens): explained variance "

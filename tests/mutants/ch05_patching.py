@@ -7,8 +7,17 @@ import torch
 from transformer_lens.utilities import get_act_name
 
 from utils.checking import Mutant, Status
+from utils.data import IGNORES_CHUNK_SIZE
 
 POSITION_ACTS = ("resid_pre", "attn_out", "mlp_out")
+# Two mistakes with one symptom (every patch scores the corrupted run's metric): the diagnosis names both.
+PATCHES_LOST = ("no patch reaches the forward pass, so every patch scores like the corrupted run: either the shortcut "
+                "applies your hook to the cached corrupted activation itself (clone it first: the hook patches the "
+                "cache, and every patch then looks like one that changes nothing), or the chunk's hook drops what your "
+                "hook returns (assign it: activation[rows] = hook(activation[rows], ...); a hook that works out of "
+                "place patches nothing otherwise)")
+NO_START_AT_LAYER = ("never using start_at_layer (every chunk runs from the tokens, through the layers before the "
+                     "patch: run it from the cached resid_pre with start_at_layer=layer)")
 
 
 # ---------------------------------------------------------------------------------------------- metric
@@ -220,12 +229,22 @@ def every_result_first(model, corrupted_tokens, clean_cache, patching_metric):
 
 
 # ---------------------------------------------------------------------------------------------- batched engine
+def _out_of_place(setter):
+    """A hook that returns the patched activation and leaves its input as it was (a valid hook)."""
+    def patch(act, hook, **kwargs):
+        return setter(act.clone(), hook, **kwargs)
+    return patch
+
+
 def _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, chunk_size=32, clone_check=True,
-            stack="repeat", start=None, drop_last_chunk=False, strided_rows=False, first_index_only=False):
+            stack="repeat", start=None, drop_last_chunk=False, strided_rows=False, first_index_only=False,
+            skipped=None, one_chunk=False, from_tokens=False, drop_hook_output=False):
     batch, seq_len = corrupted_tokens.shape
     by_position = act_name in POSITION_ACTS
     n_index = seq_len if by_position else model.cfg.n_heads
     setter = _patch_pos if by_position else _patch_pattern if act_name == "pattern" else _patch_head
+    if drop_hook_output:
+        setter = _out_of_place(setter)
     arg = "pos" if by_position else "head_index"
     results = torch.zeros(model.cfg.n_layers, n_index, device=model.cfg.device)
     with torch.no_grad():
@@ -239,12 +258,13 @@ def _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, 
                 patched = setter(cache[name].clone() if clone_check else cache[name], hook, **{arg: index},
                                  clean_cache=clean_cache)
                 if torch.equal(patched, cache[name]):
-                    results[layer, index] = corrupted_value
+                    results[layer, index] = corrupted_value if skipped is None else skipped
                 else:
                     todo.append(index)
-            stop = len(todo) - chunk_size + 1 if drop_last_chunk else len(todo)
-            for begin in range(0, max(stop, 0), chunk_size):
-                chunk = todo[begin: begin + chunk_size]
+            size = max(len(todo), 1) if one_chunk else chunk_size
+            stop = len(todo) - size + 1 if drop_last_chunk else len(todo)
+            for begin in range(0, max(stop, 0), size):
+                chunk = todo[begin: begin + size]
                 n = len(chunk)
                 resid = cache["resid_pre", layer]
                 resid = resid.repeat(n, 1, 1) if stack == "repeat" else resid.repeat_interleave(n, dim=0)
@@ -252,12 +272,17 @@ def _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, 
                 def patch_chunk(activation, hook):
                     for i, index in enumerate(chunk):
                         rows = slice(i * batch, (i + 1) * batch)
-                        activation[rows] = setter(activation[rows], hook, **{arg: chunk[0] if first_index_only else
-                                                                              index}, clean_cache=clean_cache)
+                        patched = setter(activation[rows], hook, **{arg: chunk[0] if first_index_only else index},
+                                         clean_cache=clean_cache)
+                        if not drop_hook_output:
+                            activation[rows] = patched
                     return activation
 
-                logits = model.run_with_hooks(resid, start_at_layer=layer if start is None else start,
-                                              fwd_hooks=[(name, patch_chunk)])
+                if from_tokens:
+                    logits = model.run_with_hooks(corrupted_tokens.repeat(n, 1), fwd_hooks=[(name, patch_chunk)])
+                else:
+                    logits = model.run_with_hooks(resid, start_at_layer=layer if start is None else start,
+                                                  fwd_hooks=[(name, patch_chunk)])
                 for i, index in enumerate(chunk):
                     rows = slice(i, None, n) if strided_rows else slice(i * batch, (i + 1) * batch)
                     results[layer, index] = patching_metric(logits[rows]).item()
@@ -291,6 +316,25 @@ def batched_strided_rows(model, corrupted_tokens, clean_cache, patching_metric, 
 def batched_one_index_per_chunk(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, chunk_size=32):
     return _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, chunk_size=chunk_size,
                    first_index_only=True)
+
+
+def batched_skipped_zero(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, chunk_size=32):
+    return _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, chunk_size=chunk_size, skipped=0.0)
+
+
+def batched_ignores_chunk_size(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, chunk_size=32):
+    return _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, chunk_size=chunk_size,
+                   one_chunk=True)
+
+
+def batched_from_tokens(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, chunk_size=32):
+    return _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, chunk_size=chunk_size,
+                   from_tokens=True)
+
+
+def batched_drops_hook_output(model, corrupted_tokens, clean_cache, patching_metric, act_name, *, chunk_size=32):
+    return _engine(model, corrupted_tokens, clean_cache, patching_metric, act_name, chunk_size=chunk_size,
+                   drop_hook_output=True)
 
 
 # ---------------------------------------------------------------------------------------------- roles
@@ -361,6 +405,43 @@ def attn_dest_off_by_one(cache, seq_len, head_type):
 
 def attn_mean_over_heads(cache, seq_len, head_type):
     return _attn_scores(cache, seq_len, head_type, mean_heads=True)
+
+
+def _sources(seq_len, head_type):
+    """The right destinations and sources (see the reference)."""
+    if head_type == "prev":
+        dest = torch.arange(1, 2 * seq_len + 1)
+        return dest, dest - 1
+    dest = torch.arange(seq_len + 1, 2 * seq_len + 1)
+    return dest, dest - seq_len + (1 if head_type == "induction" else 0)
+
+
+def attn_every_pair(cache, seq_len, head_type):
+    dest, src = _sources(seq_len, head_type)
+    return torch.stack([cache["pattern", layer][:, :, dest][:, :, :, src].mean(dim=(0, 2, 3))
+                        for layer in range(cache.model.cfg.n_layers)])
+
+
+def attn_whole_diagonal(cache, seq_len, head_type):
+    offset = {"prev": 1, "duplicate": seq_len, "induction": seq_len - 1}[head_type]
+    return torch.stack([cache["pattern", layer].diagonal(offset=-offset, dim1=-2, dim2=-1).mean(dim=(0, 2))
+                        for layer in range(cache.model.cfg.n_layers)])
+
+
+def attn_prev_second_copy_only(cache, seq_len, head_type):
+    if head_type != "prev":
+        return _attn_scores(cache, seq_len, head_type)
+    dest = torch.arange(seq_len + 1, 2 * seq_len + 1)
+    return torch.stack([cache["pattern", layer][:, :, dest, dest - 1].mean(dim=(0, 2))
+                        for layer in range(cache.model.cfg.n_layers)])
+
+
+def attn_induction_token_before(cache, seq_len, head_type):
+    dest, src = _sources(seq_len, head_type)
+    if head_type == "induction":
+        src = dest - seq_len - 1
+    return torch.stack([cache["pattern", layer][:, :, dest, src].mean(dim=(0, 2))
+                        for layer in range(cache.model.cfg.n_layers)])
 
 
 # ---------------------------------------------------------------------------------------------- path patching
@@ -465,6 +546,132 @@ def heads_inputs_from_new_cache(receiver_heads, receiver_input, model, patching_
 def heads_every_layer(receiver_heads, receiver_input, model, patching_metric, orig_tokens, new_cache, orig_cache):
     return _to_heads(receiver_heads, receiver_input, model, patching_metric, orig_tokens, new_cache, orig_cache,
                      full_shape=True)
+
+
+# ------------------------------------------------------------------------------------ direct logit attribution
+def _dla(model, cache, answer_tokens, *, scale=True, sign=1, pos=-1, reduce="mean"):
+    direction = sign * (model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]])
+    ln_scale = cache["ln_final.hook_scale"][:, pos] if scale else torch.ones(len(answer_tokens), 1,
+                                                                            device=direction.device)
+    heads = torch.stack([torch.einsum("bhd,hdm->bhm", cache["z", layer][:, pos], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])
+    mlps = torch.stack([cache["mlp_out", layer][:, pos] for layer in range(model.cfg.n_layers)])
+    n = len(answer_tokens) if reduce == "mean" else 1
+    return (torch.einsum("lbhm,mb->lh", heads / ln_scale[:, None], direction) / n,
+            torch.einsum("lbm,mb->l", mlps / ln_scale, direction) / n)
+
+
+def dla_no_scale(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, scale=False)
+
+
+def dla_s_minus_io(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, sign=-1)
+
+
+def dla_first_position(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, pos=0)
+
+
+def dla_summed_over_prompts(model, cache, answer_tokens):
+    return _dla(model, cache, answer_tokens, reduce="sum")
+
+
+def dla_attn_out_shared(model, cache, answer_tokens):
+    heads, mlps = _dla(model, cache, answer_tokens)
+    direction = model.W_U[:, answer_tokens[:, 0]] - model.W_U[:, answer_tokens[:, 1]]
+    scale = cache["ln_final.hook_scale"][:, -1]
+    attn = torch.stack([cache["attn_out", layer][:, -1] for layer in range(model.cfg.n_layers)])
+    per_layer = torch.einsum("lbm,mb->l", attn / scale, direction) / len(answer_tokens)
+    return per_layer[:, None].expand_as(heads) / model.cfg.n_heads, mlps
+
+
+# ---------------------------------------------------------------------------------------------- attribution patching
+def _atp(model, corrupted_tokens, clean_cache, metric, act_name, dims, *, difference="clean_minus", baseline=True,
+         reduce="sum", layer_of=lambda layer: layer, swap_layer_index=False):
+    names = [get_act_name(act_name, layer_of(layer)) for layer in range(model.cfg.n_layers)]
+    unique = list(dict.fromkeys(names))
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in unique]):
+        logits, cache = model.run_with_cache(corrupted_tokens, names_filter=lambda n: n in unique)
+        value = metric(logits)
+        grads = dict(zip(unique, torch.autograd.grad(value, [probes[name] for name in unique])))
+    rows = []
+    for name in names:
+        clean, corrupted = clean_cache[name], cache[name]
+        delta = {"clean_minus": clean - corrupted, "corrupted_minus": corrupted - clean, "clean": clean}[difference]
+        total = (delta * grads[name]).sum(dim=dims)
+        rows.append(total / len(corrupted_tokens) if reduce == "mean" else total)
+    table = torch.stack(rows)
+    table = table.T.contiguous() if swap_layer_index else table
+    return table + (value.item() if baseline else 0.0)
+
+
+def _atp_at_clean_run(model, corrupted_tokens, clean_cache, metric, act_name, dims):
+    """The gradient taken on the clean run (the clean tokens are not an argument: they are recovered from the clean
+    cache's embeddings, the nearest row of W_E)."""
+    embed = clean_cache["hook_embed"]
+    clean_tokens = torch.cdist(embed.flatten(0, 1), model.W_E).argmin(-1).view(embed.shape[:2])
+    names = [get_act_name(act_name, layer) for layer in range(model.cfg.n_layers)]
+    probes = {}
+
+    def add_probe(activation, hook):
+        probes[hook.name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[hook.name]
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, add_probe) for name in names]):
+        value = metric(model(corrupted_tokens))
+        clean_value = metric(model(clean_tokens))
+        grads = torch.autograd.grad(clean_value, [probes[name] for name in names])
+    _, cache = model.run_with_cache(corrupted_tokens)
+    return value.item() + torch.stack([((clean_cache[name] - cache[name]) * grad).sum(dim=dims)
+                                       for name, grad in zip(names, grads)])
+
+
+def attr_resid_clean_times_gradient(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2), difference="clean")
+
+
+def attr_resid_corrupted_minus_clean(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2),
+                difference="corrupted_minus")
+
+
+def attr_resid_no_baseline(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2), baseline=False)
+
+
+def attr_resid_mean_over_prompts(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_pre", (0, 2), reduce="mean")
+
+
+def attr_resid_post(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "resid_post", (0, 2))
+
+
+def attr_heads_corrupted_minus_clean(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3), difference="corrupted_minus")
+
+
+def attr_heads_no_baseline(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3), baseline=False)
+
+
+def attr_heads_values(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "v", (0, 1, 3))
+
+
+def attr_heads_head_layer(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3), swap_layer_index=True)
+
+
+def attr_heads_gradient_at_clean_run(model, corrupted_tokens, clean_cache, patching_metric):
+    return _atp_at_clean_run(model, corrupted_tokens, clean_cache, patching_metric, "z", (0, 1, 3))
 
 
 # ---------------------------------------------------------------------------------------------- mean ablation
@@ -648,8 +855,12 @@ MUTANTS = {
         Mutant(every_result_first, "putting the pattern first and z last (the order is z, q, k, v, pattern)"),
     ],
     "get_act_patch_batched": [
-        Mutant(batched_no_clone, "forgetting to clone: applying your hook to the cached corrupted activation itself "
-               "(it patches the cache, and every patch then looks like one that changes nothing)"),
+        Mutant(batched_no_clone, PATCHES_LOST),
+        Mutant(batched_drops_hook_output, PATCHES_LOST),
+        Mutant(batched_skipped_zero, "filling the patches that change nothing with 0.0 instead of the corrupted run's "
+               "metric (the two agree only for a metric normalised to 0 on the corrupted run)"),
+        Mutant(batched_ignores_chunk_size, IGNORES_CHUNK_SIZE),
+        Mutant(batched_from_tokens, NO_START_AT_LAYER),
         Mutant(batched_repeat_interleave, "stacking the copies with repeat_interleave (each prompt n times in a row) "
                "while reading patch i from rows i * batch to (i + 1) * batch"),
         Mutant(batched_from_layer_0, "feeding layer L's resid_pre to the model from layer 0 (start_at_layer must be "
@@ -677,6 +888,15 @@ MUTANTS = {
         Mutant(attn_dest_off_by_one, "an off-by-one in the destinations (arange(seq_len, 2 * seq_len)): the second "
                "copy is positions seq_len + 1 to 2 * seq_len"),
         Mutant(attn_mean_over_heads, "averaging over the heads too (one score per layer)", Status.WRONG_SHAPE),
+        Mutant(attn_every_pair, "indexing the destinations and the sources one after the other "
+               "(pattern[:, :, dest][..., src] averages every destination-source pair): index them together, "
+               "pattern[:, :, dest, src], for one source per destination"),
+        Mutant(attn_whole_diagonal, "averaging a whole diagonal of the pattern (pattern.diagonal(-offset)): it "
+               "starts in the first copy (or at BOS); only destinations in the second copy count"),
+        Mutant(attn_prev_second_copy_only, "scoring previous-token heads on the second copy only (every position "
+               "after BOS has a previous token: destinations 1 to 2 * seq_len)"),
+        Mutant(attn_induction_token_before, "taking the token before the first occurrence (seq_len + 1 back) as the "
+               "induction source: it is the token after it, seq_len - 1 back"),
     ],
     "get_path_patch_head_to_final_resid_post": [
         Mutant(final_freezes_sender_too, "freezing the sender too (patch it after freezing every head, not before)"),
@@ -696,6 +916,36 @@ MUTANTS = {
                "compute them with only the sender patched)"),
         Mutant(heads_every_layer, "returning a row for every layer (senders run over the layers before the last "
                "receiver's layer only)", Status.WRONG_SHAPE),
+    ],
+    "logit_diff_attribution": [
+        Mutant(dla_no_scale, "forgetting to divide by the final LayerNorm's scale (ln_final.hook_scale at the last "
+               "position)"),
+        Mutant(dla_s_minus_io, "using W_U[:, S] - W_U[:, IO] (answer_tokens[:, 0] is the IO, [:, 1] the subject)"),
+        Mutant(dla_first_position, "reading the outputs at the first position instead of the last"),
+        Mutant(dla_summed_over_prompts, "summing over the prompts instead of averaging"),
+        Mutant(dla_attn_out_shared, "sharing each layer's attn_out equally among its heads (each head writes its own "
+               "z @ W_O[layer, head])"),
+    ],
+    "get_attr_patch_resid_pre": [
+        Mutant(attr_resid_clean_times_gradient, "multiplying the gradient by the clean activation instead of the "
+               "difference clean - corrupted (the patch changes the activation by that difference)"),
+        Mutant(attr_resid_corrupted_minus_clean, "taking corrupted - clean (the patch moves from the corrupted "
+               "activation to the clean one: clean - corrupted)"),
+        Mutant(attr_resid_no_baseline, "returning the estimated change without adding the corrupted run's metric (the "
+               "exact results are the metric after the patch)"),
+        Mutant(attr_resid_mean_over_prompts, "averaging over the prompts (the metric is already their mean: its "
+               "gradient carries the 1 / batch, so sum)"),
+        Mutant(attr_resid_post, "using resid_post instead of resid_pre"),
+    ],
+    "get_attr_patch_attn_head_out": [
+        Mutant(attr_heads_corrupted_minus_clean, "taking corrupted - clean (the patch moves from the corrupted "
+               "activation to the clean one: clean - corrupted)"),
+        Mutant(attr_heads_no_baseline, "returning the estimated change without adding the corrupted run's metric (the "
+               "exact results are the metric after the patch)"),
+        Mutant(attr_heads_values, "attributing the values (hook_v) instead of the head outputs (hook_z)"),
+        Mutant(attr_heads_head_layer, "filling the results in [head, layer] order instead of [layer, head]"),
+        Mutant(attr_heads_gradient_at_clean_run, "taking the gradient on the clean run (AtP linearises around the "
+               "corrupted run, where the patches are made)"),
     ],
     "get_heads_and_posns_to_keep": [
         Mutant(keep_every_position, "keeping the circuit heads at every position instead of their role's position"),

@@ -9,6 +9,10 @@ from sae_lens import LanguageModelSAERunnerConfig, LoggingConfig, StandardTraini
 
 from utils.checking import Mutant, Status
 
+# Two mistakes with one output (the model's own loss, the right latents): the diagnosis names both.
+CLEAN_LOSS = ("returning the loss of the model without the SAE: either the loss comes from another run than the "
+              "spliced one (compute it in the same run_with_cache_with_saes call), or the run splices with "
+              "use_error_term=True (the error term restores the clean loss)")
 LAST_ONLY = "steering the last position only (add the direction at every position: later tokens read earlier ones)"
 
 
@@ -86,6 +90,12 @@ def spliced_acts_pre(model, sae, tokens):
 def spliced_error_term(model, sae, tokens):
     loss, cache = model.run_with_cache_with_saes(tokens, saes=[sae], use_error_term=True, return_type="loss",
                                                  loss_per_token=True)
+    return loss, cache[_acts_name(sae)]
+
+
+def spliced_loss_without_sae(model, sae, tokens):
+    loss = model(tokens, return_type="loss", loss_per_token=True)
+    _, cache = model.run_with_cache_with_saes(tokens, saes=[sae])
     return loss, cache[_acts_name(sae)]
 
 
@@ -237,13 +247,18 @@ def window_unpaired(x, indices, buffer):
 
 
 def _fetch(model, sae, tokens, latent, k=10, buffer=5, *, point="hook_sae_acts_post", sequences=False,
-           largest=True):
+           largest=True, edges=False):
     from solutions.ch06_saes import index_with_buffer
 
     name = _acts_name(sae, point)
     _, cache = model.run_with_cache_with_saes(tokens, saes=[sae], names_filter=[name])
     acts = cache[name][..., latent]
     inner = acts[:, buffer: acts.shape[1] - buffer]
+    if edges:  # the top k over every position; the windows are shifted to fit in the row
+        flat = acts.flatten().topk(k).indices
+        rows, cols = flat // acts.shape[1], flat % acts.shape[1]
+        centres = torch.stack([rows, cols.clamp(buffer, acts.shape[1] - 1 - buffer)], dim=1)
+        return acts[rows, cols], index_with_buffer(tokens, centres, buffer), index_with_buffer(acts, centres, buffer)
     if sequences:
         best, pos = inner.max(-1)
         rows = best.topk(k).indices
@@ -265,6 +280,10 @@ def fetch_top_sequences(model, sae, tokens, latent, k=10, buffer=5):
 
 def fetch_smallest(model, sae, tokens, latent, k=10, buffer=5):
     return _fetch(model, sae, tokens, latent, k, buffer, largest=False)
+
+
+def fetch_every_position(model, sae, tokens, latent, k=10, buffer=5):
+    return _fetch(model, sae, tokens, latent, k, buffer, edges=True)
 
 
 # ---------------------------------------------------------------------------------------------- directions and logits
@@ -492,6 +511,39 @@ def ld_first_latent_only(model, sae, tokens, answer_tokens, latents):
 
 
 # ---------------------------------------------------------------------------------------------- training config
+# ---------------------------------------------------------------------------------------------- latent attribution
+def _attribution(model, sae, tokens, answer_tokens, *, error_term=True, times_acts=True, last_only=False, sign=1):
+    kept = {}
+
+    def keep(acts, hook):
+        kept["acts"] = acts.detach().requires_grad_()
+        return kept["acts"]
+
+    with torch.enable_grad(), model.saes(saes=[sae], use_error_term=error_term):
+        last = model.run_with_hooks(tokens, fwd_hooks=[(_acts_name(sae), keep)])[:, -1]
+        metric = sign * (last.gather(-1, answer_tokens[:, :1]) - last.gather(-1, answer_tokens[:, 1:])).mean()
+        (grad,) = torch.autograd.grad(metric, kept["acts"])
+    attribution = kept["acts"] * grad if times_acts else grad
+    attribution = attribution[:, -1:] if last_only else attribution
+    return attribution.sum((0, 1)).detach()
+
+
+def attribution_gradient_only(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, times_acts=False)
+
+
+def attribution_no_error_term(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, error_term=False)
+
+
+def attribution_last_position_only(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, last_only=True)
+
+
+def attribution_s_minus_io(model, sae, tokens, answer_tokens):
+    return _attribution(model, sae, tokens, answer_tokens, sign=-1)
+
+
 def _config(model_name, hook_name, d_in, *, expansion=4, k=8, training_tokens=120_000, batch_tokens=1024,
             context_size=128, lr=6e-3, seed=0, device="cpu", d_sae=None, wandb=False, standard=False,
             norm_batches=10):
@@ -512,6 +564,12 @@ def _config(model_name, hook_name, d_in, *, expansion=4, k=8, training_tokens=12
         logger=LoggingConfig(log_to_wandb=wandb), output_path=None, checkpoint_path=None, n_checkpoints=0,
         verbose=False, model_from_pretrained_kwargs={},
     )
+
+
+def config_warm_up_in_tokens(model_name, hook_name, d_in, **kwargs):
+    cfg = _config(model_name, hook_name, d_in, **kwargs)
+    cfg.lr_warm_up_steps, cfg.lr_decay_steps = cfg.training_tokens // 20, cfg.training_tokens // 5
+    return cfg
 
 
 def config_d_sae_is_expansion(model_name, hook_name, d_in, **kwargs):
@@ -549,7 +607,8 @@ MUTANTS = {
     ],
     "spliced_loss_and_latents": [
         Mutant(spliced_acts_pre, "reading hook_sae_acts_pre (before the TopK) instead of hook_sae_acts_post"),
-        Mutant(spliced_error_term, "splicing with use_error_term=True (the error term restores the clean loss)"),
+        Mutant(spliced_error_term, CLEAN_LOSS),
+        Mutant(spliced_loss_without_sae, CLEAN_LOSS),
         Mutant(spliced_mean_loss, "returning the mean loss instead of the loss per token (loss_per_token=True)",
                Status.WRONG_SHAPE),
     ],
@@ -590,6 +649,8 @@ MUTANTS = {
         Mutant(fetch_top_sequences, "taking the k sequences with the largest maximum instead of the k largest "
                "tokens"),
         Mutant(fetch_smallest, "taking the k smallest activations"),
+        Mutant(fetch_every_position, "ranking every position, including the first and last buffer positions of "
+               "each row (a window must fit around each example: leave them out)"),
     ],
     "latent_residual_directions": [
         Mutant(directions_no_W_O, "using the hook_z decoder rows as residual directions (they must go through W_O)"),
@@ -641,10 +702,20 @@ MUTANTS = {
         Mutant(ld_all_positions, "averaging the logit difference over every position instead of the last"),
         Mutant(ld_first_latent_only, "ablating only the first latent of the list"),
     ],
+    "latent_attribution": [
+        Mutant(attribution_gradient_only, "returning the gradient alone (attribution is activation times gradient)"),
+        Mutant(attribution_no_error_term, "splicing without the error term (the run, and its gradients, are then not "
+               "the clean model's)"),
+        Mutant(attribution_last_position_only, "keeping the last position only (a latent at an earlier position acts "
+               "on the answer through attention: sum over every position)"),
+        Mutant(attribution_s_minus_io, "differentiating logit(S) - logit(IO) (answer_tokens[:, 0] is the IO)"),
+    ],
     "sae_training_config": [
         Mutant(config_d_sae_is_expansion, "setting d_sae to the expansion factor instead of expansion * d_in"),
         Mutant(config_wandb_on, "leaving Weights & Biases logging on (LoggingConfig(log_to_wandb=False))"),
         Mutant(config_standard_sae, "configuring a standard (ReLU) SAE instead of a TopK SAE"),
         Mutant(config_default_norm_estimate, "leaving n_batches_for_norm_estimate at its default (1000 batches)"),
+        Mutant(config_warm_up_in_tokens, "taking 5% and 20% of the training tokens for the warm-up and decay steps "
+               "(they are shares of the steps, training_tokens // batch_tokens)"),
     ],
 }
