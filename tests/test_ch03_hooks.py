@@ -124,7 +124,7 @@ def _forward_passes(attempt) -> int:
     """How many forward passes the learner's function runs on the case (``utils.checking.count_forward_passes``)."""
     _, passes = count_forward_passes(attempt.fn, *clone_inputs(attempt.case.args),
                                      **clone_inputs(attempt.case.kwargs))
-    return passes
+    return passes.embed
 
 
 def _judge_cache(attempt):

@@ -21,7 +21,7 @@ from transformer_lens import ActivationCache, patching
 from tests.framework import Chapter, shipped_model
 from tests.mutants.ch05_patching import MUTANTS, NO_START_AT_LAYER
 from training.corpus import TRAIN_NAMES
-from utils.checking import Case, CheckFailure, Status, clone_inputs
+from utils.checking import Case, CheckFailure, Status, clone_inputs, count_forward_passes
 from utils.data import ChunkBoundMetric, LogitDiffMetric, ioi_same_length, repeated_tokens, single_token_names
 
 chapter = Chapter("ch05_patching", mutants=MUTANTS)
@@ -186,36 +186,15 @@ class PassCountCase(Case):
     """A case on which the judge also counts the engine's forward passes (see ``_judge_batched``)."""
 
 
-class _PassCounter:
-    """Counts the calls of a model's first and last blocks while the body runs (a global forward hook: a hook on the
-    model itself would count as changing it)."""
-
-    def __init__(self, model):
-        self.first, self.last, self.counts = model.blocks[0], model.blocks[-1], [0, 0]
-
-    def __enter__(self):
-        def count(module, args, output):
-            if module is self.first:
-                self.counts[0] += 1
-            elif module is self.last:
-                self.counts[1] += 1
-        self.handle = torch.nn.modules.module.register_module_forward_hook(count)
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
-
-
 def _judge_batched(attempt):
     """The engine's numbers, then (on a :class:`PassCountCase`) where its forward passes start: an engine that runs
-    every chunk from the tokens returns the right numbers, at the cost of the layers before each patch. The count
-    sees the calls made in this process (check cells and the test suite); the grading worker's are not seen."""
+    every chunk from the tokens returns the right numbers, at the cost of the layers before each patch. The passes
+    are counted where the learner's code runs (in the grading worker too: ``count_forward_passes``)."""
     attempt.compare()
     if not isinstance(attempt.case, PassCountCase):
         return
-    with _PassCounter(attempt.case.args[0]) as counter:
-        attempt.call_again()
-    first, last = counter.counts
+    _, passes = count_forward_passes(attempt.fn, *clone_inputs(attempt.case.args), **clone_inputs(attempt.case.kwargs))
+    first, last = passes.first_block, passes.last_block
     if last and first >= last:
         raise CheckFailure(Status.WRONG_VALUES, f"the right numbers, but all {last} forward passes of your engine ran "
                            f"layer 0, including those that patch a later layer: {NO_START_AT_LAYER}")

@@ -26,7 +26,7 @@ import math
 import numbers
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import torch
 
@@ -172,21 +172,35 @@ def call_learner(fn: Callable, *args, **kwargs) -> Any:
     return result
 
 
-def count_forward_passes(fn: Callable, *args, **kwargs) -> tuple[Any, int]:
-    """:func:`call_learner`, also counting the forward passes ``fn`` runs on the models among its arguments (at each
-    model's embedding, with a torch hook the function cannot see, removed before the models are checked for
-    changes). A function graded in the worker (``utils.worker.RemoteFunction``) counts there."""
+class Passes(NamedTuple):
+    """How often a call ran each model's embedding (one per forward pass from the tokens), first block and last block
+    (an engine that starts at a later layer runs the last block more often than the first)."""
+
+    embed: int = 0
+    first_block: int = 0
+    last_block: int = 0
+
+
+def count_forward_passes(fn: Callable, *args, **kwargs) -> tuple[Any, Passes]:
+    """:func:`call_learner`, also counting the passes through the embedding, first and last blocks of the models
+    among the arguments (torch hooks the function cannot see, removed before the models are checked for changes).
+    A function graded in the worker (``utils.worker.RemoteFunction``) is counted there."""
     remote = getattr(fn, "forward_passes", None)
     if remote is not None:
-        return remote(*args, **kwargs)
+        output, counts = remote(*args, **kwargs)
+        return output, Passes(*counts)
     from utils.wire import modules_in
 
-    passes: list[int] = []
-    embeds = [m.embed for m in modules_in([*args, *kwargs.values()]) if isinstance(getattr(m, "embed", None),
-                                                                                   torch.nn.Module)]
+    counts = [0, 0, 0]
+    watched = []
+    for model in modules_in([*args, *kwargs.values()]):
+        blocks = getattr(model, "blocks", None)
+        if isinstance(getattr(model, "embed", None), torch.nn.Module) and blocks is not None and len(blocks):
+            watched += [(model.embed, 0), (blocks[0], 1), (blocks[-1], 2)]
 
     def counted(*a, **k):
-        handles = [e.register_forward_pre_hook(lambda module, inputs: passes.append(1)) for e in embeds]
+        handles = [module.register_forward_pre_hook(lambda m, inputs, i=i: counts.__setitem__(i, counts[i] + 1))
+                   for module, i in watched]
         try:
             return fn(*a, **k)
         finally:
@@ -194,7 +208,8 @@ def count_forward_passes(fn: Callable, *args, **kwargs) -> tuple[Any, int]:
                 handle.remove()
 
     counted.__name__ = getattr(fn, "__name__", "counted")
-    return call_learner(counted, *args, **kwargs), len(passes)
+    output = call_learner(counted, *args, **kwargs)
+    return output, Passes(*counts)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -250,6 +250,30 @@ def _process_grader(options: GradeOptions) -> Grader:
     return _GRADER
 
 
+def _die_with_parent() -> None:
+    """A grading process (``--jobs``) dies with the process that started it, even one killed with SIGKILL: on Linux
+    by the kernel (PR_SET_PDEATHSIG), elsewhere by a thread that watches the parent."""
+    import ctypes
+    import signal
+    import threading
+
+    parent = os.getppid()
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before the line above
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _grade_one(path: Path, learner: str, options: GradeOptions) -> list[Result]:
     return _process_grader(options).grade_learner(path, learner)
 
@@ -321,7 +345,8 @@ def _order(r: Result) -> tuple:
 
 def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
     context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(min(options.jobs, len(todo)), mp_context=context)
+    pool = concurrent.futures.ProcessPoolExecutor(min(options.jobs, len(todo)), mp_context=context,
+                                                  initializer=_die_with_parent)
     try:
         futures = {pool.submit(_grade_one, path, learner, options): (learner, key) for path, learner, key in todo}
         for future in concurrent.futures.as_completed(futures):

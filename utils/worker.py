@@ -213,8 +213,8 @@ class RemoteFunction:
     def __call__(self, *args, **kwargs):
         return self._call(args, kwargs, count_passes=False)
 
-    def forward_passes(self, *args, **kwargs) -> tuple[Any, int]:
-        """The output and how many forward passes the call ran on the models among its inputs
+    def forward_passes(self, *args, **kwargs) -> tuple[Any, tuple[int, int, int]]:
+        """The output and the passes the call ran through the models among its inputs
         (``utils.checking.count_forward_passes``, in the worker)."""
         return self._call(args, kwargs, count_passes=True)
 
@@ -419,7 +419,7 @@ class Answerer:
         except BaseException as e:  # SystemExit, KeyboardInterrupt raised by learner code
             return encode_plain(("failed", Status.ERROR.value, f"raised {type(e).__name__}: {e}"))
         try:
-            return encode_plain(("ok", output_wire(result), passes))
+            return encode_plain(("ok", output_wire(result), tuple(passes) if passes is not None else None))
         except Exception as e:
             return encode_plain(("failed", Status.WRONG_TYPE.value, f"returned {type(result).__name__}, which "
                                  f"cannot be checked ({type(e).__name__})"))

@@ -86,3 +86,30 @@ def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker,
     with pytest.raises(CheckFailure) as caught:
         remote("absent")(attn2l, tokens)
     assert caught.value.status == Status.MISSING
+
+
+# Mistakes a judge can only see by watching the learner's code run (forward passes counted where it runs): graded in
+# the worker, each gets the very verdict the in-notebook check gives.
+WATCHED = [("ch03_hooks", "03_hooks", "cache_some", "cache_one_pass_per_name"),
+           ("ch05_patching", "05_patching", "get_act_patch_batched", "batched_from_tokens")]
+
+
+@pytest.mark.parametrize("chapter, stem, exercise, mutant", WATCHED, ids=[w[3] for w in WATCHED])
+def test_a_mistake_seen_only_while_the_code_runs_is_seen_in_the_worker(chapter, stem, exercise, mutant, worker):
+    import importlib
+    import inspect
+
+    from utils.build import ROOT
+    from utils.chapters import checker
+    from utils.device import get_device
+
+    mutants = importlib.import_module(f"tests.mutants.{chapter}")
+    nb = nbformat.read(ROOT / "chapters" / "solutions" / f"{stem}_solutions.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        inspect.getsource(mutants) + f"\n\ndef {exercise}(*args, **kwargs):\n    return {mutant}(*args, **kwargs)\n"))
+    learner = LearnerText(mutant, nbformat.writes(nb))
+    checks = checker(chapter).exercises[exercise]
+    graded = checks.verdict(RemoteFunction(worker, learner, exercise, 120), get_device("cpu"))
+    in_notebook = checks.verdict(getattr(mutants, mutant), get_device("cpu"))
+    assert graded.status == in_notebook.status == Status.WRONG_VALUES
+    assert graded.message == in_notebook.message
