@@ -69,6 +69,7 @@ class GradeOptions:
     jobs: int = 1
     sandbox: bool = True  # False: run learner code unsandboxed even where a sandbox is available (tests only)
     require_sandbox: bool = False
+    dask: str | None = None  # a dask.distributed scheduler address, or "local"; None: this machine's processes
 
 
 @dataclass(frozen=True)
@@ -204,15 +205,24 @@ class Grader:
     def grade_learner(self, path: Path, learner: str, into: list[Result] | None = None) -> list[Result]:
         """Every exercise of the notebook's chapter (of every chapter when it declares none); each result is also
         appended to ``into`` as soon as it is known (what an interrupted run can still report)."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            data = f"{type(e).__name__}: {e}".encode()  # unreadable: graded as such below
+        return self.grade_notebook(data, Path(path).name, learner, into)
+
+    def grade_notebook(self, data: bytes, filename: str, learner: str,
+                       into: list[Result] | None = None) -> list[Result]:
+        """:meth:`grade_learner` on a notebook's bytes (what a Dask worker on another machine receives)."""
         from utils.chapters import chapter_names, checker
         from utils.extract import UnreadableNotebook, parse_notebook
         from utils.worker import LearnerText
 
         try:
-            text = Path(path).read_bytes().decode("utf-8")
-            parse_notebook(text, Path(path).name)
-        except (OSError, UnicodeDecodeError, UnreadableNotebook) as e:
-            reason = str(e) if isinstance(e, UnreadableNotebook) else f"{Path(path).name}: {type(e).__name__}: {e}"
+            text = data.decode("utf-8")
+            parse_notebook(text, filename)
+        except (UnicodeDecodeError, UnreadableNotebook) as e:
+            reason = str(e) if isinstance(e, UnreadableNotebook) else f"{filename}: {type(e).__name__}: {e}"
             return [self.result(learner, c, name, Verdict(Status.UNREADABLE, reason))
                     for c in chapter_names() for name in checker(c).exercises]
         notebook = LearnerText(learner, text)
@@ -278,6 +288,11 @@ def _grade_one(path: Path, learner: str, options: GradeOptions) -> list[Result]:
     return _process_grader(options).grade_learner(path, learner)
 
 
+def _grade_bytes(data: bytes, filename: str, learner: str, options: GradeOptions) -> list[Result]:
+    """A Dask task: one learner, graded by this Dask worker's own grader and sandboxed worker."""
+    return _process_grader(options).grade_notebook(data, filename, learner)
+
+
 class GradingInterrupted(Exception):
     """Grading stopped (Ctrl-C, SIGTERM) before every learner was graded: the results known so far."""
 
@@ -329,6 +344,8 @@ def grade(notebooks: Iterable[Path], folder: Path, options: GradeOptions = Grade
                 finally:
                     if grader is not None:
                         grader.close()
+            elif options.dask:
+                _grade_with_dask(todo, options, done)
             else:
                 _grade_in_pool(todo, options, done)
     except KeyboardInterrupt:
@@ -357,6 +374,26 @@ def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+
+
+def _grade_with_dask(todo: list, options: GradeOptions, done) -> None:
+    """Learners as tasks of a ``dask.distributed`` cluster (``options.dask``: its scheduler's address, or ``local``
+    for a ``LocalCluster`` of ``options.jobs`` worker processes). Each task carries the notebook's bytes; each Dask
+    worker grades with its own grader and sandboxed worker, from its own checkout of the course."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = (LocalCluster(n_workers=options.jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+               if options.dask == "local" else None)
+    client = Client(cluster if cluster is not None else options.dask)
+    try:
+        futures = {client.submit(_grade_bytes, path.read_bytes(), path.name, learner, options, pure=False):
+                   (learner, key) for path, learner, key in todo}
+        for future in as_completed(futures):
+            done(*futures[future], future.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 class _terminate_as_interrupt:
@@ -576,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="refuse to grade where learner code cannot be sandboxed")
     parser.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
                         help="grade only shard K of N (by learner); merge the shards' OUT folders with `merge`")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="grade on a dask.distributed cluster (its scheduler's address, or `local`)")
     parser.add_argument("--fresh", action="store_true",
                         help="grade every learner again (default: reuse OUT/.journal for the unchanged learners)")
     args = parser.parse_args(argv)
@@ -583,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve() if args.out else folder / "grades"
     options = GradeOptions(args.device, args.timeout, load_points(args.points),
                            str(Path(args.hidden_cases).resolve()) if args.hidden_cases else None, max(1, args.jobs),
-                           require_sandbox=args.require_sandbox)
+                           require_sandbox=args.require_sandbox, dask=args.dask)
     info = run_info(options)
     if args.require_sandbox and not info.sandboxed:
         print(f"refusing to grade: {info.sandbox}", file=sys.stderr)

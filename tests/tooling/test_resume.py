@@ -174,3 +174,11 @@ def test_a_second_run_regrades_only_the_changed_learner(class_folder, uninterrup
     assert all(r["status"] == "PASS" for r in graded["partial"].values())
     fresh = _run(folder, out, "--jobs", "1", "--fresh")
     assert "unchanged since the last run" not in fresh.stdout
+
+
+def test_a_dask_local_cluster_gives_one_runs_gradebook(class_folder, uninterrupted, tmp_path):
+    """Learners sent to a dask.distributed LocalCluster of two worker processes, each grading with its own sandboxed
+    worker: the same files as one run."""
+    result = _run(class_folder, tmp_path / "out", "--jobs", "2", "--dask", "local")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _files(tmp_path / "out") == uninterrupted
