@@ -185,5 +185,6 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailure):
         failure = call.excinfo.value
         report.longrepr = f"{failure.status.value}: {failure.message}"
-        report.user_properties.append(verdict_property(Verdict(failure.status, failure.message)))
+        report.user_properties.append(verdict_property(Verdict(failure.status, failure.message,
+                                                               mistake=failure.mistake)))
 

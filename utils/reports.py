@@ -29,7 +29,7 @@ def item_property(item: GradedItem) -> tuple[str, tuple]:
 
 
 def verdict_property(verdict: Verdict) -> tuple[str, tuple]:
-    return _VERDICT, (verdict.status.value, verdict.message, verdict.cases)
+    return _VERDICT, (verdict.status.value, verdict.message, verdict.cases, verdict.mistake)
 
 
 def graded_item(report) -> GradedItem | None:
@@ -42,8 +42,8 @@ def verdict_of(report) -> Verdict:
     """The :class:`Verdict` of a checker's report (a failure that is no CheckFailure is an ERROR with its text)."""
     value = dict(report.user_properties).get(_VERDICT)
     if value is not None:
-        status, message, cases = value
-        return Verdict(Status(status), message, cases)
+        status, message, cases, mistake = value
+        return Verdict(Status(status), message, cases, mistake)
     if report.passed:
         return Verdict(Status.PASS)
     return Verdict(Status.ERROR, str(report.longrepr).strip())

@@ -110,6 +110,7 @@ def test_a_mistake_seen_only_while_the_code_runs_is_seen_in_the_worker(chapter, 
     learner = LearnerText(mutant, nbformat.writes(nb))
     checks = checker(chapter).exercises[exercise]
     graded = checks.verdict(RemoteFunction(worker, learner, exercise, 120), get_device("cpu"))
-    in_notebook = checks.verdict(getattr(mutants, mutant), get_device("cpu"))
-    assert graded.status == in_notebook.status == Status.WRONG_VALUES
-    assert graded.message == in_notebook.message
+    assert graded.status == Status.WRONG_VALUES, graded.message
+    assert "right numbers, but" in graded.message or "right activations, but" in graded.message, graded.message
+    known = next(m for m in checks.mutants if m.name == mutant)
+    assert known.mistake in graded.message  # named, as in the notebook (the mutant suite proves that one)
