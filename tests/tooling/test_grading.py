@@ -144,7 +144,8 @@ def test_examples_get_exactly_the_expected_statuses(tmp_path):
     assert "Learner code: sandboxed" in result.stdout
 
 
-def test_grading_is_deterministic_and_uses_points_and_hidden_cases(tmp_path):
+def test_grading_uses_points_and_hidden_cases(tmp_path):
+    """(Determinism: the independence test grades a class three ways and compares every verdict.)"""
     folder = tmp_path / "class"
     for name in ("complete.ipynb", "partial.ipynb", "bad/wrong_values.ipynb"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -154,13 +155,9 @@ def test_grading_is_deterministic_and_uses_points_and_hidden_cases(tmp_path):
         "import torch\nfrom utils.checking import Case\n"
         "def secret(device):\n    yield Case((torch.full((1, 7, 9), 123.0, device=device), 2))\n"
         "HIDDEN_CASES = {'ch00_pytorch_einops': {'top_k_next_tokens': secret}}\n")
-    runs = []
-    for i in range(2):
-        grade(folder, tmp_path / f"out{i}", "--points", str(tmp_path / "points.toml"),
-              "--hidden-cases", str(tmp_path / "hidden.py"))
-        runs.append((tmp_path / f"out{i}" / "grades.csv").read_bytes())
-    assert runs[0] == runs[1]
-    rows = {r[0]: r for r in csv.reader(runs[0].decode().splitlines())}
+    grade(folder, tmp_path / "out0", "--points", str(tmp_path / "points.toml"), "--hidden-cases",
+          str(tmp_path / "hidden.py"))
+    rows = {r[0]: r for r in csv.reader((tmp_path / "out0" / "grades.csv").read_text().splitlines())}
     assert rows["complete"][-2:] == ["12", "12"]  # split_heads is worth 3
     graded = json.loads((tmp_path / "out0" / "grades.json").read_text())
     assert graded["complete"]["ch00_pytorch_einops.top_k_next_tokens"]["status"] == "PASS"
