@@ -1,4 +1,4 @@
-"""The grading worker: where learner code runs while grading, contained, one fresh process per call.
+"""The grading worker: where learner code runs while grading, contained, in a fresh process for each learner.
 
 Both sides of one protocol live here, as in ``multiprocessing``:
 
@@ -7,12 +7,15 @@ Both sides of one protocol live here, as in ``multiprocessing``:
   and each call's inputs (``utils/wire.py``), and reads each reply with ``torch.load(weights_only=True)``: nothing
   the worker sends can run code in the grader.
 - :func:`main` (in the sandbox) is the *zygote*: it imports torch, TransformerLens and what the notebook imports,
-  loads the models and keeps the large inputs, but never runs learner code itself. For each call it forks a child,
-  which extracts the learner's definitions from the notebook text (``utils/extract.py``), calls the function under
+  loads the models and keeps the large inputs, but never runs learner code itself. At a learner's first call it forks
+  the *learner's process*, which extracts the learner's definitions from the notebook text (``utils/extract.py``)
+  and answers that learner's calls one by one: it builds the inputs (loading what it lacks; a large input the zygote
+  kept after the fork is sent to it in full), says ``ready`` (the time limit starts then), calls the function under
   the pristine-state guard (``utils/checking.call_learner``) and writes its reply to a private pipe. The zygote
-  forwards the reply's bytes unread, or says TIMEOUT or CRASHED, then kills every other process in the sandbox and
-  empties ``/tmp``. So a call starts from the zygote's state, never from what an earlier call (this learner's or
-  another's) left behind: a verdict depends on the learner's notebook alone.
+  forwards the reply's bytes unread, or says TIMEOUT or CRASHED, and kills every other process the call left in the
+  sandbox. The learner's process ends with the learner (or when it dies or overruns its time), and ``/tmp`` is
+  emptied. So a learner starts from the zygote's state, never from what another learner left behind, and no input
+  arrives differently because of who was graded before: a verdict depends on the learner's notebook alone.
 
 CUDA cannot follow ``fork``: on a GPU each call runs in the zygote itself, and the grader starts a new worker for
 each learner instead.
@@ -28,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -87,6 +91,8 @@ class Worker:
         self.learner: str | None = None  # whose notebook the worker holds
         self.used_by: str | None = None  # (no fork) whose calls ran in the worker itself
         self.resolver = Resolver()
+        self.scratch_dir: str | None = None  # unsandboxed: the worker's working folder
+        self.log = None  # the worker's stderr (a temporary file: a pipe nobody reads could fill and block it)
 
     # -- process ---------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -97,8 +103,9 @@ class Worker:
             argv, cwd, env = command(argv, env), None, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:
             cwd, env = self._scratch(), {**env, "CS_SCRATCH": self._scratch()}
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), env=env, cwd=cwd,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
                                         start_new_session=True)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -109,7 +116,9 @@ class Worker:
         try:
             ready = decode_output(self.conn.recv_bytes())
         except (EOFError, OSError):
-            err = self.process.stderr.read().decode(errors="replace")[-2000:] if self.process.stderr else ""
+            self.process.wait(10)
+            self.log.seek(0)
+            err = self.log.read().decode(errors="replace")[-2000:]
             self.stop()
             raise RuntimeError(f"the grading worker failed to start: {err}") from None
         if ready != ("ready",):
@@ -117,11 +126,9 @@ class Worker:
             raise RuntimeError(f"the grading worker said {ready!r} instead of ready")
 
     def _scratch(self) -> str:
-        import tempfile
-
-        if not getattr(self, "_scratch_dir", None):
-            self._scratch_dir = tempfile.mkdtemp(prefix="cs-worker-")
-        return self._scratch_dir
+        if self.scratch_dir is None:
+            self.scratch_dir = tempfile.mkdtemp(prefix="cs-worker-")
+        return self.scratch_dir
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -134,14 +141,14 @@ class Worker:
                 except OSError:
                     self.process.kill()
             self.process.wait()
-            if self.process.stderr:
-                self.process.stderr.close()
+        if self.log is not None:
+            self.log.close()
         if self.conn is not None:
             self.conn.close()
-        self.process, self.conn = None, None
-        if getattr(self, "_scratch_dir", None):
-            shutil.rmtree(self._scratch_dir, ignore_errors=True)
-            self._scratch_dir = None
+        self.process, self.conn, self.log = None, None, None
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            self.scratch_dir = None
 
     # -- calls -----------------------------------------------------------------------------------------
     def _send(self, request: tuple) -> None:
@@ -176,8 +183,6 @@ class Worker:
             data = self.conn.recv_bytes(MAX_REPLY_BYTES + 4096)
         except (EOFError, OSError):
             code = self.process.wait(10) if self.process else None
-            if os.environ.get("CS_WORKER_DEBUG") and self.process and self.process.stderr:
-                sys.stderr.write(self.process.stderr.read().decode(errors="replace"))
             self.stop()
             raise CheckFailure(Status.CRASHED, crash_message(code)) from None
         try:
@@ -435,12 +440,8 @@ def _quiet_child() -> None:
 
 
 class Zygote:
-    """The loop of the worker process (see the module docstring).
-
-    The zygote keeps the models and the large inputs; the learner's process is forked from it at the learner's first
-    call, and forked anew whenever the zygote has learned something since (a model loaded, a large input kept), the
-    learner changes, or the learner's process died or overran its time.
-    """
+    """The loop of the worker process (see the module docstring): it keeps the models and the large inputs, forks the
+    learner's process at the learner's first call, and forks it anew after it died or overran its time."""
 
     def __init__(self, conn: Connection, device: str):
         self.conn, self.device = conn, device
@@ -540,8 +541,6 @@ class Zygote:
         return reply
 
     def _fork(self) -> None:
-        import tempfile
-
         ours, theirs = socket.socketpair()
         folder = Path(tempfile.mkdtemp(prefix="learner-", dir=self.scratch))
         pid = os.fork()
