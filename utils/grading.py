@@ -183,6 +183,8 @@ class Grader:
     """Grades learners one at a time in this process, with one sandboxed worker for their code."""
 
     def __init__(self, options: GradeOptions):
+        import torch
+
         from utils.device import get_device
         from utils.worker import Worker
 
@@ -190,9 +192,16 @@ class Grader:
         self.device = get_device(options.device)
         self.worker = Worker(options.device, sandbox=options.sandbox, require_sandbox=options.require_sandbox)
         self.hidden = load_hidden_cases(options.hidden_cases)
+        # The checker's side runs on one thread: the worker has the other core, and with --jobs N the graders share
+        # the cores (two threads per process on busy cores make each small kernel wait: 10-100x slower).
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
 
     def close(self) -> None:
         self.worker.stop()
+        import torch
+
+        torch.set_num_threads(self.threads)
 
     def max_points(self, chapter: str, exercise: str) -> float:
         return float(self.options.points.get(chapter, {}).get(exercise, 1))
@@ -334,7 +343,9 @@ def grade(notebooks: Iterable[Path], folder: Path, options: GradeOptions = Grade
     current: list[Result] = []
     try:
         with _terminate_as_interrupt():
-            if options.jobs <= 1 or len(todo) <= 1:
+            if options.dask and todo:
+                _grade_with_dask(todo, options, done)
+            elif options.jobs <= 1 or len(todo) <= 1:
                 grader = Grader(options) if todo else None
                 try:
                     for path, learner, key in todo:
@@ -344,8 +355,6 @@ def grade(notebooks: Iterable[Path], folder: Path, options: GradeOptions = Grade
                 finally:
                     if grader is not None:
                         grader.close()
-            elif options.dask:
-                _grade_with_dask(todo, options, done)
             else:
                 _grade_in_pool(todo, options, done)
     except KeyboardInterrupt:
