@@ -8,7 +8,8 @@ Every checker in ``tests/`` goes through :func:`check_cases`, which, for each ca
    type → shape (with named dims) → dtype → device → NaN/Inf → values (max abs/rel diff, worst index,
    tolerance),
 3. on a failure, runs every known mistake (a :class:`Mutant`) on the same inputs and, if the learner's output
-   matches one, names it: "your output matches a known mistake: forgetting the 1/sqrt(d_head) scale".
+   matches one, names it: "your output matches a known mistake: forgetting the 1/sqrt(d_head) scale"; when
+   several mistakes give that same output, it names them all (and the symptom they share) and blames none.
 
 Failures are raised as :class:`CheckFailure`, which carries one grading :class:`Status` and a message meant
 for a learner (no traceback wall).
@@ -333,6 +334,8 @@ class Mutant:
     mistake: str
     expect: Status = Status.WRONG_VALUES
     only_on: tuple[str, ...] | None = None  # device types on which the mistake shows (e.g. ("cuda", "mps"))
+    symptom: str = ""  # what the learner observes, shared by mistakes that give the same output ("your ablation
+    # changed nothing: the score is the unablated one"); said first when every matching mistake shares it
 
     @property
     def name(self) -> str:
@@ -412,25 +415,44 @@ def _run_mutant(mutant: Mutant, case: Case, transform: Callable | None) -> Any:
 
 
 def diagnose(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], transform: Callable | None = None,
-             **compare_kwargs) -> Mutant | None:
-    """The first known mistake whose output matches the learner's on *every* answered case: a mistake that would
-    have failed a case the learner passed is not theirs."""
+             **compare_kwargs) -> list[Mutant]:
+    """Every known mistake whose output matches the learner's on *every* answered case (a mistake that would have
+    failed a case the learner passed is not theirs). Several mistakes can give the same output on these cases: all
+    are returned, none is blamed alone.
+
+    ``answers`` come with the failing case first: most mistakes differ from the learner's output there, so each is
+    run once; only those that match it are run on the cases the learner passed.
+    """
+    found = []
     for mutant in mutants:
         try:
             if all(matches(got, _run_mutant(mutant, case, transform), **compare_kwargs) for case, got in answers):
-                return mutant
+                found.append(mutant)
         except Exception:
             continue
-    return None
+    return found
 
 
 def explain(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], hint: str, *, transform=None,
             **compare_kwargs) -> str:
-    """The sentence appended to a failure: the matching known mistake, else the exercise's hint."""
-    found = diagnose(answers, mutants, transform, **compare_kwargs) if answers else None
-    if found is not None:
-        return f"\n  Your output matches a known mistake: {found.mistake}."
+    """The sentence appended to a failure: the matching known mistake (every one, with the symptom they share,
+    when several give the learner's output), else the exercise's hint."""
+    found = diagnose(answers, mutants, transform, **compare_kwargs) if answers else []
+    if len(found) == 1:
+        symptom = f"{_sentence(found[0].symptom)} " if found[0].symptom else ""
+        return f"\n  {symptom}Your output matches a known mistake: {found[0].mistake}."
+    if found:
+        symptoms = {m.symptom for m in found}
+        lead = f"{_sentence(symptoms.pop())} " if len(symptoms) == 1 and "" not in symptoms else ""
+        listed = "; ".join(f"({i}) {m.mistake}" for i, m in enumerate(found, 1))
+        return (f"\n  {lead}Your output matches {len(found)} known mistakes, which give the same output on these "
+                f"cases (any of them, or another): {listed}.")
     return f"\n  Hint: {hint}" if hint else ""
+
+
+def _sentence(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def check_cases(
@@ -453,9 +475,10 @@ def check_cases(
     For each case the learner's function is called on fresh copies of the inputs (:func:`call_learner`); its
     output, after ``transform``, goes to ``judge`` (a custom check, see :class:`Attempt`) or, by default, is
     compared with the reference's. The first failure is raised as :class:`CheckFailure`, prefixed with the case
-    label (hidden cases say only "on a hidden case"), and followed by the known mistake that matches the learner
+    label (hidden cases say only "on a hidden case"), and followed by the known mistakes that match the learner
     on every case answered so far, else ``hint``. With ``answer_every_case`` the learner answers every case
-    before the diagnosis (for answers that many mistakes share on one case, such as an empty list of heads).
+    before the diagnosis (for answers that many mistakes share on one case, such as an empty list of heads). The
+    diagnosis runs each known mistake on the failing case first, so a wrong answer costs about one call per mistake.
     """
     if not callable(fn):
         raise CheckFailure(Status.WRONG_TYPE, f"expected a function, got {_type_name(fn)}")
@@ -485,6 +508,8 @@ def check_cases(
         return n
     case, failure = first
     answered = any(c is case for c, _ in answers)  # False: the call itself failed (error, time-out, ...)
+    if answered:  # the failing case first (see diagnose), then the cases the learner passed
+        answers = [a for a in answers if a[0] is case] + [a for a in answers if a[0] is not case]
     advice = explain(answers, mutants, hint, transform=transform, dims=dims, atol=atol, rtol=rtol) if answered else ""
     if case.hidden:  # never reveal a hidden case's inputs or expected values
         raise CheckFailure(failure.status, f"on a hidden case: {failure.status.value.lower().replace('_', ' ')}"

@@ -73,6 +73,43 @@ def test_diagnosis_names_the_matching_mistake_else_the_hint():
         check_cases(lambda x: x, lambda x: 3 * x, [Case((torch.ones(2),))], mutants=mutants, hint="multiply by 3")
 
 
+def test_mistakes_that_give_the_same_output_are_named_together_with_their_symptom():
+    """When several known mistakes give the learner's output on every case answered, the diagnosis blames none
+    alone: it says what is observed (the symptom they share) and lists them all."""
+    def unchanged(x):
+        return x.clone()
+
+    def unchanged_too(x):
+        return x + 0
+
+    def halved(x):
+        return x / 2
+
+    mutants = [Mutant(halved, "halving"), Mutant(unchanged, "returning a copy", symptom="your function changed nothing"),
+               Mutant(unchanged_too, "adding zero", symptom="your function changed nothing")]
+    with pytest.raises(CheckFailure) as caught:
+        check_cases(lambda x: x, lambda x: 3 * x, [Case((torch.ones(2),))], mutants=mutants, hint="multiply by 3")
+    message = caught.value.message
+    assert "Your function changed nothing. Your output matches 2 known mistakes" in message, message
+    assert "(1) returning a copy; (2) adding zero" in message and "halving" not in message and "Hint" not in message
+
+
+def test_diagnosis_runs_each_mistake_on_the_failing_case_first():
+    """A mistake that differs from the learner's output on the failing case costs one call, whatever the number
+    of cases the learner passed before it."""
+    calls = []
+
+    def right_until_last(x):
+        calls.append(x.numel())
+        return 3 * x if x.numel() < 5 else 3 * x + 1
+
+    cases = [Case((torch.ones(n),), label=f"n={n}") for n in (1, 2, 3, 4, 5)]
+    with pytest.raises(CheckFailure):
+        check_cases(lambda x: 3 * x + 2 if x.numel() == 5 else 3 * x, lambda x: 3 * x, cases,
+                    mutants=[Mutant(right_until_last, "adding one to the last case")])
+    assert calls == [5], calls
+
+
 def test_hidden_cases_do_not_reveal_their_label():
     with pytest.raises(CheckFailure) as caught:
         check_cases(lambda x: x, lambda x: -x, [Case((torch.ones(2),), label="secret prompt", hidden=True)])
