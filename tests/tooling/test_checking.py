@@ -85,8 +85,9 @@ def test_mistakes_that_give_the_same_output_are_named_together_with_their_sympto
     def halved(x):
         return x / 2
 
-    mutants = [Mutant(halved, "halving"), Mutant(unchanged, "returning a copy", symptom="your function changed nothing"),
-               Mutant(unchanged_too, "adding zero", symptom="your function changed nothing")]
+    nothing = "your function changed nothing"
+    mutants = [Mutant(halved, "halving"), Mutant(unchanged, "returning a copy", symptom=nothing),
+               Mutant(unchanged_too, "adding zero", symptom=nothing)]
     with pytest.raises(CheckFailure) as caught:
         check_cases(lambda x: x, lambda x: 3 * x, [Case((torch.ones(2),))], mutants=mutants, hint="multiply by 3")
     message = caught.value.message
