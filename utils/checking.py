@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import enum
 import functools
@@ -482,6 +483,31 @@ def check_cases(
     """
     if not callable(fn):
         raise CheckFailure(Status.WRONG_TYPE, f"expected a function, got {_type_name(fn)}")
+    with one_cpu_thread():
+        return _check_cases(fn, reference, cases, dims=dims, atol=atol, rtol=rtol, mutants=mutants, hint=hint,
+                            transform=transform, judge=judge, answer_every_case=answer_every_case, device=device)
+
+
+@contextlib.contextmanager
+def one_cpu_thread():
+    """Run the body on one CPU thread (torch's intra-op threads), then restore the caller's count.
+
+    Checks run on the shipped small models, where a second thread gains little; on a machine whose cores are busy
+    with other work, each multi-threaded kernel waits for a core per thread, and a check that takes 0.05 s can take
+    5-15 s (``bench/bench_failing_checks.py`` measures both; the grading worker runs on one thread anyway).
+    """
+    n = torch.get_num_threads()
+    if n != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n != 1:
+            torch.set_num_threads(n)
+
+
+def _check_cases(fn, reference, cases, *, dims, atol, rtol, mutants, hint, transform, judge, answer_every_case,
+                 device) -> int:
     answers: list[tuple[Case, Any]] = []  # (case, transformed output) the diagnosis compares with each mutant
     first: tuple[Case, CheckFailure] | None = None
     n = 0

@@ -1,0 +1,167 @@
+"""How long a *failing* check takes, for every exercise of every chapter: the target is <= 2 s on the 2-core machine.
+
+A wrong answer costs more than a right one: after the failure the diagnosis runs the exercise's known mistakes on
+the cases answered (``utils/checking.py: diagnose``). Each chapter runs in a fresh Python process, as a notebook
+kernel does, and for each exercise, in the chapter's order, times:
+
+- ``cold_s``: the first check of the exercise in the process (it builds the cases and the reference's outputs; the
+  first exercise's also loads the shipped models), on the most expensive wrong answer there is for the diagnosis:
+  right on every case but the last, matching no known mistake (:func:`late_wrong`), so every case is answered;
+- ``warm_s``: the slowest of the same answer checked again and of every known mistake (each a wrong answer).
+
+Results: printed, and ``bench/failing_check_results.json`` (per chapter: the slowest exercise, and every exercise),
+with the load average of the machine before and after each chapter (other work on the machine slows it down).
+
+``--keep-threads`` measures the engine as it was before checks ran on one CPU thread (torch's default: one thread
+per core), for comparison; its results go to ``bench/failing_check_results_keep_threads.json``.
+
+Usage: ``python -m bench.bench_failing_checks [--keep-threads] [ch04_induction ...]`` (chapters named: printed only).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_S = 2.0
+
+KERNEL = """
+import contextlib, json, sys, time
+sys.path.insert(0, {root!r})
+import torch
+from bench.bench_failing_checks import late_wrong
+from tests.framework import chapter_of
+import utils.checking
+from utils.checking import CheckFailure
+
+if {keep_threads!r}:  # the engine before it ran checks on one thread: torch's default count (one per core)
+    utils.checking.one_cpu_thread = contextlib.nullcontext
+device = torch.device("cpu")
+rows = {{}}
+for name, exercise in chapter_of({chapter!r}).exercises.items():
+    def timed(fn):
+        start = time.perf_counter()
+        try:
+            exercise.check(fn, device)
+            status = "PASS"
+        except CheckFailure as failure:
+            status = failure.status.value
+        return time.perf_counter() - start, status
+
+    wrong = late_wrong(exercise, device)
+    cold, status = timed(wrong)
+    assert status != "PASS", f"{{name}}: the late wrong answer passed"
+    warm = [(timed(wrong)[0], "late wrong answer")]
+    warm += [(timed(mutant.fn)[0], mutant.name) for mutant in exercise.mutants
+             if not mutant.only_on or device.type in mutant.only_on]
+    slowest = max(warm)
+    rows[name] = dict(cold_s=round(cold, 3), warm_s=round(slowest[0], 3), warm_slowest=slowest[1],
+                      cases=len(exercise.public_cases(device)), mutants=len(exercise.mutants))
+print(json.dumps(rows))
+"""
+
+
+# --------------------------------------------------------------------------------------------------------
+# The wrong answer that costs the diagnosis most: right on every case but the last
+# --------------------------------------------------------------------------------------------------------
+def _same(a, b) -> bool:
+    """Whether two call arguments hold the same values (the checker passes fresh copies, never the case's own)."""
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and torch.equal(a.detach().cpu(), b.detach().cpu()))
+    if isinstance(a, torch.nn.Module):
+        return a is b
+    if isinstance(a, torch.Generator):
+        return isinstance(b, torch.Generator) and torch.equal(a.get_state(), b.get_state())
+    if type(a).__name__ == "FactoredMatrix":
+        return type(b) is type(a) and _same(a.A, b.A) and _same(a.B, b.B)
+    if hasattr(a, "cache_dict"):
+        return hasattr(b, "cache_dict") and _same(a.cache_dict, b.cache_dict)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _perturbed(out):
+    """A wrong version of an output that no known mistake gives (a shifted value)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        if out.dtype == torch.bool:
+            return ~out
+        return out + (0.5 if out.is_floating_point() else 1)
+    if type(out).__name__ == "FactoredMatrix":
+        return type(out)(out.A * 1.5, out.B)
+    if isinstance(out, bool):
+        return not out
+    if isinstance(out, (int, float)):
+        return out + 1
+    if isinstance(out, str):
+        return out + " (changed)"
+    if isinstance(out, (list, tuple)):
+        return type(out)([_perturbed(out[0]), *out[1:]]) if len(out) else type(out)(["changed"])
+    if isinstance(out, dict) and out:
+        first = next(iter(out))
+        return {**out, first: _perturbed(out[first])}
+    return None
+
+
+def late_wrong(exercise, device):
+    """The reference, except on the exercise's last case, where its output is :func:`_perturbed`."""
+    last = exercise.public_cases(device)[-1]
+    reference = exercise.reference
+
+    def wrong(*args, **kwargs):
+        is_last = _same(args, last.args) and _same(kwargs, last.kwargs)  # before the call uses up a generator
+        out = reference(*args, **kwargs)
+        return _perturbed(out) if is_last else out
+
+    wrong.__name__ = exercise.name
+    return wrong
+
+
+def main(argv: list[str]) -> int:
+    from utils.build import chapter_name, sources
+
+    keep_threads = "--keep-threads" in argv
+    argv = [a for a in argv if a != "--keep-threads"]
+    chapters = [chapter_name(src) for src in sources()]
+    chapters = [c for c in chapters if not argv or c in argv]
+    results = {}
+    for chapter in chapters:
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        kernel = KERNEL.format(root=str(ROOT), chapter=chapter, keep_threads=keep_threads)
+        out = subprocess.run([sys.executable, "-c", kernel], cwd=ROOT, capture_output=True, text=True,
+                             env={"HF_HUB_OFFLINE": "1", "CS_DEVICE": "cpu", "PATH": "/usr/bin:/bin"})
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows = json.loads(out.stdout.strip().splitlines()[-1])
+        name, row = max(rows.items(), key=lambda item: max(item[1]["cold_s"], item[1]["warm_s"]))
+        worst = max(row["cold_s"], row["warm_s"])
+        load_after = os.getloadavg()[0]
+        results[chapter] = dict(slowest_exercise=name, slowest_failing_check_s=worst, within_target=worst <= TARGET_S,
+                                load_average_before=round(load_before, 2), load_average_after=round(load_after, 2),
+                                wall_s=round(time.perf_counter() - start, 1), exercises=rows)
+        print(f"{chapter}: slowest failing check {worst:.2f} s ({name}; cold {row['cold_s']:.2f} s, warm "
+              f"{row['warm_s']:.2f} s: {row['warm_slowest']}), load average {load_before:.2f} -> "
+              f"{results[chapter]['load_average_after']:.2f}")
+    if not argv:
+        name = "failing_check_results_keep_threads.json" if keep_threads else "failing_check_results.json"
+        (ROOT / "bench" / name).write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["within_target"] for r in results.values()) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
