@@ -146,11 +146,6 @@ def pos_embed_batch_second(W_pos, batch, seq_len):
     return einops.repeat(W_pos[:seq_len], "n d -> n batch d", batch=batch)
 
 
-PROBE_IGNORES_SEED = "ignoring the seed argument (torch.manual_seed(0) whatever the seed)"
-PROBE_SEEDS_LATE = ("calling torch.manual_seed(seed) after creating the probe: its initial weights do not depend on "
-                    "the seed")
-
-
 def _probe(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0, *, step=True, sign=1.0, zero_grad=True,
            seed_first=True):
     if seed_first:
@@ -262,8 +257,9 @@ MUTANTS = {
         Mutant(probe_single_step, "training for a single step instead of n_steps"),
         Mutant(probe_ignores_n_steps, "ignoring the n_steps argument (always 100 steps)"),
         Mutant(probe_ignores_lr, "ignoring the lr argument (always lr=0.05)"),
-        Mutant(probe_ignores_seed, PROBE_IGNORES_SEED),
-        Mutant(probe_seeds_after_creating, PROBE_SEEDS_LATE),
+        Mutant(probe_ignores_seed, "ignoring the seed argument (torch.manual_seed(0) whatever the seed)"),
+        Mutant(probe_seeds_after_creating, "calling torch.manual_seed(seed) after creating the probe: its "
+               "initial weights do not depend on the seed"),
         Mutant(probe_returns_weights, "returning the weight tensor instead of the nn.Linear probe",
                Status.WRONG_TYPE),
     ],
