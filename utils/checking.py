@@ -27,6 +27,7 @@ import enum
 import functools
 import math
 import numbers
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -421,8 +422,9 @@ def diagnose(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], transfo
     failed a case the learner passed is not theirs). Several mistakes can give the same output on these cases: all
     are returned, none is blamed alone.
 
-    ``answers`` come with the failing case first: most mistakes differ from the learner's output there, so each is
-    run once; only those that match it are run on the cases the learner passed.
+    Each mistake stops at the first case where it differs, so ``answers`` come cheapest first (``check_cases`` orders
+    them by the learner's time on each, the failing case counted at half: almost every mistake differs from the
+    learner's wrong output there). The verdict does not depend on the order, only the time it takes.
     """
     found = []
     for mutant in mutants:
@@ -479,7 +481,8 @@ def check_cases(
     label (hidden cases say only "on a hidden case"), and followed by the known mistakes that match the learner
     on every case answered so far, else ``hint``. With ``answer_every_case`` the learner answers every case
     before the diagnosis (for answers that many mistakes share on one case, such as an empty list of heads). The
-    diagnosis runs each known mistake on the failing case first, so a wrong answer costs about one call per mistake.
+    diagnosis runs each known mistake on the cheapest cases first (the failing case counted at half its cost), so a
+    wrong answer costs about one cheap call per mistake.
     """
     if not callable(fn):
         raise CheckFailure(Status.WRONG_TYPE, f"expected a function, got {_type_name(fn)}")
@@ -509,6 +512,7 @@ def one_cpu_thread():
 def _check_cases(fn, reference, cases, *, dims, atol, rtol, mutants, hint, transform, judge, answer_every_case,
                  device) -> int:
     answers: list[tuple[Case, Any]] = []  # (case, transformed output) the diagnosis compares with each mutant
+    seconds: dict[int, float] = {}  # id(case) -> how long the learner's call took: what a mutant's call costs there
     first: tuple[Case, CheckFailure] | None = None
     n = 0
     for case in cases:
@@ -516,7 +520,9 @@ def _check_cases(fn, reference, cases, *, dims, atol, rtol, mutants, hint, trans
         args, kwargs = (case.args, case.kwargs) if getattr(fn, "copies_inputs", False) else (
             clone_inputs(case.args), clone_inputs(case.kwargs))
         try:
+            start = time.perf_counter()
             raw = call_learner(fn, *args, **kwargs)
+            seconds[id(case)] = time.perf_counter() - start
             got = _transformed(transform, raw)
             attempt = Attempt(case, raw, got, fn, reference, transform, device, dims, atol, rtol)
             judge(attempt) if judge is not None else attempt.compare()
@@ -534,8 +540,8 @@ def _check_cases(fn, reference, cases, *, dims, atol, rtol, mutants, hint, trans
         return n
     case, failure = first
     answered = any(c is case for c, _ in answers)  # False: the call itself failed (error, time-out, ...)
-    if answered:  # the failing case first (see diagnose), then the cases the learner passed
-        answers = [a for a in answers if a[0] is case] + [a for a in answers if a[0] is not case]
+    if answered:  # cheapest first, the failing case at half its cost: it tells almost every mistake apart
+        answers.sort(key=lambda a: seconds.get(id(a[0]), 0.0) * (0.5 if a[0] is case else 1.0))
     advice = explain(answers, mutants, hint, transform=transform, dims=dims, atol=atol, rtol=rtol) if answered else ""
     if case.hidden:  # never reveal a hidden case's inputs or expected values
         raise CheckFailure(failure.status, f"on a hidden case: {failure.status.value.lower().replace('_', ' ')}"
