@@ -315,6 +315,7 @@ class Case:
 
     ``reference_output`` memoizes the reference's output on this case: checkers build their cases once per
     session, so a class of learners (or a learner's repeated checks) costs one reference run per case.
+    ``mutant_outputs`` does the same for the known mistakes the diagnosis has run on it.
     """
 
     args: tuple = ()
@@ -322,6 +323,7 @@ class Case:
     label: str = ""
     hidden: bool = False
     reference_output: Any = field(default=None, repr=False, compare=False)
+    mutant_outputs: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -408,12 +410,28 @@ def _call_reference(reference: Callable, case: Case) -> Any:
 
 
 def _run_mutant(mutant: Mutant, case: Case, transform: Callable | None) -> Any:
-    """A known mistake's output on fresh copies of a case (models restored afterwards, whatever it did)."""
+    """A known mistake's output on fresh copies of a case (models restored afterwards, whatever it did), memoized on
+    the case (an exception too: it is raised again)."""
     from utils.isolation import pristine
 
-    with pristine([*case.args, *case.kwargs.values()]):
-        out = mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-    return transform(out) if transform is not None else out
+    # the transform by name: transform_for makes a new closure per check, the same for every case of one device
+    key = (mutant.fn, None if transform is None else getattr(transform, "__qualname__", type(transform).__qualname__))
+    if key not in case.mutant_outputs:
+        try:
+            with pristine([*case.args, *case.kwargs.values()]):
+                out = mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+            case.mutant_outputs[key] = transform(out) if transform is not None else out
+        except Exception as e:
+            case.mutant_outputs[key] = _Raised(e)
+    out = case.mutant_outputs[key]
+    if isinstance(out, _Raised):
+        raise out.error
+    return out
+
+
+@dataclass
+class _Raised:
+    error: Exception
 
 
 def diagnose(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], transform: Callable | None = None,
