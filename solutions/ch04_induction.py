@@ -30,7 +30,8 @@ def generate_repeated_tokens(
 def run_and_cache_model_repeated_tokens(
     model: HookedTransformer, seq_len: int, batch_size: int = 1, *, generator: torch.Generator | None = None
 ) -> tuple[Int[Tensor, "batch full_seq_len"], Float[Tensor, "batch full_seq_len d_vocab"], ActivationCache]:
-    """Generate `[BOS] + r + r` (with `generate_repeated_tokens`), run the model with a cache.
+    """Generate `[BOS] + r + r` (with `generate_repeated_tokens` and the same `generator`), run the model with a
+    cache.
 
     Returns `(tokens, logits, cache)`.
     """
@@ -245,8 +246,9 @@ HINTS = {
         'ens, rows that differ, the generator used), not particular values.'
     ),
     'run_and_cache_model_repeated_tokens': (
-        'Call `generate_repeated_tokens` once and `model.run_with_cache` on the tokens it returne'
-        'd: the logits and\nthe cache must belong to the tokens you return.'
+        'Call `generate_repeated_tokens` once, passing `generator` on (the seed must still decide'
+        ' the tokens), and\n`model.run_with_cache` on the tokens it returned: the logits and the '
+        'cache must belong to the tokens you return.'
     ),
     'induction_attn_detector': (
         "`seq_len` follows from the pattern's size (`1 + 2 * seq_len` positions). For the second "

@@ -108,7 +108,8 @@ def generate_repeated_tokens(
 def run_and_cache_model_repeated_tokens(
     model: HookedTransformer, seq_len: int, batch_size: int = 1, *, generator: torch.Generator | None = None
 ) -> tuple[Int[Tensor, "batch full_seq_len"], Float[Tensor, "batch full_seq_len d_vocab"], ActivationCache]:
-    """Generate `[BOS] + r + r` (with `generate_repeated_tokens`), run the model with a cache.
+    """Generate `[BOS] + r + r` (with `generate_repeated_tokens` and the same `generator`), run the model with a
+    cache.
 
     Returns `(tokens, logits, cache)`.
     """
@@ -120,8 +121,8 @@ def run_and_cache_model_repeated_tokens(
 
 
 # %% [markdown] tags=["hint"]
-# Call `generate_repeated_tokens` once and `model.run_with_cache` on the tokens it returned: the logits and
-# the cache must belong to the tokens you return.
+# Call `generate_repeated_tokens` once, passing `generator` on (the seed must still decide the tokens), and
+# `model.run_with_cache` on the tokens it returned: the logits and the cache must belong to the tokens you return.
 
 # %% [markdown]
 # Let's look at the loss per position. Position `p` predicts token `p + 1`.
