@@ -15,8 +15,8 @@ exercise), with the load average of the machine before and after each run (other
 Each chapter runs twice, side by side: with the engine as it is (checks on one CPU thread) and with torch's default
 thread count (one per core), as the engine ran before; ``--one-thread-only`` skips the second.
 
-Usage: ``python -m bench.bench_failing_checks [--one-thread-only] [ch04_induction ...]`` (chapters named: printed
-only).
+Usage: ``python -m bench.bench_failing_checks [--one-thread-only] [--rounds N] [ch04_induction ...]`` (chapters
+named: printed only).
 """
 
 import json
@@ -153,22 +153,29 @@ def _run_kernel(chapter: str, keep_threads: bool) -> dict:
 
 def main(argv: list[str]) -> int:
     """Each chapter with the engine as it is (one CPU thread per check), then, side by side, with torch's default
-    thread count (one per core: the engine before), unless ``--one-thread-only``."""
+    thread count (one per core: the engine before), unless ``--one-thread-only``; ``--rounds N`` (default 2)
+    alternates the two N times, since other work on the machine makes single runs noisy."""
     from utils.build import chapter_name, sources
 
     modes = {"one_thread": False} if "--one-thread-only" in argv else {"one_thread": False, "default_threads": True}
-    argv = [a for a in argv if not a.startswith("--")]
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 2
+    argv = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--rounds")]
     chapters = [c for c in (chapter_name(src) for src in sources()) if not argv or c in argv]
     results = {}
     for chapter in chapters:
-        results[chapter] = {mode: _run_kernel(chapter, keep_threads) for mode, keep_threads in modes.items()}
-        for mode, r in results[chapter].items():
-            print(f"{chapter} ({mode}): slowest failing check {r['slowest_failing_check_s']:.2f} s "
-                  f"({r['slowest_exercise']}: {r['slowest_detail']}), load average {r['load_average_before']:.2f} -> "
-                  f"{r['load_average_after']:.2f}", flush=True)
+        runs = {mode: [] for mode in modes}
+        for _ in range(rounds):
+            for mode, keep_threads in modes.items():
+                run = _run_kernel(chapter, keep_threads)
+                runs[mode].append(run)
+                print(f"{chapter} ({mode}): slowest failing check {run['slowest_failing_check_s']:.2f} s "
+                      f"({run['slowest_exercise']}: {run['slowest_detail']}), load average "
+                      f"{run['load_average_before']:.2f} -> {run['load_average_after']:.2f}", flush=True)
+        results[chapter] = {mode: dict(slowest_failing_check_s=[r["slowest_failing_check_s"] for r in mode_runs],
+                                       runs=mode_runs) for mode, mode_runs in runs.items()}
     if not argv:
         (ROOT / "bench" / "failing_check_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    ok = all(r["one_thread"]["slowest_failing_check_s"] <= TARGET_S for r in results.values())
+    ok = all(max(r["one_thread"]["slowest_failing_check_s"]) <= TARGET_S for r in results.values())
     return 0 if ok else 2
 
 
