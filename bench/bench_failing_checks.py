@@ -2,7 +2,8 @@
 
 A wrong answer costs more than a right one: after the failure the diagnosis runs the exercise's known mistakes on
 the cases answered (``utils/checking.py: diagnose``). Each chapter runs in a fresh Python process, as a notebook
-kernel does, and for each exercise, in the chapter's order, times:
+kernel does, and for each exercise, in the chapter's order, times what its check cell runs
+(``utils.notebook.run_check``):
 
 - ``cold_s``: the first check of the exercise in the process (it builds the cases and the reference's outputs; the
   first exercise's also loads the shipped models), on the most expensive wrong answer there is for the diagnosis:
@@ -12,8 +13,9 @@ kernel does, and for each exercise, in the chapter's order, times:
 Results: printed, and ``bench/failing_check_results.json`` (per chapter and mode: the slowest exercise, and every
 exercise), with the load average of the machine before and after each run (other work on the machine slows it down).
 
-Each chapter runs twice, side by side: with the engine as it is (checks on one CPU thread) and with torch's default
-thread count (one per core), as the engine ran before; ``--one-thread-only`` skips the second.
+Each chapter runs with the engine as it is (checks on one CPU thread) and, alternating with it, with torch's default
+thread count (one per core), as the engine ran before: ``--rounds N`` times each (default 2); ``--one-thread-only``
+skips the second.
 
 Usage: ``python -m bench.bench_failing_checks [--one-thread-only] [--rounds N] [ch04_induction ...]`` (chapters
 named: printed only).
@@ -36,20 +38,16 @@ import torch
 from bench.bench_failing_checks import late_wrong
 from tests.framework import chapter_of
 import utils.checking
-from utils.checking import CheckFailure
+from utils.notebook import run_check
 
 if {keep_threads!r}:  # the engine before checks ran on one thread: torch's default count (one per core)
     utils.checking.one_cpu_thread = contextlib.nullcontext
 device = torch.device("cpu")
 rows = {{}}
 for name, exercise in chapter_of({chapter!r}).exercises.items():
-    def timed(fn):
+    def timed(fn):  # what a check cell runs
         start = time.perf_counter()
-        try:
-            exercise.check(fn, device)
-            status = "PASS"
-        except CheckFailure as failure:
-            status = failure.status.value
+        status = run_check(fn, {chapter!r}, "cpu", exercise=name).status.value
         return time.perf_counter() - start, status
 
     wrong = late_wrong(exercise, device)
