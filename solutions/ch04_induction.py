@@ -30,7 +30,8 @@ def generate_repeated_tokens(
 def run_and_cache_model_repeated_tokens(
     model: HookedTransformer, seq_len: int, batch_size: int = 1, *, generator: torch.Generator | None = None
 ) -> tuple[Int[Tensor, "batch full_seq_len"], Float[Tensor, "batch full_seq_len d_vocab"], ActivationCache]:
-    """Generate `[BOS] + r + r` (with `generate_repeated_tokens`), run the model with a cache.
+    """Generate `[BOS] + r + r` (with `generate_repeated_tokens` and the same `generator`), run the model with a
+    cache.
 
     Returns `(tokens, logits, cache)`.
     """
@@ -106,9 +107,10 @@ def top_1_acc(full_OV_circuit: FactoredMatrix, batch_size: int = 1000) -> float:
 
 
 def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float[Tensor, "n_ctx n_ctx"]:
-    """Attention pattern `[query_pos, key_pos]` of `head` from the LayerNorm-normalised rows of `W_pos` alone."""
+    """Attention pattern `[query_pos, key_pos]` of `head` from the rows of `W_pos` alone, normalised as the layer's
+    LayerNorm does (centred, divided by `sqrt(mean of squares + model.cfg.eps)`)."""
     x = model.W_pos - model.W_pos.mean(-1, keepdim=True)
-    x = x / x.pow(2).mean(-1, keepdim=True).sqrt()
+    x = x / (x.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
     scores = (x @ model.QK[layer, head] @ x.T).AB / model.cfg.d_head**0.5
     n_ctx = x.shape[0]
     future = torch.triu(torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=scores.device), diagonal=1)
@@ -244,8 +246,9 @@ HINTS = {
         'ens, rows that differ, the generator used), not particular values.'
     ),
     'run_and_cache_model_repeated_tokens': (
-        'Call `generate_repeated_tokens` once and `model.run_with_cache` on the tokens it returne'
-        'd: the logits and\nthe cache must belong to the tokens you return.'
+        'Call `generate_repeated_tokens` once, passing `generator` on (the seed must still decide'
+        ' the tokens), and\n`model.run_with_cache` on the tokens it returned: the logits and the '
+        'cache must belong to the tokens you return.'
     ),
     'induction_attn_detector': (
         "`seq_len` follows from the pattern's size (`1 + 2 * seq_len` positions). For the second "
@@ -277,9 +280,11 @@ HINTS = {
         'lumns with `start + arange(...)`. Return\na Python float.'
     ),
     'pos_by_pos_pattern': (
-        'Normalise the rows of `W_pos` as the text says; the scores are `x W_QK xᵀ` with `model.Q'
-        'K[layer, head]` (a\nFactoredMatrix: `.AB` materialises it), divided by `sqrt(d_head)`. T'
-        "hen chapter 0's causal mask (strictly\nabove the diagonal) and softmax over the keys."
+        'Normalise the rows of `W_pos` as the text says, with `model.cfg.eps` inside the square r'
+        'oot (or apply\n`model.blocks[layer].ln1` to `W_pos`); the scores are `x W_QK xᵀ` with `m'
+        'odel.QK[layer, head]` (a\nFactoredMatrix: `.AB` materialises it), divided by `sqrt(d_hea'
+        "d)`. Then chapter 0's causal mask (strictly\nabove the diagonal) and softmax over the ke"
+        'ys.'
     ),
     'decompose_qk_input': (
         "Each head's output is `z` times `W_O` of the previous-token head's layer (an einsum over"

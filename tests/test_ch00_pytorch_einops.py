@@ -125,7 +125,8 @@ def _probe_logits(device):
 
 def _judge_probe(attempt):
     """The learner's probe must classify held-out examples about as well as the reference probe (trained
-    probes differ with the optimiser's order or init, so their weights are not compared)."""
+    probes differ with the optimiser's order or init, so their weights are not compared), and the seed must drive
+    it: the same seed gives the same probe, another seed another."""
     test_y = probe_data(attempt.device)[3]
     got_acc = (attempt.got.argmax(-1) == test_y).float().mean().item()
     expected_acc = (attempt.expected.argmax(-1) == test_y).float().mean().item()
@@ -133,14 +134,29 @@ def _judge_probe(attempt):
         raise CheckFailure(Status.WRONG_VALUES, f"your probe classifies {got_acc:.0%} of held-out examples "
                            f"correctly; the reference reaches {expected_acc:.0%} (allowed shortfall "
                            f"{PROBE_ACCURACY_SLACK:.0%})")
+    if attempt.case.kwargs.get("seed") is None:
+        return
+    again = attempt.transform(attempt.call_again())
+    other = attempt.transform(attempt.call_again(seed=attempt.case.kwargs["seed"] + 1))
+    if not torch.equal(attempt.got, again) or torch.equal(attempt.got, other):
+        raise CheckFailure(Status.WRONG_VALUES, "the same seed must give the same probe and another seed another: "
+                           "call torch.manual_seed(seed) before creating the probe")
 
 
 # Logits of probes are compared with the known mistakes' (for the diagnosis) with a looser tolerance than the
-# default: the learner's and the mutant's training loops may sum in different orders.
+# default: the learner's and the mutant's training loops may sum in different orders. The data are easy (5 steps
+# with the defaults reach 98%), so the cases that test n_steps and lr make them matter: too few steps or too small a
+# learning rate leaves the probe near its initialisation (60% or less with these seeds).
 @chapter.exercise(transform_for=_probe_logits, judge=_judge_probe, tol={"cpu": (1e-4, 1e-3)})
 def train_linear_probe(device):
     train_x, train_y, _, _ = probe_data(device)
     yield Case((train_x, train_y, 3), label="3 clusters in d_model=16, 240 training examples")
+    yield Case((train_x, train_y, 3), {"seed": 1}, label="seed=1 (the same seed gives the same probe, another "
+               "another)")
+    yield Case((train_x, train_y, 3), {"n_steps": 400, "lr": 1e-3, "seed": 3},
+               label="n_steps=400, lr=1e-3, seed=3 (400 small steps are needed)")
+    yield Case((train_x, train_y, 3), {"n_steps": 2, "lr": 1.0, "seed": 3},
+               label="n_steps=2, lr=1.0, seed=3 (two large steps)")
 
 
 test_exercise, test_mutant_rejected = chapter.tests()

@@ -8,6 +8,7 @@ by custom checks or through a transform into plain tensors.
 """
 
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -15,7 +16,15 @@ from transformer_lens import ActivationCache, FactoredMatrix
 from transformer_lens.utilities import get_act_name
 
 from tests.framework import Chapter, shipped_model
-from tests.mutants.ch04_induction import IGNORES_GENERATOR, MUTANTS, NOT_REPEATED, SAME_ROW
+from tests.mutants.ch04_induction import (
+    IGNORES_GENERATOR,
+    MUTANTS,
+    NO_CHANGE,
+    NOT_REPEATED,
+    RUN_IGNORES_GENERATOR,
+    SAME_ROW,
+    SPECIAL,
+)
 from utils.checking import Case, CheckFailure, Status, compare
 from utils.data import repeat_losses, repeated_tokens, zero_ablation_hook
 
@@ -101,10 +110,13 @@ def _check_repeated_tokens(got, model, seq_len, batch_size):
     if not bool((first == second).all()):
         raise CheckFailure(Status.WRONG_VALUES, f"the second copy tokens[:, 1 + seq_len:] differs from "
                            f"the first tokens[:, 1:1 + seq_len] (typical cause: {NOT_REPEATED})")
+    if bool(((first < 0) | (first >= model.cfg.d_vocab)).any()):
+        raise CheckFailure(Status.WRONG_VALUES, f"r contains ids outside [0, d_vocab = {model.cfg.d_vocab})")
     special = torch.tensor(sorted(model.tokenizer.all_special_ids))
-    if bool(((first < 0) | (first >= model.cfg.d_vocab)).any()) or bool(torch.isin(first, special).any()):
-        raise CheckFailure(Status.WRONG_VALUES, "r contains special tokens or ids outside "
-                           "[0, d_vocab): draw from the non-special tokens only")
+    drawn = torch.isin(first, special)
+    if bool(drawn.any()):
+        raise CheckFailure(Status.WRONG_VALUES, f"r contains the special token id {int(first[drawn][0])} "
+                           f"({int(drawn.sum())} of {drawn.numel()} draws are special; typical cause: {SPECIAL})")
     if batch_size > 1 and seq_len > 2 and bool((first == first[:1]).all()):
         raise CheckFailure(Status.WRONG_VALUES, f"every row is the same sequence (typical "
                            f"cause: {SAME_ROW})")
@@ -118,16 +130,22 @@ def _check_repeated_tokens(got, model, seq_len, batch_size):
                                "vocabulary")
 
 
+def _check_seeded(attempt, tokens_of, cause):
+    """The generator (and only it) drives the tokens: the same seed gives the same tokens, another seed others."""
+    seq_len = attempt.case.args[1]
+    again = tokens_of(attempt.call_again())
+    other = tokens_of(attempt.call_again(generator=_gen(1000 + seq_len)))
+    got, again, other = (_plain(t) for t in (tokens_of(attempt.raw), again, other))
+    if not torch.equal(got, again) or torch.equal(got, other):
+        raise CheckFailure(Status.WRONG_VALUES, "identically seeded generators must give the same tokens and "
+                           f"differently seeded ones different tokens (typical cause: {cause})")
+
+
 def _judge_repeated_tokens(attempt):
     """The output is random: check its structure, and that the generator (and only it) drives it."""
     model, seq_len, batch_size = attempt.case.args
     _check_repeated_tokens(attempt.got, model, seq_len, batch_size)
-    again = attempt.call_again()
-    other = attempt.call_again(generator=_gen(1000 + seq_len))
-    got, again, other = (t.detach().as_subclass(torch.Tensor) for t in (attempt.got, again, other))
-    if not torch.equal(got, again) or torch.equal(got, other):
-        raise CheckFailure(Status.WRONG_VALUES, "identically seeded generators must give the same tokens and "
-                           f"differently seeded ones different tokens (typical cause: {IGNORES_GENERATOR})")
+    _check_seeded(attempt, lambda tokens: tokens, IGNORES_GENERATOR)
 
 
 @chapter.exercise(dims="batch full_seq_len", judge=_judge_repeated_tokens)
@@ -136,6 +154,9 @@ def generate_repeated_tokens(device):
     yield Case((model, 50, 8), {"generator": _gen(0)}, label="seq_len=50, batch_size=8")
     yield Case((model, 5, 1), {"generator": _gen(1)}, label="seq_len=5, batch_size=1")
     yield Case((model, 30, 4), {"generator": _gen(2)}, label="seq_len=30, batch_size=4")
+    # 32,000 draws: each of the ~2,000 ids is drawn about 16 times, so a special id that can be drawn is drawn (the
+    # chance that a given id never is: e^-16). The model is not run, so seq_len may exceed n_ctx.
+    yield Case((model, 1000, 32), {"generator": _gen(3)}, label="seq_len=1000, batch_size=32 (32,000 draws)")
 
 
 def _cache_tensor(cache, name):
@@ -162,19 +183,19 @@ def _flatten_run(out):
 
 
 def _judge_run_and_cache(attempt):
-    """The tokens are random: the logits and the cache must be the model's on the tokens returned."""
+    """The tokens are random: they must be [BOS] + r + r drawn with the generator given, and the logits and the
+    cache the model's on the tokens returned."""
     model, seq_len, batch_size = attempt.case.args
     tokens, logits, *patterns = attempt.got
-    compare(tokens, torch.zeros(batch_size, 1 + 2 * seq_len, dtype=torch.long, device=attempt.device),
-            name="tokens", dims="batch full_seq_len", values=False)
-    tokens = tokens.detach().as_subclass(torch.Tensor)
+    _check_repeated_tokens(tokens, model, seq_len, batch_size)  # first: the model cannot run on invalid ids
+    tokens = _plain(tokens)
     with torch.no_grad():
         exp_logits, exp_cache = model.run_with_cache(tokens)
     attempt.compare(logits, exp_logits, name="logits", dims="batch pos d_vocab")
     for layer, pattern in enumerate(patterns):
         name = get_act_name("pattern", layer)
         attempt.compare(pattern, exp_cache[name], name=f"cache[{name!r}]", dims="batch head query key")
-    _check_repeated_tokens(tokens, model, seq_len, batch_size)
+    _check_seeded(attempt, lambda out: out[0], RUN_IGNORES_GENERATOR)
 
 
 @chapter.exercise(tol=LOGIT_TOL, transform=_flatten_run, judge=_judge_run_and_cache)
@@ -222,6 +243,29 @@ def _judge_heads(attempt):
                                    f"{named(attempt.expected)}) ") from None
 
 
+def _made_up_cache(device, seq_len=10, batch=2):
+    """A cache of made-up attention patterns for attn2l's shape (uniform causal attention) in which the second
+    copy and the two queries before it disagree: layer 1 head 0 puts 0.45 on the induction key in the second copy
+    and nothing before it (an induction head at threshold 0.4), head 1 puts 0.35 there and 1.0 on the same diagonal
+    before it (not one). Averaging the whole diagonal seq_len - 1 below the main one gets both wrong."""
+    model = _model(device)
+    n = 1 + 2 * seq_len
+    causal = torch.tril(torch.ones(n, n))
+    patterns = []
+    for layer in range(model.cfg.n_layers):
+        pattern = (causal / causal.sum(-1, keepdim=True)).repeat(batch, model.cfg.n_heads, 1, 1)
+        if layer == 1:
+            for head, (second_copy, before) in enumerate([(0.45, 0.0), (0.35, 1.0)][:model.cfg.n_heads]):
+                for q in range(seq_len - 1, n):
+                    key, stripe = q - seq_len + 1, second_copy if q > seq_len else before
+                    others = causal[q].clone()
+                    others[key] = 0
+                    pattern[:, head, q] = others / others.sum() * (1 - stripe)
+                    pattern[:, head, q, key] = stripe
+        patterns.append(pattern.to(device))
+    return ActivationCache({get_act_name("pattern", layer): p for layer, p in enumerate(patterns)}, model)
+
+
 @chapter.exercise(dims="layer head", transform_for=_mask_of, judge=_judge_heads)
 def induction_attn_detector(device):
     _, cache = _rep(device, 50, 10, 0)
@@ -230,6 +274,8 @@ def induction_attn_detector(device):
     yield Case((cache,), {"threshold": 0.75 * top},
                label=f"seq_len=50, batch=10, threshold={0.75 * top:.3f} (3/4 of the best score)")
     yield Case((_rep(device, 20, 4, 1)[1],), label="seq_len=20, batch=4, default threshold 0.4")
+    yield Case((_made_up_cache(device),), label="made-up patterns, seq_len=10: layer 1's heads attend differently to "
+               "the induction key in the second copy and in the two queries before it")
 
 
 # ------------------------------------------------------------------------------------------------ induction scores
@@ -308,6 +354,8 @@ def top_1_acc(device):
 
 
 # ------------------------------------------------------------------------------------------------ positional pattern
+# The spec names eps (the model's LayerNorm adds model.cfg.eps = 1e-5 to the mean of squares): it moves the pattern by
+# up to ~1e-3, far more than float32 rounding, so the formula without it is a known mistake that names eps.
 @chapter.exercise(dims="query_pos key_pos", tol={"cpu": (1e-5, 1e-3), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)})
 def pos_by_pos_pattern(device):
     model = _model(device)
@@ -486,13 +534,83 @@ def test_story_K_composition_stands_out_from_the_random_baseline(attn2l, device)
 
 
 def test_story_induction_OV_circuit_copies(attn2l, device):
+    """§6 and §9: the induction head's OV circuit copies, and the K-composition circuit is large on its diagonal,
+    read by rows (each query token's best key token is itself) and by columns."""
     from solutions.ch04_induction import find_K_comp_full_circuit, full_ov_circuit, top_1_acc
 
     prev, ind = _key_heads(device)
     chance = 1 / attn2l.cfg.d_vocab
     with torch.no_grad():
         assert top_1_acc(full_ov_circuit(attn2l, 1, ind)) > 100 * chance
-        assert top_1_acc(find_K_comp_full_circuit(attn2l, prev, ind).T) > 100 * chance
+        circuit = find_K_comp_full_circuit(attn2l, prev, ind)
+        assert top_1_acc(circuit) > 100 * chance and top_1_acc(circuit.T) > 100 * chance
+
+
+def test_story_first_copy_costs_more_than_a_uniform_guess(attn2l, device):
+    """§1: the first copy's loss is above log(d_vocab), and the model's predictions there are less spread out than
+    uniform (entropy below log(d_vocab)): confidently wrong."""
+    tokens, _ = _rep(device, 50, 10, 0)
+    with torch.no_grad():
+        logits = attn2l(tokens)
+    first_loss = repeat_losses(attn2l, tokens)[0]
+    entropy = -(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1)[:, :50].mean().item()
+    log_d_vocab = math.log(attn2l.cfg.d_vocab)
+    assert first_loss > log_d_vocab > entropy, (first_loss, log_d_vocab, entropy)
+
+
+def test_story_W_pos_is_much_smaller_than_the_layernorm_output(attn2l):
+    """§7: the entries of W_pos are much smaller than those of a LayerNorm output (root mean square 1)."""
+    assert attn2l.W_pos.pow(2).mean().sqrt() < 0.25
+
+
+def _top_pair(model, device, prev_layer=0, ind_layer=1):
+    """§8's dominant (query piece, key piece) of the induction head's scores, as indices into [embed, pos, heads]."""
+    from solutions.ch04_induction import decompose_attn_scores, decompose_k, decompose_q, decompose_qk_input
+
+    _, ind = _key_heads(device)
+    pieces = decompose_qk_input(_single(device, 50, 0), prev_layer=prev_layer, ind_layer=ind_layer)
+    with torch.no_grad():
+        pair_scores = decompose_attn_scores(decompose_q(pieces, ind, model, ind_layer=ind_layer),
+                                            decompose_k(pieces, ind, model, ind_layer=ind_layer), model)
+    causal = torch.tril(torch.ones(pair_scores.shape[-2:], dtype=torch.bool, device=pair_scores.device))
+    return divmod(int(pair_scores[..., causal].std(-1).argmax()), pieces.shape[0])
+
+
+def test_story_the_head_that_rewrites_the_token_feeds_the_query_not_the_logits(attn2l, device):
+    """§7-§8 and §10: the other layer-0 head attends to its own position, its OV copying accuracy is at chance (it
+    does not write the token where the unembedding reads it), yet it is the induction head's top query piece (with
+    the previous-token head as key piece), and its Q-composition score with the induction head is below the random
+    baseline; most Q- and V-composition scores are below the baseline."""
+    from solutions.ch04_induction import full_ov_circuit, get_batched_comp_scores, pos_by_pos_pattern
+    from solutions.ch04_induction import random_comp_scores, top_1_acc
+
+    prev, ind = _key_heads(device)
+    q_piece, k_piece = _top_pair(attn2l, device)
+    assert k_piece == 2 + prev and q_piece >= 2 and q_piece != 2 + prev, (q_piece, k_piece)
+    other = q_piece - 2
+    with torch.no_grad():
+        own = pos_by_pos_pattern(attn2l, 0, other)
+        assert own.diagonal(0).mean() > 0.5 > own.diagonal(-1).mean()
+        assert top_1_acc(full_ov_circuit(attn2l, 0, other)) <= 3 / attn2l.cfg.d_vocab
+        baseline = random_comp_scores(attn2l.cfg.d_model, attn2l.cfg.d_head, generator=_gen(0)).mean().item()
+        q_comp = get_batched_comp_scores(attn2l.OV[0], attn2l.QK[1])
+        v_comp = get_batched_comp_scores(attn2l.OV[0], attn2l.OV[1])
+    assert q_comp[other, ind] < baseline, (q_comp, baseline)
+    assert (q_comp < baseline).float().mean() >= 0.5 and (v_comp < baseline).float().mean() >= 0.5, (q_comp, v_comp)
+
+
+def test_story_ablation_mistakes_that_change_nothing_give_the_unablated_score(attn2l, device):
+    """The known mistakes whose symptom is "your ablation changed nothing" really give the score without ablation,
+    on every case where they are wrong (so the diagnosis says what the learner observes)."""
+    from solutions.ch04_induction import ablation_induction_score as reference
+
+    exercise = chapter.exercises["ablation_induction_score"]
+    for mutant in (m for m in exercise.mutants if m.symptom == NO_CHANGE):
+        for case in exercise.public_cases(device):
+            wrong = mutant.fn(*case.args, **case.kwargs)
+            if not math.isclose(wrong, reference(*case.args, **case.kwargs), rel_tol=1e-4, abs_tol=1e-5):
+                unablated = reference(*case.args[:3], None, *case.args[4:], **case.kwargs)
+                assert math.isclose(wrong, unablated, rel_tol=1e-4, abs_tol=1e-5), (mutant.name, case.label)
 
 
 def test_story_previous_token_head_feeds_the_induction_head(attn2l, device):

@@ -8,7 +8,8 @@ Every checker in ``tests/`` goes through :func:`check_cases`, which, for each ca
    type → shape (with named dims) → dtype → device → NaN/Inf → values (max abs/rel diff, worst index,
    tolerance),
 3. on a failure, runs every known mistake (a :class:`Mutant`) on the same inputs and, if the learner's output
-   matches one, names it: "your output matches a known mistake: forgetting the 1/sqrt(d_head) scale".
+   matches one, names it: "your output matches a known mistake: forgetting the 1/sqrt(d_head) scale"; when
+   several mistakes give that same output, it names them all (and the symptom they share) and blames none.
 
 Failures are raised as :class:`CheckFailure`, which carries one grading :class:`Status` and a message meant
 for a learner (no traceback wall).
@@ -20,10 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import math
 import numbers
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
@@ -373,6 +376,7 @@ class Case:
 
     ``reference_output`` memoizes the reference's output on this case: checkers build their cases once per
     session, so a class of learners (or a learner's repeated checks) costs one reference run per case.
+    ``mutant_outputs`` does the same for the known mistakes the diagnosis has run on it.
     """
 
     args: tuple = ()
@@ -380,6 +384,7 @@ class Case:
     label: str = ""
     hidden: bool = False
     reference_output: Any = field(default=None, repr=False, compare=False)
+    mutant_outputs: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -394,6 +399,8 @@ class Mutant:
     mistake: str
     expect: Status = Status.WRONG_VALUES
     only_on: tuple[str, ...] | None = None  # device types on which the mistake shows (e.g. ("cuda", "mps"))
+    symptom: str = ""  # what the learner observes, shared by mistakes that give the same output ("your ablation
+    # changed nothing: the score is the unablated one"); said first when every matching mistake shares it
 
     @property
     def name(self) -> str:
@@ -464,34 +471,72 @@ def _call_reference(reference: Callable, case: Case) -> Any:
 
 
 def _run_mutant(mutant: Mutant, case: Case, transform: Callable | None) -> Any:
-    """A known mistake's output on fresh copies of a case (models restored afterwards, whatever it did)."""
+    """A known mistake's output on fresh copies of a case (models restored afterwards, whatever it did), memoized on
+    the case (an exception too: it is raised again)."""
     from utils.isolation import pristine
 
-    with pristine([*case.args, *case.kwargs.values()]):
-        out = mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
-    return transform(out) if transform is not None else out
+    # the transform by name: transform_for makes a new closure per check, the same for every case of one device
+    key = (mutant.fn, None if transform is None else getattr(transform, "__qualname__", type(transform).__qualname__))
+    if key not in case.mutant_outputs:
+        try:
+            with pristine([*case.args, *case.kwargs.values()]):
+                out = mutant.fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+            case.mutant_outputs[key] = transform(out) if transform is not None else out
+        except Exception as e:
+            case.mutant_outputs[key] = _Raised(e)
+    out = case.mutant_outputs[key]
+    if isinstance(out, _Raised):
+        raise out.error
+    return out
+
+
+@dataclass
+class _Raised:
+    error: Exception
 
 
 def diagnose(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], transform: Callable | None = None,
-             **compare_kwargs) -> Mutant | None:
-    """The first known mistake whose output matches the learner's on *every* answered case: a mistake that would
-    have failed a case the learner passed is not theirs."""
+             **compare_kwargs) -> list[Mutant]:
+    """Every known mistake whose output matches the learner's on *every* answered case (a mistake that would have
+    failed a case the learner passed is not theirs). Several mistakes can give the same output on these cases: all
+    are returned, none is blamed alone.
+
+    Each mistake stops at the first case where it differs, so ``answers`` come cheapest first (``check_cases`` orders
+    them by the learner's time on each, the failing case counted at half: almost every mistake differs from the
+    learner's wrong output there). The verdict does not depend on the order, only the time it takes.
+    """
+    found = []
     for mutant in mutants:
         try:
             if all(matches(got, _run_mutant(mutant, case, transform), **compare_kwargs) for case, got in answers):
-                return mutant
+                found.append(mutant)
         except Exception:
             continue
-    return None
+    return found
 
 
 def explain(answers: list[tuple[Case, Any]], mutants: Iterable[Mutant], hint: str, *, transform=None,
             **compare_kwargs) -> tuple[str, str | None]:
-    """The sentence appended to a failure (the matching known mistake, else the exercise's hint), and the mistake."""
-    found = diagnose(answers, mutants, transform, **compare_kwargs) if answers else None
-    if found is not None:
-        return f"\n  Your output matches a known mistake: {found.mistake}.", found.mistake
+    """The sentence appended to a failure: the matching known mistake (every one, with the symptom they share,
+    when several give the learner's output), else the exercise's hint; and the mistake for the gradebook (several
+    coinciding ones: their shared symptom, else all of them)."""
+    found = diagnose(answers, mutants, transform, **compare_kwargs) if answers else []
+    if len(found) == 1:
+        symptom = f"{_sentence(found[0].symptom)} " if found[0].symptom else ""
+        return f"\n  {symptom}Your output matches a known mistake: {found[0].mistake}.", found[0].mistake
+    if found:
+        symptoms = {m.symptom for m in found}
+        shared = symptoms.pop() if len(symptoms) == 1 and "" not in symptoms else ""
+        lead = f"{_sentence(shared)} " if shared else ""
+        listed = "; ".join(f"({i}) {m.mistake}" for i, m in enumerate(found, 1))
+        return (f"\n  {lead}Your output matches {len(found)} known mistakes, which give the same output on these "
+                f"cases (any of them, or another): {listed}.", shared or " / ".join(m.mistake for m in found))
     return (f"\n  Hint: {hint}" if hint else ""), None
+
+
+def _sentence(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def check_cases(
@@ -514,13 +559,41 @@ def check_cases(
     For each case the learner's function is called on fresh copies of the inputs (:func:`call_learner`); its
     output, after ``transform``, goes to ``judge`` (a custom check, see :class:`Attempt`) or, by default, is
     compared with the reference's. The first failure is raised as :class:`CheckFailure`, prefixed with the case
-    label (hidden cases say only "on a hidden case"), and followed by the known mistake that matches the learner
+    label (hidden cases say only "on a hidden case"), and followed by the known mistakes that match the learner
     on every case answered so far, else ``hint``. With ``answer_every_case`` the learner answers every case
-    before the diagnosis (for answers that many mistakes share on one case, such as an empty list of heads).
+    before the diagnosis (for answers that many mistakes share on one case, such as an empty list of heads). The
+    diagnosis runs each known mistake on the cheapest cases first (the failing case counted at half its cost), so a
+    wrong answer costs about one cheap call per mistake.
     """
     if not callable(fn):
         raise CheckFailure(Status.WRONG_TYPE, f"expected a function, got {_type_name(fn)}")
+    with one_cpu_thread():
+        return _check_cases(fn, reference, cases, dims=dims, atol=atol, rtol=rtol, mutants=mutants, hint=hint,
+                            transform=transform, judge=judge, answer_every_case=answer_every_case, device=device)
+
+
+@contextlib.contextmanager
+def one_cpu_thread():
+    """Run the body on one CPU thread (torch's intra-op threads), then restore the caller's count.
+
+    Checks run on the shipped small models, where a second thread gains little; on a machine whose cores are busy
+    with other work, each multi-threaded kernel waits for a core per thread, and a check that takes 0.05 s can take
+    5-15 s (``bench/bench_failing_checks.py`` measures both; the grading worker runs on one thread anyway).
+    """
+    n = torch.get_num_threads()
+    if n != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n != 1:
+            torch.set_num_threads(n)
+
+
+def _check_cases(fn, reference, cases, *, dims, atol, rtol, mutants, hint, transform, judge, answer_every_case,
+                 device) -> int:
     answers: list[tuple[Case, Any]] = []  # (case, transformed output) the diagnosis compares with each mutant
+    seconds: dict[int, float] = {}  # id(case) -> how long the learner's call took: what a mutant's call costs there
     first: tuple[Case, CheckFailure] | None = None
     n = 0
     for case in cases:
@@ -528,7 +601,9 @@ def check_cases(
         args, kwargs = (case.args, case.kwargs) if getattr(fn, "copies_inputs", False) else (
             clone_inputs(case.args), clone_inputs(case.kwargs))
         try:
+            start = time.perf_counter()
             raw = call_learner(fn, *args, **kwargs)
+            seconds[id(case)] = time.perf_counter() - start
             got = _transformed(transform, raw)
             attempt = Attempt(case, raw, got, fn, reference, transform, device, dims, atol, rtol)
             judge(attempt) if judge is not None else attempt.compare()
@@ -546,6 +621,8 @@ def check_cases(
         return n
     case, failure = first
     answered = any(c is case for c, _ in answers)  # False: the call itself failed (error, time-out, ...)
+    if answered:  # cheapest first, the failing case at half its cost: it tells almost every mistake apart
+        answers.sort(key=lambda a: seconds.get(id(a[0]), 0.0) * (0.5 if a[0] is case else 1.0))
     advice, mistake = explain(answers, mutants, hint, transform=transform, dims=dims, atol=atol,
                               rtol=rtol) if answered else ("", None)
     if case.hidden:  # never reveal a hidden case's inputs or expected values

@@ -22,6 +22,7 @@ from typing import Callable
 
 import pytest
 
+from utils import checking
 from utils.checking import Status, Verdict
 from utils.reports import verdict_of
 
@@ -52,7 +53,8 @@ def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: s
         return Verdict(Status.MISSING, f"no exercise named {name!r} in {chapter} (exercises: {', '.join(exercises)}); "
                        f"if you renamed your function, name its exercise: check({name}, exercise=\"...\")")
     try:
-        return exercises[name].verdict(fn, get_device(device or os.environ.get("CS_DEVICE")))
+        with checking.one_cpu_thread():  # building the cases too (check_cases runs on one thread anyway)
+            return exercises[name].verdict(fn, get_device(device or os.environ.get("CS_DEVICE")))
     except pytest.skip.Exception as e:  # e.g. a model this chapter needs is not shipped
         return Verdict(Status.ERROR, f"this check cannot run here: {e}")
 

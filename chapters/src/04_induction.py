@@ -70,8 +70,9 @@ print(repr(model.generate(prompt, max_new_tokens=6, do_sample=False, verbose=Fal
 #
 # On ordinary text a model can predict many tokens from grammar and facts. To isolate *induction*, we feed
 # it a sequence of **uniformly random tokens `r` followed by the same sequence again**, with a BOS token in
-# front: `[BOS] + r + r`. On the first copy nothing is predictable (the loss is about `log(d_vocab)`); on
-# the second copy, a model with induction heads predicts each next token by looking it up in the first copy.
+# front: `[BOS] + r + r`. On the first copy nothing is predictable: a uniform guess would lose `log(d_vocab)` nats
+# per token; on the second copy, a model with induction heads predicts each next token by looking it up in the
+# first copy.
 #
 # Draw `r` from the **non-special** tokens (skip `model.tokenizer.all_special_ids`, here `<|endoftext|>`)
 # with `torch.randint(..., generator=generator)` so that a seeded generator makes the result reproducible,
@@ -107,7 +108,8 @@ def generate_repeated_tokens(
 def run_and_cache_model_repeated_tokens(
     model: HookedTransformer, seq_len: int, batch_size: int = 1, *, generator: torch.Generator | None = None
 ) -> tuple[Int[Tensor, "batch full_seq_len"], Float[Tensor, "batch full_seq_len d_vocab"], ActivationCache]:
-    """Generate `[BOS] + r + r` (with `generate_repeated_tokens`), run the model with a cache.
+    """Generate `[BOS] + r + r` (with `generate_repeated_tokens` and the same `generator`), run the model with a
+    cache.
 
     Returns `(tokens, logits, cache)`.
     """
@@ -119,8 +121,8 @@ def run_and_cache_model_repeated_tokens(
 
 
 # %% [markdown] tags=["hint"]
-# Call `generate_repeated_tokens` once and `model.run_with_cache` on the tokens it returned: the logits and
-# the cache must belong to the tokens you return.
+# Call `generate_repeated_tokens` once, passing `generator` on (the seed must still decide the tokens), and
+# `model.run_with_cache` on the tokens it returned: the logits and the cache must belong to the tokens you return.
 
 # %% [markdown]
 # Let's look at the loss per position. Position `p` predicts token `p + 1`.
@@ -133,10 +135,18 @@ log_probs = rep_logits.log_softmax(-1)[:, :-1].gather(-1, rep_tokens[:, 1:, None
 loss_by_pos = -log_probs.mean(0)
 first_loss, second_loss = loss_by_pos[: SEQ_LEN].mean().item(), loss_by_pos[SEQ_LEN + 1:].mean().item()
 log_d_vocab = torch.log(torch.tensor(model.cfg.d_vocab)).item()
-print(f"mean loss on the first copy: {first_loss:.2f} nats (log d_vocab = {log_d_vocab:.2f})")
+first_entropy = -(rep_logits.softmax(-1) * rep_logits.log_softmax(-1)).sum(-1)[:, :SEQ_LEN].mean().item()
+print(f"mean loss on the first copy: {first_loss:.2f} nats (a uniform guess: log d_vocab = {log_d_vocab:.2f}; "
+      f"the entropy of the model's predictions there: {first_entropy:.2f})")
 print(f"mean loss on the second copy: {second_loss:.2f} nats")
 px.line(y=loss_by_pos.cpu(), labels=dict(x="position (predicting the next token)", y="loss (nats)"),
         title="Loss per position on [BOS] + r + r: the second copy is predictable").show()
+
+# %% [markdown]
+# The first copy costs *more* than a uniform guess. The model was trained on text: even on random tokens it
+# spreads its bets less evenly than uniform (the entropy of its predictions is below `log(d_vocab)`), on tokens
+# that would be plausible in text, so the random token that comes gets less than `1/d_vocab` on average. Being
+# confidently wrong costs more than knowing nothing.
 
 # %% [markdown]
 # ## 2. Finding induction heads by their attention
@@ -430,19 +440,24 @@ layer_head_heatmap(ov_accs, title="OV-circuit top-1 copying accuracy of every he
 # query position `i`'s `W_pos[i]` lines up with key position `i - 1`'s `W_pos[i - 1]` under the head's
 # `W_QK = W_Q W_K^T`, the head attends there whatever the tokens are. Compute the attention pattern the head
 # would have from positional embeddings alone. The head does not see `W_pos` itself but the residual stream
-# after LayerNorm, which (with the weights folded) centres each vector and divides it by its root mean square;
-# `W_pos` is tiny next to that scale, so normalise its rows first: `x = W_pos - W_pos.mean(-1, keepdim=True)`,
-# `x = x / x.pow(2).mean(-1, keepdim=True).sqrt()`. Then: scores `x W_QK x^T / sqrt(d_head)`, causal mask,
-# softmax over keys. (We leave out the token embeddings and the query/key biases: a simplification. For a
-# previous-token head in a later layer, as in deeper models, the earlier layers' outputs are left out too, so
-# the picture is rougher.)
+# after LayerNorm, which (with the weights folded) centres each vector and divides it by its root mean square, so
+# that its rows have a root mean square of 1, while the entries of `W_pos` are much smaller (printed below, with
+# the token embeddings' for comparison). So normalise the rows of `W_pos` as the layer's LayerNorm would, `eps`
+# included (this is what `model.blocks[layer].ln1` computes):
+#
+# `x = W_pos - W_pos.mean(-1, keepdim=True)`, then `x = x / (x.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()`.
+#
+# Then: scores `x W_QK x^T / sqrt(d_head)`, causal mask, softmax over keys. (We leave out the token embeddings
+# and the query/key biases: a simplification. For a previous-token head in a later layer, as in deeper models, the
+# earlier layers' outputs are left out too, so the picture is rougher.)
 
 # %%
 def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float[Tensor, "n_ctx n_ctx"]:
-    """Attention pattern `[query_pos, key_pos]` of `head` from the LayerNorm-normalised rows of `W_pos` alone."""
+    """Attention pattern `[query_pos, key_pos]` of `head` from the rows of `W_pos` alone, normalised as the layer's
+    LayerNorm does (centred, divided by `sqrt(mean of squares + model.cfg.eps)`)."""
     # SOLUTION
     x = model.W_pos - model.W_pos.mean(-1, keepdim=True)
-    x = x / x.pow(2).mean(-1, keepdim=True).sqrt()
+    x = x / (x.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
     scores = (x @ model.QK[layer, head] @ x.T).AB / model.cfg.d_head**0.5
     n_ctx = x.shape[0]
     future = torch.triu(torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=scores.device), diagonal=1)
@@ -451,17 +466,20 @@ def pos_by_pos_pattern(model: HookedTransformer, layer: int, head: int) -> Float
 
 
 # %% [markdown] tags=["hint"]
-# Normalise the rows of `W_pos` as the text says; the scores are `x W_QK xᵀ` with `model.QK[layer, head]` (a
+# Normalise the rows of `W_pos` as the text says, with `model.cfg.eps` inside the square root (or apply
+# `model.blocks[layer].ln1` to `W_pos`); the scores are `x W_QK xᵀ` with `model.QK[layer, head]` (a
 # FactoredMatrix: `.AB` materialises it), divided by `sqrt(d_head)`. Then chapter 0's causal mask (strictly
 # above the diagonal) and softmax over the keys.
 
 # %%
+rms = {name: W.pow(2).mean().sqrt().item() for name, W in [("W_pos", model.W_pos), ("W_E", model.W_E)]}
+print(f"root mean square of the entries: W_pos {rms['W_pos']:.3f}, W_E {rms['W_E']:.3f}; after LayerNorm: 1")
 pos_pattern = expect(pos_by_pos_pattern(model, prev_layer, prev_head), "pos_by_pos_pattern",
                      shape=(model.cfg.n_ctx, model.cfg.n_ctx), names="n_ctx n_ctx")
 for h in range(model.cfg.n_heads):
     p = pos_by_pos_pattern(model, prev_layer, h)
     print(f"head {prev_layer}.{h}: mean positional attention to the previous position {p.diagonal(-1).mean():.2f}, "
-          f"to its own position {p.diagonal(0).mean():.2f}")
+          f"to its own position {p.diagonal(0).mean():.2f}; OV copying accuracy {ov_accs[prev_layer, h]:.2%}")
 px.imshow(pos_pattern[:40, :40].cpu(), color_continuous_scale="Blues",
           labels=dict(x="key position", y="query position"),
           title=f"Positional attention pattern of head {prev_layer}.{prev_head} (first 40 positions)").show()
@@ -469,7 +487,9 @@ px.imshow(pos_pattern[:40, :40].cpu(), color_continuous_scale="Blues",
 # %% [markdown]
 # The previous-token head's positional pattern sits just below the diagonal: position alone tells it where
 # to look. In `attn2l` the other layer-0 head attends mostly to **its own position**: it re-writes the current
-# token into the residual stream. Keep it in mind for the next section.
+# token into the residual stream. Not in a form the unembedding reads — its OV copying accuracy (section 6's
+# heatmap, printed above) is at chance, so it does not raise the current token's logit — but, as the next
+# section shows, in one that the induction head's *query* reads.
 
 # %% [markdown]
 # ## 8. Decomposing the induction head's attention scores
@@ -602,9 +622,10 @@ print(f"(the previous-token head is {prev_layer}.{prev_head})")
 #
 # so the **full K-composition circuit** is `W_E W_Q^{1.h} (W_E W_V^{0.p} W_O^{0.p} W_K^{1.h})^T`, a
 # `[d_vocab, d_vocab]` matrix of (query token, previous token) scores. For an induction circuit it should
-# be large on the diagonal: a token attends to positions whose previous token is itself. (Here `0` and `1`
-# are `prev_layer` and `ind_layer`, the defaults; in a deeper model pass the layers you found. There the
-# path through earlier layers and MLPs is left out: the circuit is the direct K-composition only.)
+# be large on the diagonal: a token attends to positions whose previous token is itself. `top_1_acc` measures that
+# row by row (for each query token, is its best key token itself?); on the transpose it measures the columns. (Here
+# `0` and `1` are `prev_layer` and `ind_layer`, the defaults; in a deeper model pass the layers you found. There
+# the path through earlier layers and MLPs is left out: the circuit is the direct K-composition only.)
 
 # %%
 def find_K_comp_full_circuit(
@@ -629,10 +650,12 @@ def find_K_comp_full_circuit(
 # `[d_vocab, d_head]`; the circuit is query side times key side transposed, as a `FactoredMatrix`.
 
 # %%
-k_comp_acc = top_1_acc(find_K_comp_full_circuit(model, prev_head, ind_head, prev_layer=prev_layer,
-                                                 ind_layer=ind_layer).T)
-print(f"K-composition circuit {prev_layer}.{prev_head} -> {ind_layer}.{ind_head}: the top key token is the query "
-      f"token for {k_comp_acc:.1%} of tokens (chance {1 / model.cfg.d_vocab:.2%})")
+k_comp_circuit = find_K_comp_full_circuit(model, prev_head, ind_head, prev_layer=prev_layer, ind_layer=ind_layer)
+print(f"K-composition circuit {prev_layer}.{prev_head} -> {ind_layer}.{ind_head} (chance {1 / model.cfg.d_vocab:.2%}):")
+print(f"  for {top_1_acc(k_comp_circuit):.1%} of query tokens, the key token scored highest is the query token "
+      "(rows: top_1_acc(circuit))")
+print(f"  for {top_1_acc(k_comp_circuit.T):.1%} of key tokens, the query token that scores it highest is the key "
+      "token (columns: top_1_acc(circuit.T))")
 
 # %% [markdown]
 # ## 10. Composition scores
@@ -711,7 +734,35 @@ for kind, scores in comp.items():
                        title=f"{kind}-composition scores minus the random baseline ({baseline:.3f})").show()
 k_score = comp["K"][prev_head, ind_head].item()
 print(f"K-composition of {prev_layer}.{prev_head} with {ind_layer}.{ind_head}: {k_score:.3f}, "
-      f"{(k_score - baseline) / spread:.0f} standard deviations above the random baseline")
+      f"{k_score / baseline:.2f} times the random baseline; the largest into {ind_layer}.{ind_head}: "
+      f"{prev_layer}.{int(comp['K'][:, ind_head].argmax())}")
+for kind, scores in comp.items():
+    print(f"{kind}-composition: {int((scores < baseline).sum())} of {scores.numel()} pairs below the random baseline")
+top_query_piece = pieces[int(pair_std.argmax()) // len(pieces)]  # section 8's dominant pair
+if top_query_piece.startswith(f"{prev_layer}."):
+    q_head = int(top_query_piece.split(".")[1])
+    print(f"Q-composition of {top_query_piece} (section 8's top query piece) with {ind_layer}.{ind_head}: "
+          f"{comp['Q'][q_head, ind_head]:.3f}, {comp['Q'][q_head, ind_head] / baseline:.2f} times the baseline")
+
+# %% [markdown]
+# The K-composition of the previous-token head with the induction head stands out. But many scores sit
+# **below** the random baseline (the counts are printed above) — in `attn2l` even the Q-composition of the
+# layer-0 head that section 8 found to be the induction head's main *query* piece. Both are true, and they show
+# what a composition score can and cannot say:
+#
+# - **Below the baseline** means the later head reads the earlier head's output space *less* than a random matrix
+#   would. Trained heads are not random matrices: each writes and reads a few directions of its own, and a pair
+#   whose directions barely overlap scores below chance.
+# - The score is a ratio of Frobenius norms: it weights **every input direction alike**, and divides the sizes
+#   out. A head's real effect depends on the inputs it actually gets (the token embeddings, not every direction
+#   alike) and on how large its output is next to the other pieces — what section 8 measured on real
+#   activations. So a weak overall overlap can still carry the one signal that matters.
+# - The baseline's spread describes random Gaussian matrices, not the uncertainty of a head's score: "many
+#   standard deviations from the baseline" says that the heads are not random matrices (which the scores below the
+#   baseline show as well), not how strongly they compose. Compare pairs with each other, and as a ratio to the
+#   baseline.
+#
+# Weight-based composition scores are a cheap first screen; activations (section 8) and ablations (next) decide.
 
 # %% [markdown]
 # ## 11. Ablation: does the induction head need the previous-token head?
@@ -783,7 +834,8 @@ print(f"ablating the previous-token head {prev_layer}.{prev_head}: induction sco
 # - **Explain:** the induction head's OV circuit copies (its full OV circuit is diagonal-heavy); the
 #   previous-token head gets its position from `W_pos`; the two meet through **K-composition**: the
 #   induction head's key reads what the previous-token head wrote (the dominant key piece of the score
-#   decomposition), which the composition scores show from the weights alone, far above the random baseline.
+#   decomposition); from the weights alone, the composition scores single out the same pair (a first screen: scores
+#   below the random baseline are common, and a weak overall overlap can still carry the signal that matters).
 # - Nothing here was hard-coded: every head and layer index came from a score, so the same cells work on
 #   another model: set `MODEL_NAME = "mlp4l"` (or `"gpt2-small"` online) and run the notebook again.
 #

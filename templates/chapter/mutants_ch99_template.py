@@ -2,7 +2,9 @@
 
 Each mutant is a plausible wrong implementation with a one-line description of the mistake, which a learner whose
 output matches it is shown. The suite proves the checker rejects each one with the expected status (default
-WRONG_VALUES) and names it; keep at least three per exercise.
+WRONG_VALUES) and names it; keep at least three per exercise. Mistakes that give the same output on every case are
+named together; give them the same ``symptom=`` (what the learner observes, e.g. "your ablation changed nothing")
+and the diagnosis says it first.
 """
 
 from utils.checking import Mutant, Status

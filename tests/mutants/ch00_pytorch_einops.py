@@ -146,9 +146,13 @@ def pos_embed_batch_second(W_pos, batch, seq_len):
     return einops.repeat(W_pos[:seq_len], "n d -> n batch d", batch=batch)
 
 
-def _probe(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0, *, step=True, sign=1.0, zero_grad=True):
-    torch.manual_seed(seed)
+def _probe(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0, *, step=True, sign=1.0, zero_grad=True,
+           seed_first=True):
+    if seed_first:
+        torch.manual_seed(seed)
     probe = nn.Linear(acts.shape[-1], n_classes).to(acts.device)
+    if not seed_first:
+        torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
     for _ in range(n_steps):
         loss = sign * F.cross_entropy(probe(acts), labels)
@@ -174,6 +178,22 @@ def probe_returns_weights(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0)
 
 def probe_single_step(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0):
     return _probe(acts, labels, n_classes, 1, lr, seed)
+
+
+def probe_ignores_n_steps(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0):
+    return _probe(acts, labels, n_classes, 100, lr, seed)
+
+
+def probe_ignores_lr(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0):
+    return _probe(acts, labels, n_classes, n_steps, 0.05, seed)
+
+
+def probe_ignores_seed(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0):
+    return _probe(acts, labels, n_classes, n_steps, lr, 0)
+
+
+def probe_seeds_after_creating(acts, labels, n_classes, n_steps=100, lr=0.05, seed=0):
+    return _probe(acts, labels, n_classes, n_steps, lr, seed, seed_first=False)
 
 
 MUTANTS = {
@@ -235,6 +255,11 @@ MUTANTS = {
         Mutant(probe_never_steps, "never calling optimizer.step(): the probe stays at its random initialisation"),
         Mutant(probe_gradient_ascent, "maximising the loss (a minus sign on the loss)"),
         Mutant(probe_single_step, "training for a single step instead of n_steps"),
+        Mutant(probe_ignores_n_steps, "ignoring the n_steps argument (always 100 steps)"),
+        Mutant(probe_ignores_lr, "ignoring the lr argument (always lr=0.05)"),
+        Mutant(probe_ignores_seed, "ignoring the seed argument (torch.manual_seed(0) whatever the seed)"),
+        Mutant(probe_seeds_after_creating, "calling torch.manual_seed(seed) after creating the probe: its "
+               "initial weights do not depend on the seed"),
         Mutant(probe_returns_weights, "returning the weight tensor instead of the nn.Linear probe",
                Status.WRONG_TYPE),
     ],

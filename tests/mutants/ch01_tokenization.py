@@ -123,13 +123,16 @@ def accuracy_tensor(logits, tokens):
 
 
 # greedy_generate ----------------------------------------------------------------------------------------
-def _greedy(model, prompt, n_new_tokens, prepend_bos=True, position=-1, stop_at_eos=True):
+def _greedy(model, prompt, n_new_tokens, prepend_bos=True, position=-1, stop_at_eos=True, append_eos=False):
     tokens = model.to_tokens(prompt, prepend_bos=prepend_bos)
     for _ in range(n_new_tokens):
         next_token = model(tokens)[0, position].argmax()
+        if append_eos:
+            tokens = torch.cat([tokens, next_token.view(1, 1)], dim=-1)
         if stop_at_eos and next_token.item() == model.tokenizer.eos_token_id:
             break
-        tokens = torch.cat([tokens, next_token.view(1, 1)], dim=-1)
+        if not append_eos:
+            tokens = torch.cat([tokens, next_token.view(1, 1)], dim=-1)
     return tokens
 
 
@@ -156,6 +159,10 @@ def generate_without_bos(model, prompt, n_new_tokens):
 
 def generate_past_eos(model, prompt, n_new_tokens):
     return model.to_string(_greedy(model, prompt, n_new_tokens, stop_at_eos=False)[0, 1:])
+
+
+def generate_appends_eos(model, prompt, n_new_tokens):
+    return model.to_string(_greedy(model, prompt, n_new_tokens, append_eos=True)[0, 1:])
 
 
 MUTANTS = {
@@ -213,5 +220,6 @@ MUTANTS = {
         Mutant(generate_first_position, "taking the prediction at the first position instead of the last"),
         Mutant(generate_without_bos, "tokenizing the prompt without the BOS token"),
         Mutant(generate_past_eos, "not stopping at the end-of-text token (model.tokenizer.eos_token_id)"),
+        Mutant(generate_appends_eos, "appending the end-of-text token before stopping (stop before appending it)"),
     ],
 }

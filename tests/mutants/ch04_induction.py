@@ -12,6 +12,13 @@ from utils.checking import Mutant, Status
 IGNORES_GENERATOR = "ignoring the generator argument (torch.randint without generator=generator)"
 SAME_ROW = "using the same random sequence for every row of the batch"
 NOT_REPEATED = "drawing a fresh random sequence for the second copy instead of repeating the first"
+SPECIAL = ("drawing from the whole vocabulary (torch.randint(0, d_vocab)): the special tokens "
+           "(model.tokenizer.all_special_ids) are drawn too")
+RUN_IGNORES_GENERATOR = ("not passing the generator on to generate_repeated_tokens: the tokens are no longer "
+                         "reproducible from the seed")
+NO_CHANGE = "your ablation changed nothing: the score is the one without ablation"
+NO_EPS = ("leaving out LayerNorm's eps: the model's ln1 divides by sqrt(mean of squares + model.cfg.eps), "
+          "eps = 1e-05 here")
 QUERIES_ONE_EARLY = ("an off-by-one in the query positions (arange(seq_len, 2 * seq_len)): the second copy is "
                      "positions seq_len + 1 to 2 * seq_len")
 FIXED = "ignoring the prev_layer / ind_layer arguments (always layers 0 and 1): wrong for deeper models like mlp4l"
@@ -53,6 +60,11 @@ def gen_ignores_generator(model, seq_len, batch_size=1, *, generator=None):
     return torch.cat([_bos(model, batch_size), r, r], dim=1).to(model.cfg.device)
 
 
+def gen_includes_special(model, seq_len, batch_size=1, *, generator=None):
+    r = torch.randint(0, model.cfg.d_vocab, (batch_size, seq_len), generator=generator)
+    return torch.cat([_bos(model, batch_size), r, r], dim=1).to(model.cfg.device)
+
+
 def gen_on_cpu(model, seq_len, batch_size=1, *, generator=None):
     r = _draw(model, batch_size, seq_len, generator)
     return torch.cat([_bos(model, batch_size), r, r], dim=1)
@@ -82,6 +94,12 @@ def run_probabilities(model, seq_len, batch_size=1, *, generator=None):
     return tokens, logits.softmax(-1), cache
 
 
+def run_ignores_generator(model, seq_len, batch_size=1, *, generator=None):
+    tokens = _gen(model, seq_len, batch_size, None)
+    logits, cache = model.run_with_cache(tokens)
+    return tokens, logits, cache
+
+
 def run_without_bos(model, seq_len, batch_size=1, *, generator=None):
     tokens = _gen(model, seq_len, batch_size, generator)[:, 1:]
     logits, cache = model.run_with_cache(tokens, prepend_bos=False)
@@ -89,7 +107,7 @@ def run_without_bos(model, seq_len, batch_size=1, *, generator=None):
 
 
 # ---------------------------------------------------------------------------------------------- detector
-def _detector(cache, threshold, offset=1, all_positions=False, below=False, as_tuples=False):
+def _detector(cache, threshold, offset=1, all_positions=False, below=False, as_tuples=False, whole_diagonal=False):
     found = []
     for layer in range(cache.model.cfg.n_layers):
         pattern = cache["pattern", layer]
@@ -97,6 +115,8 @@ def _detector(cache, threshold, offset=1, all_positions=False, below=False, as_t
         if offset == "prev":
             q = torch.arange(1, pattern.shape[-1], device=pattern.device)
             scores = pattern[:, :, q, q - 1].mean(dim=(0, 2))
+        elif whole_diagonal:  # ARENA's detector: the diagonal includes two queries before the second copy
+            scores = pattern.diagonal(-(seq_len - 1), -2, -1).mean(dim=(0, 2))
         elif all_positions:
             scores = pattern.diagonal(-(seq_len - offset), -2, -1).sum(-1).mean(0) / pattern.shape[-1]
         else:
@@ -118,6 +138,10 @@ def detector_previous_token(cache, threshold=0.4):
 
 def detector_all_positions(cache, threshold=0.4):
     return _detector(cache, threshold, all_positions=True)
+
+
+def detector_whole_diagonal(cache, threshold=0.4):
+    return _detector(cache, threshold, whole_diagonal=True)
 
 
 def detector_below_threshold(cache, threshold=0.4):
@@ -259,11 +283,11 @@ def top1_first_block_only(full_OV_circuit, batch_size=1000):
 
 
 # ---------------------------------------------------------------------------------------------- positional pattern
-def _pos(model, layer, head, *, normalise=True, scale=True, mask=True, dim=-1, diagonal=1):
+def _pos(model, layer, head, *, normalise=True, eps=True, scale=True, mask=True, dim=-1, diagonal=1):
     x = model.W_pos
     if normalise:
         x = x - x.mean(-1, keepdim=True)
-        x = x / x.pow(2).mean(-1, keepdim=True).sqrt()
+        x = x / (x.pow(2).mean(-1, keepdim=True) + (model.cfg.eps if eps else 0.0)).sqrt()
     scores = x @ model.W_Q[layer, head] @ model.W_K[layer, head].T @ x.T
     if scale:
         scores = scores / model.cfg.d_head**0.5
@@ -276,6 +300,10 @@ def _pos(model, layer, head, *, normalise=True, scale=True, mask=True, dim=-1, d
 
 def pos_no_layernorm(model, layer, head):
     return _pos(model, layer, head, normalise=False)
+
+
+def pos_no_eps(model, layer, head):
+    return _pos(model, layer, head, eps=False)
 
 
 def pos_no_scale(model, layer, head):
@@ -460,12 +488,17 @@ def batched_squared_norms(W_As, W_Bs):
 
 # ---------------------------------------------------------------------------------------------- ablation
 def _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1, ablate_layer=None,
-              offset=1, all_heads=False):
+              offset=1, all_heads=False, truthy_test=False, on_a_copy=False):
     q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=tokens.device)
     result = {}
 
     def ablation_hook(z, hook):
-        if prev_head_index is not None:
+        if on_a_copy:  # zeroes a copy and returns nothing: TransformerLens keeps the original z
+            z = z.clone()
+            if prev_head_index is not None:
+                z[:, :, prev_head_index] = 0.0
+            return None
+        if (prev_head_index if truthy_test else prev_head_index is not None):  # `if prev_head_index:` skips head 0
             z[:, :, prev_head_index] = 0.0
         return z
 
@@ -494,6 +527,16 @@ def ablation_all_heads_score(model, tokens, seq_len, prev_head_index, ind_head_i
                      ind_layer=ind_layer, all_heads=True)
 
 
+def ablation_skips_head_zero(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, prev_layer=prev_layer,
+                     ind_layer=ind_layer, truthy_test=True)
+
+
+def ablation_hook_on_a_copy(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
+    return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index, prev_layer=prev_layer,
+                     ind_layer=ind_layer, on_a_copy=True)
+
+
 def ablation_fixed_layers(model, tokens, seq_len, prev_head_index, ind_head_index, *, prev_layer=0, ind_layer=1):
     return _ablation(model, tokens, seq_len, prev_head_index, ind_head_index)
 
@@ -504,6 +547,7 @@ MUTANTS = {
         Mutant(gen_fresh_second_copy, NOT_REPEATED),
         Mutant(gen_same_row, SAME_ROW),
         Mutant(gen_ignores_generator, IGNORES_GENERATOR),
+        Mutant(gen_includes_special, SPECIAL),
         Mutant(gen_on_cpu, "leaving the tokens on the CPU (.to(model.cfg.device) missing)", Status.WRONG_DEVICE,
                only_on=("cuda", "mps")),
     ],
@@ -514,12 +558,15 @@ MUTANTS = {
                Status.WRONG_SHAPE),
         Mutant(run_probabilities, "returning probabilities (softmax) instead of logits"),
         Mutant(run_without_bos, "dropping the BOS token before running the model", Status.WRONG_SHAPE),
+        Mutant(run_ignores_generator, RUN_IGNORES_GENERATOR),
     ],
     "induction_attn_detector": [
         Mutant(detector_all_positions, "averaging over all query positions instead of the second copy only"),
         Mutant(detector_duplicate_offset, "looking at the earlier copy of the same token (key q - seq_len) instead "
                "of the token after it (q - seq_len + 1)"),
         Mutant(detector_previous_token, "measuring attention to the previous token (a previous-token detector)"),
+        Mutant(detector_whole_diagonal, "averaging the whole diagonal seq_len - 1 below the main one, which includes "
+               "two queries before the second copy (positions seq_len - 1 and seq_len)"),
         Mutant(detector_below_threshold, "keeping the heads below the threshold (< instead of >)"),
         Mutant(detector_tuples, "returning (layer, head) tuples instead of 'layer.head' strings", Status.WRONG_TYPE),
     ],
@@ -559,6 +606,7 @@ MUTANTS = {
     ],
     "pos_by_pos_pattern": [
         Mutant(pos_no_layernorm, "using the raw W_pos without the LayerNorm normalisation"),
+        Mutant(pos_no_eps, NO_EPS, only_on=("cpu", "cuda")),  # within MPS's looser tolerance
         Mutant(pos_no_scale, "forgetting the 1/sqrt(d_head) scale"),
         Mutant(pos_no_mask, "forgetting the causal mask"),
         Mutant(pos_mask_diagonal_too, "masking the diagonal too (torch.triu without diagonal=1): query 0 then has "
@@ -617,7 +665,11 @@ MUTANTS = {
     ],
     "ablation_induction_score": [
         Mutant(ablation_too_late, "ablating the head in the induction head's layer (its hook_z comes after its "
-               "pattern)"),
+               "pattern)", symptom=NO_CHANGE),
+        Mutant(ablation_skips_head_zero, "testing `if prev_head_index:`, which is False for head 0 too (test `is not "
+               "None`)", symptom=NO_CHANGE),
+        Mutant(ablation_hook_on_a_copy, "zeroing a copy of z (z = z.clone()) in a hook that returns nothing: "
+               "TransformerLens then keeps the original z", symptom=NO_CHANGE),
         Mutant(ablation_duplicate_offset, "measuring attention to the earlier copy of the same token (q - seq_len) "
                "instead of the token after it"),
         Mutant(ablation_all_heads_score, "averaging the score over all heads of ind_layer instead of "

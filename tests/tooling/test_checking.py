@@ -73,6 +73,50 @@ def test_diagnosis_names_the_matching_mistake_else_the_hint():
         check_cases(lambda x: x, lambda x: 3 * x, [Case((torch.ones(2),))], mutants=mutants, hint="multiply by 3")
 
 
+def test_mistakes_that_give_the_same_output_are_named_together_with_their_symptom():
+    """When several known mistakes give the learner's output on every case answered, the diagnosis blames none
+    alone: it says what is observed (the symptom they share) and lists them all."""
+    def unchanged(x):
+        return x.clone()
+
+    def unchanged_too(x):
+        return x + 0
+
+    def halved(x):
+        return x / 2
+
+    nothing = "your function changed nothing"
+    mutants = [Mutant(halved, "halving"), Mutant(unchanged, "returning a copy", symptom=nothing),
+               Mutant(unchanged_too, "adding zero", symptom=nothing)]
+    with pytest.raises(CheckFailure) as caught:
+        check_cases(lambda x: x, lambda x: 3 * x, [Case((torch.ones(2),))], mutants=mutants, hint="multiply by 3")
+    message = caught.value.message
+    assert "Your function changed nothing. Your output matches 2 known mistakes" in message, message
+    assert "(1) returning a copy; (2) adding zero" in message and "halving" not in message and "Hint" not in message
+
+
+def test_diagnosis_runs_each_mistake_on_the_cheap_cases_first():
+    """A mistake that differs from the learner's output on a cheap case (here the failing one) is never run on a
+    case where the learner's call was slow."""
+    import time
+
+    calls = []
+
+    def right_until_last(x):
+        calls.append(x.numel())
+        return 3 * x if x.numel() < 5 else 3 * x + 1
+
+    def learner(x):
+        if x.numel() == 3:
+            time.sleep(0.05)  # a slow case that the learner passes
+        return 3 * x + 2 if x.numel() == 5 else 3 * x
+
+    cases = [Case((torch.ones(n),), label=f"n={n}") for n in (1, 2, 3, 4, 5)]
+    with pytest.raises(CheckFailure):
+        check_cases(learner, lambda x: 3 * x, cases, mutants=[Mutant(right_until_last, "adding one to the last case")])
+    assert 5 in calls and 3 not in calls, calls
+
+
 def test_hidden_cases_do_not_reveal_their_label():
     with pytest.raises(CheckFailure) as caught:
         check_cases(lambda x: x, lambda x: -x, [Case((torch.ones(2),), label="secret prompt", hidden=True)])
