@@ -191,6 +191,7 @@ class Grader:
         self.options = options
         self.device = get_device(options.device)
         self.worker = Worker(options.device, sandbox=options.sandbox, require_sandbox=options.require_sandbox)
+        self.worker.launch()  # it starts while this process builds the chapters' cases
         self.hidden = load_hidden_cases(options.hidden_cases)
         # The checker's side runs on one thread: the worker has the other core, and with --jobs N the graders share
         # the cores (two threads per process on busy cores make each small kernel wait: 10-100x slower).

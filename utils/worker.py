@@ -93,9 +93,14 @@ class Worker:
         self.resolver = Resolver()
         self.scratch_dir: str | None = None  # unsandboxed: the worker's working folder
         self.log = None  # the worker's stderr (a temporary file: a pipe nobody reads could fill and block it)
+        self.ready = False
 
     # -- process ---------------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def launch(self) -> None:
+        """Start the worker process now, without waiting for it (it imports torch and TransformerLens meanwhile);
+        the first call waits for it to be ready."""
+        if self.alive():
+            return
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-m", "utils.worker", str(theirs.fileno()), self.device, str(self.memory_gb or 0)]
         env = worker_environment(self.device)
@@ -109,7 +114,14 @@ class Worker:
                                         start_new_session=True)
         theirs.close()
         self.conn = Connection(ours.detach())
-        self.sent, self.learner, self.used_by = SentOnce(), None, None
+        self.sent, self.learner, self.used_by, self.ready = SentOnce(), None, None, False
+
+    def _start(self) -> None:
+        """A worker that is ready for calls (launched now, or earlier by :meth:`launch`)."""
+        if not self.alive():
+            self.launch()
+        if self.ready:
+            return
         if not self.conn.poll(START_TIMEOUT):
             self.stop()
             raise RuntimeError("the grading worker did not start")
@@ -124,6 +136,7 @@ class Worker:
         if ready != ("ready",):
             self.stop()
             raise RuntimeError(f"the grading worker said {ready!r} instead of ready")
+        self.ready = True
 
     def _scratch(self) -> str:
         if self.scratch_dir is None:
@@ -145,7 +158,7 @@ class Worker:
             self.log.close()
         if self.conn is not None:
             self.conn.close()
-        self.process, self.conn, self.log = None, None, None
+        self.process, self.conn, self.log, self.ready = None, None, None, False
         if self.scratch_dir is not None:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
             self.scratch_dir = None
@@ -164,8 +177,7 @@ class Worker:
         limit = timeout if limit is None else limit
         if not self.forks and self.used_by not in (None, learner.key):
             self.stop()  # calls ran in the worker itself: the next learner gets a new one
-        if not self.alive():
-            self._start()
+        self._start()
         if self.learner != learner.key:
             self._send(("learner", learner.key, learner.text))
             self.learner = learner.key

@@ -218,6 +218,13 @@ def steer_from_pos_onwards(resid, hook, vector, coeff, pos=None):
     return resid
 
 
+def steer_truthy_pos(resid, hook, vector, coeff, pos=None):
+    if not pos:  # pos=0 is falsy: position 0 is treated as "every position"
+        return resid + coeff * vector
+    resid[:, pos] += coeff * vector
+    return resid
+
+
 def steer_copy_returns_nothing(resid, hook, vector, coeff, pos=None):
     if pos is None:
         resid = resid + coeff * vector
@@ -383,6 +390,8 @@ MUTANTS = {
         Mutant(steer_subtracts, "subtracting the vector instead of adding it"),
         Mutant(steer_from_pos_onwards, "steering every position from pos onwards (resid[:, pos:]) instead of position "
                "pos alone (resid[:, pos])"),
+        Mutant(steer_truthy_pos, "testing `if not pos:` instead of `if pos is None:`: pos=0 is falsy, so position 0 "
+               "steers every position"),
         Mutant(steer_copy_returns_nothing, RETURNS_NOTHING, Status.WRONG_TYPE),
     ],
     "cache_some": [
