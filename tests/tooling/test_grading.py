@@ -95,7 +95,7 @@ def test_examples_get_exactly_the_expected_statuses(tmp_path):
     packages_before = _site_packages_files()
     listener = Listener(make_submissions.HOSTILE_PORT)
     try:
-        result = grade(ROOT / "examples" / "submissions", out, "--timeout", "10", "--hidden-cases",
+        result = grade(ROOT / "examples" / "submissions", out, "--timeout", "6", "--hidden-cases",
                        str(tmp_path / "hidden.py"), env={"CS_INSTRUCTOR_TOKEN": secret})
     finally:
         listener.close()
