@@ -48,11 +48,13 @@ examples: $(STAMP)
 	$(PY) -m examples.make_submissions
 
 ## Benchmarks (bench/*.json): grading a class of complete submissions of every chapter vs top-to-bottom
-## execution, check-cell latency, the cost of pristine state per learner call, the batched patching engine.
+## execution; the same class on 1 and 2 jobs, without the sandbox, as shards, with the journal; check-cell latency
+## and failing checks; the cost of pristine state per learner call; the batched patching engine; attribution patching.
 bench: $(STAMP)
 	$(PY) -m bench.bench_grading
 	$(PY) -m bench.bench_grading_jobs
 	$(PY) -m bench.bench_check_latency
+	$(PY) -m bench.bench_failing_checks
 	$(PY) -m bench.bench_isolation
 	$(PY) -m bench.bench_patching
 	$(PY) -m bench.bench_attribution
