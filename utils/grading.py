@@ -129,11 +129,19 @@ def learner_id(path: Path, folder: Path) -> str:
     return path.relative_to(folder).with_suffix("").as_posix()
 
 
-def notebook_chapter(path: Path) -> str | None:
-    """The chapter a notebook declares in its metadata (read as JSON: no learner code runs), else None."""
+def declared_chapter(notebook: bytes) -> str | None:
+    """The chapter a notebook's bytes declare in its metadata (read as JSON: no learner code runs), else None."""
     try:
-        return json.loads(Path(path).read_text()).get("metadata", {}).get("circuit_school", {}).get("chapter")
+        return json.loads(notebook).get("metadata", {}).get("circuit_school", {}).get("chapter")
     except Exception:
+        return None
+
+
+def notebook_chapter(path: Path) -> str | None:
+    """:func:`declared_chapter` of the notebook at ``path`` (None when it cannot be read)."""
+    try:
+        return declared_chapter(Path(path).read_bytes())
+    except OSError:
         return None
 
 
@@ -149,10 +157,7 @@ def graded_chapters(notebook: bytes) -> list[str]:
     learner code runs)."""
     from utils.chapters import chapter_names
 
-    try:
-        declared = json.loads(notebook).get("metadata", {}).get("circuit_school", {}).get("chapter")
-    except Exception:
-        declared = None
+    declared = declared_chapter(notebook)
     return [declared] if declared in chapter_names() else chapter_names()
 
 
@@ -237,7 +242,7 @@ class Grader:
                     for c in chapter_names() for name in checker(c).exercises]
         notebook = LearnerText(learner, text)
         results = []
-        for chapter in graded_chapters(text.encode("utf-8")):
+        for chapter in graded_chapters(data):
             for name, exercise in checker(chapter).exercises.items():
                 results.append(self.grade_exercise(notebook, chapter, name, exercise))
                 if into is not None:
@@ -325,7 +330,11 @@ def grade(notebooks: Iterable[Path], folder: Path, options: GradeOptions = Grade
     todo, results = [], []
     for path in (Path(p) for p in notebooks):
         learner = learner_id(path, folder)
-        key = learner_key(path.read_bytes(), graded_chapters(path.read_bytes()), options) if journal else None
+        if journal:
+            data = path.read_bytes()
+            key = learner_key(data, graded_chapters(data), options)
+        else:
+            key = None
         kept = journal.get(learner, key) if journal else None
         if kept is None:
             todo.append((path, learner, key))

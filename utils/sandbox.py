@@ -66,7 +66,7 @@ def containment() -> Containment:
     if bwrap is None:
         return Containment(None, "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
     try:
-        probe = subprocess.run([*command(["/bin/true"]), ], capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(command(["/bin/true"]), capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         return Containment(None, f"bubblewrap did not run: {e}")
     if probe.returncode != 0:

@@ -176,18 +176,15 @@ class Resolver:
 
     def __init__(self, device: str | None = None):
         self.device = device
-        self.loaded: set[Any] = set()  # the references resolved so far
 
     def model(self, ref: ModelRef):
         from utils.models import cached_model
 
-        self.loaded.add(ref)
         return cached_model(ref.name, self.device, sae_transformer=ref.sae_transformer, **dict(ref.processing))
 
     def sae(self, ref: SAERef):
         from utils.models import cached_sae
 
-        self.loaded.add(ref)
         return cached_sae(ref.name, self.device)
 
 

@@ -465,7 +465,6 @@ class Zygote:
         self.child: tuple[int, Connection, Path] | None = None  # the learner's process, its pipe, its folder
         self.child_tokens: set[int] = set()  # the stored inputs the learner's process was forked with
         self.in_process: Answerer | None = None  # no fork (CUDA): the learner's calls run here
-        self.timed: float | None = None
 
     def serve(self) -> None:
         while True:
@@ -482,10 +481,8 @@ class Zygote:
                 continue
             _, name, args, kwargs, timeout, limit, count_passes = request
             args, kwargs = self._absorb((args, kwargs))  # first: keep what is sent once, whatever follows
-            start = time.monotonic()
-            reply = self.call(name, args, kwargs, timeout, limit, count_passes)
-            self.conn.send_bytes(encode_plain(("seconds", min(time.monotonic() - start, timeout) if self.timed is None
-                                               else self.timed)))
+            reply, seconds = self.call(name, args, kwargs, timeout, limit, count_passes)
+            self.conn.send_bytes(encode_plain(("seconds", seconds)))
             self.conn.send_bytes(reply)
 
     def _absorb(self, value: Any) -> Any:
@@ -525,17 +522,21 @@ class Zygote:
             for v in value.values():
                 self._load_models(v)
 
-    def call(self, name: str, args: Any, kwargs: Any, timeout: float, limit: float, count_passes: bool) -> bytes:
-        self.timed = None  # the seconds the learner's code ran, when the learner's process says when it started
+    def call(self, name: str, args: Any, kwargs: Any, timeout: float, limit: float,
+             count_passes: bool) -> tuple[bytes, float]:
+        """The reply to one call, and the seconds it counts against the exercise's time limit: from the learner
+        process's ``ready`` to its reply (the whole call when it never said ready)."""
+        start = time.monotonic()
         if self.device != "cpu":  # no fork after CUDA: run here (the grader gives each learner a new worker)
             self.in_process = self.in_process or Answerer(self.learner, self.resolver, self.store)
             try:
                 inputs = from_wire((args, kwargs), self.resolver, self.store)
             except Exception as e:
-                return encode_plain(("failed", Status.ERROR.value, f"the grader could not prepare the inputs: {e}"))
+                return encode_plain(("failed", Status.ERROR.value, f"the grader could not prepare the inputs: "
+                                     f"{e}")), min(time.monotonic() - start, timeout)
             reply = self.in_process.answer(name, *inputs, count_passes=count_passes)
             _kill_strays(set())
-            return reply
+            return reply, min(time.monotonic() - start, timeout)
         if self.child is None:
             self._fork()
         pid, conn, _ = self.child
@@ -545,12 +546,12 @@ class Zygote:
         if alive:
             start = time.monotonic()
             reply, alive = self._await(pid, conn, timeout, limit)
-            self.timed = min(time.monotonic() - start, timeout)
+        seconds = min(time.monotonic() - start, timeout)
         if alive:
             _kill_strays({pid})
         else:
             self._end_child()
-        return reply
+        return reply, seconds
 
     def _fork(self) -> None:
         ours, theirs = socket.socketpair()
