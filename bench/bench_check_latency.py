@@ -30,7 +30,7 @@ if {one_thread!r}:
 import importlib
 reference = importlib.import_module("solutions.{chapter}")
 from utils.notebook import run_check
-from tests.framework import chapter_of
+from utils.chapters import checker as chapter_of
 exercises = chapter_of({chapter!r}).exercises
 times, cpu = [], []
 for i, name in enumerate(exercises):

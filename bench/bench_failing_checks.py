@@ -36,7 +36,7 @@ import contextlib, json, sys, time
 sys.path.insert(0, {root!r})
 import torch
 from bench.bench_failing_checks import late_wrong
-from tests.framework import chapter_of
+from utils.chapters import checker as chapter_of
 import utils.checking
 from utils.notebook import run_check
 

@@ -139,7 +139,7 @@ _COURSE = ["import pathlib, utils", "course = pathlib.Path(utils.__file__).resol
 HOSTILE = {
     "a_writes_the_course": (_COURSE + [
         "with open(course / 'solutions' / 'ch01_tokenization.py', 'a') as f:", "    f.write('\\n# pwned\\n')",
-        "with open(course / 'tests' / 'test_ch01_tokenization.py', 'a') as f:", "    f.write('\\n# pwned\\n')"],
+        "with open(course / 'checks' / 'ch01_tokenization.py', 'a') as f:", "    f.write('\\n# pwned\\n')"],
         "ERROR"),
     "b_writes_site_packages": (["import pathlib, transformer_lens",
                                 "target = pathlib.Path(transformer_lens.__file__).parent / 'pwned.py'",

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.framework import shipped_model  # noqa: E402
+from tests.framework import GRADED_NOTEBOOKS, LEARNER_FUNCTIONS, shipped_model  # noqa: E402
 from utils.checking import CheckFailure, Status, Verdict  # noqa: E402
 from utils.device import get_device  # noqa: E402
 from utils.extract import UnreadableNotebook, load_submission  # noqa: E402
@@ -36,7 +36,6 @@ from utils.grading import (  # noqa: E402
     notebook_chapter,
     run_info,
 )
-from utils.notebook import LEARNER_FUNCTIONS  # noqa: E402
 from utils.reports import GradedItem, item_property, verdict_property  # noqa: E402
 from utils.worker import LearnerText, RemoteFunction, Worker  # noqa: E402
 
@@ -59,6 +58,10 @@ def pytest_configure(config):
         torch.set_num_threads(1)
     config.addinivalue_line("markers", "mutants: proves a checker rejects a known wrong implementation")
     config.addinivalue_line("markers", "tooling: tests of the project's tooling (skipped with --submission)")
+    if config.getoption("--submissions"):
+        folder = Path(config.getoption("--submissions")).resolve()
+        config.stash[GRADED_NOTEBOOKS] = [(p, learner_id(p, folder), notebook_chapter(p))
+                                          for p in _graded_notebooks(config)]
     out = config.getoption("--gradebook")
     if out and not any(isinstance(p, PytestGradebook) for p in config.pluginmanager.get_plugins()):
         info = run_info(GradeOptions(device=str(get_device(config.getoption("--device")))))
@@ -71,16 +74,6 @@ def _graded_notebooks(config) -> list[Path]:
     return find_notebooks(folder, exclude=Path(out).resolve() if out else None)
 
 
-def pytest_generate_tests(metafunc):
-    """With --submissions, every checker runs once per notebook of its chapter (or of unknown chapter)."""
-    chapter = getattr(metafunc.module, "chapter", None)
-    if not metafunc.config.getoption("--submissions") or chapter is None or "learner" not in metafunc.fixturenames:
-        return
-    folder = Path(metafunc.config.getoption("--submissions")).resolve()
-    paths = [p for p in _graded_notebooks(metafunc.config) if notebook_chapter(p) in (None, chapter.name)]
-    metafunc.parametrize("learner", paths, indirect=True, ids=[learner_id(p, folder) for p in paths])
-
-
 def pytest_collection_modifyitems(config, items):
     """With --submission(s), keep only the learner-facing checkers (of the submission's chapter)."""
     if config.getoption("--submissions"):
@@ -91,9 +84,9 @@ def pytest_collection_modifyitems(config, items):
         return
     keep, drop = [], []
     for item in items:
-        module_chapter = getattr(getattr(item.module, "chapter", None), "name", None)
-        is_checker = item.originalname == "test_exercise" and module_chapter is not None
-        (keep if is_checker and (chapter is None or chapter == module_chapter) else drop).append(item)
+        item_chapter = item.callspec.params.get("chapter_name") if hasattr(item, "callspec") else None
+        is_checker = item.originalname == "test_exercise" and item_chapter is not None
+        (keep if is_checker and (chapter is None or chapter == item_chapter) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
@@ -161,8 +154,8 @@ def hidden_cases(request) -> dict:
 def learner(request) -> Learner:
     if hasattr(request, "param"):  # grading a folder: one notebook per parameter
         folder = Path(request.config.getoption("--submissions")).resolve()
-        item = GradedItem(learner_id(request.param, folder), request.module.chapter.name,
-                          request.node.callspec.params["exercise_name"])
+        params = request.node.callspec.params
+        item = GradedItem(learner_id(request.param, folder), params["chapter_name"], params["exercise_name"])
         request.node.user_properties.append(item_property(item))
         worker = request.getfixturevalue("grading_worker")
         notebook = LearnerText(item.learner, Path(request.param).read_bytes().decode("utf-8", errors="replace"))
@@ -172,7 +165,7 @@ def learner(request) -> Learner:
         return Learner(functions=injected)
     if request.config.getoption("--submission"):
         return Learner(submission=_submission(request.config))
-    return Learner(reference=importlib.import_module(f"solutions.{request.module.chapter.name}"))
+    return Learner(reference=importlib.import_module(f"solutions.{request.node.callspec.params['chapter_name']}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

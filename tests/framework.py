@@ -1,79 +1,81 @@
-"""The pytest adapter of the checker engine (``utils/checkers.py``): each chapter's checkers and mutant proofs as
-pytest tests, and the shipped model as a fixture that skips while a model is not shipped.
+"""The pytest adapter of the checker engine (``utils/checkers.py``, the checkers in ``checks/``): the shipped model
+as a fixture that skips while a model is not shipped, and the check cell's verdict through a pytest session.
 
-A chapter test module declares ``chapter = Chapter(...)`` (this module's, which adds :meth:`Chapter.tests`) and
-ends with::
-
-    test_exercise, test_mutant_rejected = chapter.tests()
-
-``test_exercise[split_heads]`` checks the learner's ``split_heads`` (the reference by default; a notebook with
-``--submission``; every notebook of a folder with ``--submissions``); ``test_mutant_rejected[split_heads-<mutant>]``
-proves the checker rejects each known mistake with the expected status and names the mistake.
+``tests/test_exercises.py`` runs every chapter's checkers: ``test_exercise[ch00_pytorch_einops-split_heads]`` checks
+the learner's ``split_heads`` (the reference by default; a notebook with ``--submission``; every notebook of a folder
+with ``--submissions``); ``test_mutant_rejected[ch00_pytorch_einops-split_heads-<mutant>]`` proves the checker
+rejects each known mistake with the expected status and names the mistake.
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
 
-from utils import checkers
-from utils.checking import CheckFailure, Status, Verdict
-from utils.models import MODELS_DIR, cached_model
-from utils.reports import verdict_property
+from checks import helpers
+from utils.reports import verdict_of
+
+ROOT = Path(__file__).resolve().parents[1]
+LEARNER_FUNCTIONS = pytest.StashKey[dict]()  # name -> function, read by tests/conftest.py's `learner` fixture
+GRADED_NOTEBOOKS = pytest.StashKey[list]()  # with --submissions: (path, learner id, declared chapter or None)
 
 
 def shipped_model(name: str, device: torch.device):
-    """The cached shipped model (``utils.models.cached_model``); skips the calling test while ``models/<name>`` is not
-    shipped."""
-    if not (MODELS_DIR / name / "config.json").exists():
-        pytest.skip(f"models/{name} is not shipped yet")
-    return cached_model(name, device)
+    """The cached shipped model (``checks.helpers.shipped_model``); skips the calling test while ``models/<name>`` is
+    not shipped."""
+    try:
+        return helpers.shipped_model(name, device)
+    except helpers.ModelNotShipped as e:
+        pytest.skip(str(e))
 
 
-class Chapter(checkers.Chapter):
-    """A chapter of checkers (``utils.checkers.Chapter``) that also makes its pytest tests."""
-
-    def tests(self):
-        """The two parametrized pytest tests of this chapter: its checkers on the learner (the reference by default)
-        and the proof that each known mistake is rejected."""
-        chapter = self
-        unknown = set(chapter._mutants) - set(chapter.exercises)
-        assert not unknown, f"{chapter.name}: mutants for exercises this chapter does not have: {sorted(unknown)}"
-        names = list(chapter.exercises)
-        mutant_params = [
-            pytest.param(name, m, id=f"{name}-{m.name}") for name in names for m in chapter.exercises[name].mutants
-        ]
-
-        @pytest.mark.parametrize("exercise_name", names)
-        def test_exercise(exercise_name, learner, device, hidden_cases, record_property):
-            exercise = chapter.exercises[exercise_name]
-            fn = learner.function(exercise_name)
-            hidden = hidden_cases.get(chapter.name, {}).get(exercise_name)
-            record_property(*verdict_property(Verdict(Status.PASS, cases=exercise.check(fn, device, hidden))))
-
-        @pytest.mark.mutants
-        @pytest.mark.parametrize("exercise_name, mutant", mutant_params)
-        def test_mutant_rejected(exercise_name, mutant, device):
-            if mutant.only_on and device.type not in mutant.only_on:
-                pytest.skip(f"this mistake only shows on {'/'.join(mutant.only_on)}")
-            exercise = chapter.exercises[exercise_name]
-            with pytest.raises(CheckFailure) as caught:
-                exercise.check(mutant.fn, device)
-            failure = caught.value
-            assert failure.status == mutant.expect, (
-                f"mutant {mutant.name!r} ({mutant.mistake}) was rejected as {failure.status.value}, expected "
-                f"{mutant.expect.value}: {failure.message}"
-            )
-            if mutant.expect in (Status.WRONG_VALUES, Status.NAN, Status.WRONG_SHAPE):
-                assert mutant.mistake in failure.message, (
-                    f"the failure for mutant {mutant.name!r} does not name its mistake: {failure.message}"
-                )
-
-        return test_exercise, test_mutant_rejected
+@contextlib.contextmanager
+def skip_when_not_shipped():
+    """Skip the test (instead of failing it) when a checker needs a model that ``models/`` does not hold yet."""
+    try:
+        yield
+    except helpers.ModelNotShipped as e:
+        pytest.skip(str(e))
 
 
-def chapter_of(name: str) -> Chapter:
-    """The :class:`Chapter` declared by ``tests/test_<name>.py`` (imports the checker module)."""
-    return importlib.import_module(f"tests.test_{name}").chapter
+class _InjectAndCollect:
+    """A pytest plugin: hands the learner's functions to the checkers and collects the reports."""
+
+    def __init__(self, functions: dict[str, Callable]):
+        self.functions = functions
+        self.reports: list[pytest.TestReport] = []
+
+    def pytest_configure(self, config):
+        config.stash[LEARNER_FUNCTIONS] = self.functions
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.failed or report.skipped:
+            self.reports.append(report)
+
+
+def run_check_with_pytest(fn: Callable, chapter: str, device: str | None = None, exercise: str | None = None):
+    """``utils.notebook.run_check`` through a pytest session (``test_exercise[<chapter>-<exercise>]``, the function
+    injected): a test asserts that the two give the same verdict on every known mistake."""
+    from utils.checking import Status, Verdict
+
+    name = exercise or fn.__name__
+    test_id = f"{ROOT / 'tests' / 'test_exercises.py'}::test_exercise[{chapter}-{name}]"
+    plugin = _InjectAndCollect({name: fn})
+    args = [test_id, f"--rootdir={ROOT}", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+            "-W", "ignore::DeprecationWarning"]
+    device = device or os.environ.get("CS_DEVICE")
+    if device:
+        args += ["--device", str(device)]
+    pytest_output = io.StringIO()
+    with contextlib.redirect_stdout(pytest_output), contextlib.redirect_stderr(pytest_output):
+        exit_code = pytest.main(args, plugins=[plugin])
+    if not plugin.reports:
+        detail = pytest_output.getvalue().strip().splitlines()[-1:] or [f"pytest exit code {int(exit_code)}"]
+        return Verdict(Status.MISSING, f"no checker {chapter}-{name} in tests/test_exercises.py ({detail[0]})")
+    return verdict_of(plugin.reports[-1])

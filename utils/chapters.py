@@ -54,8 +54,8 @@ class ChapterSpec:
     def files(self, root: Path = ROOT) -> dict[str, Path]:
         """The hand-written files of the chapter."""
         return {"source": root / "chapters" / "src" / f"{self.stem}.py",
-                "checkers": root / "tests" / f"test_{self.name}.py",
-                "mutants": root / "tests" / "mutants" / f"{self.name}.py"}
+                "checkers": root / "checks" / f"{self.name}.py",
+                "mutants": root / "checks" / "mutants" / f"{self.name}.py"}
 
 
 class ChapterMismatch(Exception):
@@ -119,16 +119,22 @@ def problems(root: Path = ROOT) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def checker(name: str):
-    """The checkers of chapter ``name`` (a :class:`utils.checkers.Chapter`; its module imported once per process).
+    """The checkers of chapter ``name`` (a :class:`utils.checkers.Chapter`; ``checks/<name>.py`` imported once per
+    process).
 
-    This is the one place that finds a chapter's checker module; a module that declares another chapter name is a
-    :class:`ChapterMismatch` naming both files."""
+    This is the one place that finds a chapter's checker module; a module that declares another chapter name, or
+    known mistakes of an exercise it does not have, is a :class:`ChapterMismatch` naming the files."""
     c = spec(name)
-    module = importlib.import_module(f"tests.test_{c.name}")
+    module = importlib.import_module(f"checks.{c.name}")
+    files = {kind: path.relative_to(ROOT) for kind, path in c.files().items()}
     declared = getattr(getattr(module, "chapter", None), "name", None)
     if declared != c.name:
-        raise ChapterMismatch(f"{c.files()['checkers'].relative_to(ROOT)} declares Chapter({declared!r}) but "
-                              f"{REGISTRY} names the chapter {c.name!r}: make them agree")
+        raise ChapterMismatch(f"{files['checkers']} declares Chapter({declared!r}) but {REGISTRY} names the chapter "
+                              f"{c.name!r}: make them agree")
+    unknown = sorted(set(module.chapter.mutants) - set(module.chapter.exercises))
+    if unknown:
+        raise ChapterMismatch(f"{files['mutants']} has known mistakes for {', '.join(unknown)}, which "
+                              f"{files['checkers']} does not declare as exercises: rename them or add the exercises")
     return module.chapter
 
 

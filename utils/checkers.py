@@ -1,7 +1,7 @@
 """How a chapter's checkers are declared: one :class:`Chapter` per checker module, one :class:`Exercise` per function.
 
 The checker engine without pytest: the grader (``utils/grading.py``), the in-notebook ``check`` (``utils/notebook.py``)
-and the pytest adapter (``tests/framework.py``) all run an :class:`Exercise` directly. A checker module looks like::
+and the pytest suite (``tests/test_exercises.py``) all run an :class:`Exercise` directly. A checker module looks like::
 
     chapter = Chapter("ch00_pytorch_einops", mutants=MUTANTS)
 
@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from utils.checking import Case, CheckFailure, Judge, Mutant, Status, Verdict, check_cases, tolerance_for
+from utils.checking import Case, CheckFailure, Judge, Mutant, Status, Tolerances, Verdict, check_cases, tolerance_for
 
 CaseFactory = Callable[[torch.device], Iterable[Case]]
 
@@ -50,7 +50,7 @@ class Exercise:
     chapter: str
     cases: CaseFactory
     dims: str | None = None
-    tol: dict[str, tuple[float, float]] = field(default_factory=dict)
+    tol: Tolerances = field(default_factory=dict)  # per device type; checks/helpers.py names the usual ones
     transform: Callable[[Any], Any] | None = None  # applied to both outputs before they are compared or judged
     transform_for: Callable[[torch.device], Callable[[Any], Any]] | None = None  # a transform that needs the device
     judge: Judge | None = None
@@ -97,12 +97,12 @@ class Exercise:
 
 
 class Chapter:
-    """The exercises of one chapter and the pytest tests that check them."""
+    """The exercises of one chapter (``checks/<chapter>.py`` declares ``chapter = Chapter(...)``)."""
 
     def __init__(self, name: str, mutants: dict[str, list[Mutant]]):
         self.name = name
         self.exercises: dict[str, Exercise] = {}
-        self._mutants = mutants
+        self.mutants = mutants  # exercise name -> its known mistakes (checks/mutants/<chapter>.py)
 
     @property
     def reference(self):
@@ -115,6 +115,6 @@ class Chapter:
         unchanged."""
         def register(func: CaseFactory) -> CaseFactory:
             self.exercises[func.__name__] = Exercise(func.__name__, self.name, func,
-                                                     mutants=self._mutants.get(func.__name__, []), **options)
+                                                     mutants=self.mutants.get(func.__name__, []), **options)
             return func
         return register

@@ -74,10 +74,11 @@ class CheckFailure(AssertionError):
 # order, so 1e-5 absolute covers a learner who sums in another order. CUDA may reorder reductions and use
 # other kernels (and TF32 where a learner enables it); MPS has the loosest float32 arithmetic of the three.
 # Exercises whose outputs are large (logits, losses) or accumulated (training) pass their own.
-TOLERANCES: dict[str, tuple[float, float]] = {"cpu": (1e-5, 1e-4), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)}
+Tolerances = dict[str, tuple[float, float]]  # device type -> (atol, rtol); the checkers' own are in checks/helpers.py
+TOLERANCES: Tolerances = {"cpu": (1e-5, 1e-4), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)}
 
 
-def tolerance_for(device: torch.device | str, overrides: dict[str, tuple[float, float]] | None = None):
+def tolerance_for(device: torch.device | str, overrides: Tolerances | None = None) -> tuple[float, float]:
     kind = torch.device(device).type
     return (overrides or {}).get(kind, TOLERANCES.get(kind, TOLERANCES["cpu"]))
 

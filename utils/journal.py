@@ -89,8 +89,9 @@ def _hash_files(paths) -> str:
 def checker_version(chapter: str) -> str:
     """A hash of everything a chapter's verdicts depend on besides the notebook: its checker and mutant modules, its
     reference solutions, the checker engine and the shipped models."""
-    files = [ROOT / "tests" / f"test_{chapter}.py", ROOT / "tests" / "mutants" / f"{chapter}.py",
-             ROOT / "solutions" / f"{chapter}.py", *(ROOT / "utils" / name for name in ENGINE_FILES)]
+    files = [ROOT / "checks" / f"{chapter}.py", ROOT / "checks" / "mutants" / f"{chapter}.py",
+             ROOT / "checks" / "helpers.py", ROOT / "solutions" / f"{chapter}.py",
+             *(ROOT / "utils" / name for name in ENGINE_FILES)]
     return _hash_files(files) + _models_version()
 
 

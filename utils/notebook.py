@@ -1,10 +1,9 @@
 """In-notebook checks: one short line under every exercise runs that exercise's checker.
 
 The notebook does not carry a second copy of the checks: ``check(fn)`` (from :func:`make_check`) runs the very
-:class:`tests.framework.Exercise` that ``tests/test_<chapter>.py::test_exercise[<fn name>]`` runs, on the
-learner's function, in-process and without a pytest session (a session costs ~0.8 s per check), and prints one
-clear line instead of a traceback. :func:`run_check_with_pytest` runs the same check through pytest; a test
-asserts that the two give the same verdict on every known mistake.
+:class:`utils.checkers.Exercise` (declared in ``checks/<chapter>.py``) that
+``tests/test_exercises.py::test_exercise[<chapter>-<fn name>]`` runs, on the learner's function, in-process and
+without a pytest session (a session costs ~0.8 s per check), and prints one clear line instead of a traceback.
 
 Example (the setup cell of every chapter does this):
     >>> device, check = start_chapter("ch00_pytorch_einops")
@@ -14,20 +13,11 @@ Example (the setup cell of every chapter does this):
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-from pathlib import Path
 from typing import Callable
-
-import pytest
 
 from utils import checking
 from utils.checking import Status, Verdict
-from utils.reports import verdict_of
-
-ROOT = Path(__file__).resolve().parents[1]
-LEARNER_FUNCTIONS = pytest.StashKey[dict]()  # name -> function, read by tests/conftest.py's `learner` fixture
 
 
 def _exercise_name(fn: Callable) -> str | None:
@@ -46,6 +36,7 @@ def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: s
     if name is None:
         return Verdict(Status.WRONG_TYPE, f"check() needs the exercise function itself, e.g. check(split_heads), "
                        f"or the exercise's name: check(fn, exercise=\"split_heads\"); got {fn!r}")
+    from checks.helpers import ModelNotShipped
     from utils.chapters import checker
 
     exercises = checker(chapter).exercises
@@ -55,43 +46,8 @@ def run_check(fn: Callable, chapter: str, device: str | None = None, exercise: s
     try:
         with checking.one_cpu_thread():  # building the cases too (check_cases runs on one thread anyway)
             return exercises[name].verdict(fn, get_device(device or os.environ.get("CS_DEVICE")))
-    except pytest.skip.Exception as e:  # e.g. a model this chapter needs is not shipped
+    except ModelNotShipped as e:
         return Verdict(Status.ERROR, f"this check cannot run here: {e}")
-
-
-class _InjectAndCollect:
-    """A pytest plugin: hands the learner's functions to the checkers and collects the reports."""
-
-    def __init__(self, functions: dict[str, Callable]):
-        self.functions = functions
-        self.reports: list[pytest.TestReport] = []
-
-    def pytest_configure(self, config):
-        config.stash[LEARNER_FUNCTIONS] = self.functions
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" or report.failed or report.skipped:
-            self.reports.append(report)
-
-
-def run_check_with_pytest(fn: Callable, chapter: str, device: str | None = None,
-                          exercise: str | None = None) -> Verdict:
-    """:func:`run_check` through a pytest session (``test_exercise[<exercise>]``, the function injected)."""
-    name = exercise or _exercise_name(fn)
-    test_file = ROOT / "tests" / f"test_{chapter}.py"
-    plugin = _InjectAndCollect({name: fn})
-    args = [f"{test_file}::test_exercise[{name}]", f"--rootdir={ROOT}", "-q", "-p", "no:cacheprovider",
-            "-p", "no:xdist", "-W", "ignore::DeprecationWarning"]
-    device = device or os.environ.get("CS_DEVICE")
-    if device:
-        args += ["--device", str(device)]
-    pytest_output = io.StringIO()
-    with contextlib.redirect_stdout(pytest_output), contextlib.redirect_stderr(pytest_output):
-        exit_code = pytest.main(args, plugins=[plugin])
-    if not plugin.reports:
-        detail = pytest_output.getvalue().strip().splitlines()[-1:] or [f"pytest exit code {int(exit_code)}"]
-        return Verdict(Status.MISSING, f"no checker named {name!r} in {test_file.name} ({detail[0]})")
-    return verdict_of(plugin.reports[-1])
 
 
 def make_check(chapter: str, device: str | None = None) -> Callable[..., None]:

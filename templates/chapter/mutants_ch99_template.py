@@ -1,4 +1,4 @@
-"""Known mistakes for chapter 99 (the template). Copy to ``tests/mutants/chNN_topic.py``.
+"""Known mistakes for chapter 99 (the template). Copy to ``checks/mutants/chNN_topic.py``.
 
 Each mutant is a plausible wrong implementation with a one-line description of the mistake, which a learner whose
 output matches it is shown. The suite proves the checker rejects each one with the expected status (default

@@ -71,7 +71,7 @@ def test_every_exercise_has_a_checker_with_mutants_and_typed_signature(src):
     import importlib
 
     module = importlib.import_module(f"solutions.{build.chapter_name(src)}")
-    tests = importlib.import_module(f"tests.test_{build.chapter_name(src)}")
+    tests = importlib.import_module(f"checks.{build.chapter_name(src)}")
     functions = build.exercise_names(src)
     assert set(functions) == set(tests.chapter.exercises), "exercise cells and checkers disagree on the exercises"
     for name in functions:

@@ -19,7 +19,7 @@ def test_the_declarations_agree_with_the_files():
 
 def _scratch(tmp_path, declaration: str, files: dict[str, str]):
     (tmp_path / "chapters" / "src").mkdir(parents=True)
-    (tmp_path / "tests" / "mutants").mkdir(parents=True)
+    (tmp_path / "checks" / "mutants").mkdir(parents=True)
     (tmp_path / "chapters" / "chapters.toml").write_text(declaration)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -33,11 +33,11 @@ DECLARATION = '[[chapter]]\nnumber = 7\nslug = "probing"\ntopic = "linear probes
 def test_a_renamed_slug_is_a_build_error_naming_every_other_file(tmp_path):
     root = _scratch(tmp_path, DECLARATION.replace('"probing"', '"probes"'), {
         "chapters/src/07_probing.py": "# %% [markdown]\n# # Chapter 7\n",
-        "tests/test_ch07_probing.py": 'chapter = Chapter("ch07_probing", mutants={})\n',
-        "tests/mutants/ch07_probing.py": "MUTANTS = {}\n"})
+        "checks/ch07_probing.py": 'chapter = Chapter("ch07_probing", mutants={})\n',
+        "checks/mutants/ch07_probing.py": "MUTANTS = {}\n"})
     found = registry.problems(root)
     text = "\n".join(found)
-    for name in ("chapters/src/07_probes.py", "tests/test_ch07_probes.py", "tests/mutants/ch07_probes.py",
+    for name in ("chapters/src/07_probes.py", "checks/ch07_probes.py", "checks/mutants/ch07_probes.py",
                  "chapters/src/07_probing.py is not declared"):
         assert name in text, text
     with pytest.raises(BuildError, match="declarations and files disagree"):
@@ -48,9 +48,9 @@ def test_a_renamed_slug_is_a_build_error_naming_every_other_file(tmp_path):
 def test_a_checker_module_that_names_another_chapter_is_a_build_error(tmp_path):
     root = _scratch(tmp_path, DECLARATION, {
         "chapters/src/07_probing.py": "# %% [markdown]\n# # Chapter 7\n",
-        "tests/test_ch07_probing.py": 'chapter = Chapter("ch07_probe", mutants={})\n',
-        "tests/mutants/ch07_probing.py": "MUTANTS = {}\n"})
-    assert registry.problems(root) == ['tests/test_ch07_probing.py must declare chapter = Chapter("ch07_probing", '
+        "checks/ch07_probing.py": 'chapter = Chapter("ch07_probe", mutants={})\n',
+        "checks/mutants/ch07_probing.py": "MUTANTS = {}\n"})
+    assert registry.problems(root) == ['checks/ch07_probing.py must declare chapter = Chapter("ch07_probing", '
                                        '...) (the name declared in chapters/chapters.toml)']
     registry._read.cache_clear()
 

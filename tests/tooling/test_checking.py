@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from utils.checking import Case, CheckFailure, Mutant, Status, check_cases, compare
-from utils.notebook import run_check, run_check_with_pytest
+from tests.framework import run_check_with_pytest
+from utils.notebook import run_check
 
 pytestmark = pytest.mark.tooling
 
@@ -125,7 +126,7 @@ def test_hidden_cases_do_not_reveal_their_label():
 
 def test_in_notebook_check_prints_one_clear_line():
     from solutions.ch00_pytorch_einops import split_heads
-    from tests.mutants.ch00_pytorch_einops import split_heads_head_minor
+    from checks.mutants.ch00_pytorch_einops import split_heads_head_minor
 
     verdict = run_check(split_heads, "ch00_pytorch_einops", "cpu")
     assert verdict.passed and verdict.line("split_heads").startswith("✅ split_heads passed")
@@ -137,11 +138,10 @@ def test_in_notebook_check_prints_one_clear_line():
 
 
 def _all_mutants():
-    from tests.framework import chapter_of
-    from utils.build import chapter_name, sources
+    from utils.chapters import chapter_names, checker
 
-    for src in sources():
-        chapter = chapter_of(chapter_name(src))
+    for chapter_name in chapter_names():
+        chapter = checker(chapter_name)
         for name, exercise in chapter.exercises.items():
             for mutant in exercise.mutants:
                 yield pytest.param(chapter.name, name, mutant, id=f"{chapter.name}-{name}-{mutant.name}")
@@ -204,7 +204,7 @@ def test_data_left_in_a_hook_ctx_is_a_change_to_the_model(attn2l):
         attn2l.run_with_hooks(tokens, return_type=None, fwd_hooks=hooks, clear_contexts=True)
     assert report.changes == []
 
-    from tests.mutants.ch03_hooks import cache_left_in_ctx
+    from checks.mutants.ch03_hooks import cache_left_in_ctx
     from solutions.ch03_hooks import cache_some
 
     verdict = run_check(cache_left_in_ctx, "ch03_hooks", "cpu", exercise="cache_some")

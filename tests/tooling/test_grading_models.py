@@ -103,7 +103,7 @@ def test_a_mistake_seen_only_while_the_code_runs_is_seen_in_the_worker(chapter, 
     from utils.chapters import checker
     from utils.device import get_device
 
-    mutants = importlib.import_module(f"tests.mutants.{chapter}")
+    mutants = importlib.import_module(f"checks.mutants.{chapter}")
     nb = nbformat.read(ROOT / "chapters" / "solutions" / f"{stem}_solutions.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
         inspect.getsource(mutants) + f"\n\ndef {exercise}(*args, **kwargs):\n    return {mutant}(*args, **kwargs)\n"))

@@ -3,15 +3,16 @@
 Cases come from the shipped ``attn2l`` model (loaded once per device): real caches of IOI prompts in two
 templates, of ordinary sentences and of repeated random tokens, plus random tensors. The detectors are checked
 at thresholds placed between the heads' real scores, so every case has a non-empty answer that a wrong
-score would change. ``tests/mutants/ch02_caching.py`` holds the known mistakes.
+score would change. ``checks/mutants/ch02_caching.py`` holds the known mistakes.
 """
 
 import functools
 
 import torch
 
-from tests.framework import Chapter, shipped_model
-from tests.mutants.ch02_caching import MUTANTS
+from checks.helpers import METRIC, chapter_model, seeded
+from checks.mutants.ch02_caching import MUTANTS
+from utils.checkers import Chapter
 from utils.checking import Case, CheckFailure, Status, clone_inputs
 from utils.data import ioi_dataset, repeated_tokens
 
@@ -20,7 +21,6 @@ chapter = Chapter("ch02_caching", mutants=MUTANTS)
 # Logits, logit differences and projections on unembedding directions are sums over d_model of values of
 # order 1-10: another summation order (matmul vs einsum, summing pieces first) moves them by ~1e-6 on CPU
 # and more on GPU kernels (TF32 where enabled), so these exercises use looser tolerances than the default.
-LOGIT_TOL = {"cpu": (1e-4, 1e-4), "cuda": (2e-3, 1e-3), "mps": (1e-2, 1e-2)}
 
 IOI_TEMPLATES = [
     "When {N1} and {N2} went to the {place}, {S} gave a {object} to",
@@ -35,14 +35,11 @@ SENTENCES = [  # 16 tokens each with BOS: no padding
 ]
 
 
-def _model(device):
-    return shipped_model("attn2l", device)
-
 
 @functools.cache
 def _ioi(device, template_index=0):
     """(logits, cache, answer_tokens [batch, 2]) of 8 IOI prompts of one template (4 name pairs, both orders)."""
-    model = _model(device)
+    model = chapter_model(chapter, device)
     data = ioi_dataset(model, [IOI_TEMPLATES[template_index]], IOI_NAMES, n_pairs=4, seed=template_index)
     with torch.no_grad():
         logits, cache = model.run_with_cache(data.tokens)
@@ -51,7 +48,7 @@ def _ioi(device, template_index=0):
 
 @functools.cache
 def _sentences(device):
-    model = _model(device)
+    model = chapter_model(chapter, device)
     with torch.no_grad():
         _, cache = model.run_with_cache(model.to_tokens(SENTENCES))
     return cache
@@ -60,7 +57,7 @@ def _sentences(device):
 @functools.cache
 def _repeated_random(device, batch=4, length=12, seed=0):
     """BOS + a random token sequence + the same sequence again (induction heads light up on the repeat)."""
-    model = _model(device)
+    model = chapter_model(chapter, device)
     tokens = repeated_tokens(model, length, batch, seed=seed)
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens)
@@ -84,12 +81,12 @@ def _directions(model, answer_tokens):
 # --------------------------------------------------------------------------------------------------------
 @chapter.exercise(dims="batch head dest src")
 def attention_pattern_from_qk(device):
-    n_layers = _model(device).cfg.n_layers
+    n_layers = chapter_model(chapter, device).cfg.n_layers
     for cache, label in _caches(device)[::2] + [_caches(device)[3]]:
         for layer in range(n_layers):
             yield Case((cache["q", layer], cache["k", layer]), label=f"cache['q', {layer}], cache['k', {layer}] from "
                        f"{label}")
-    generator = torch.Generator().manual_seed(0)
+    generator = seeded(0)
     q = (torch.randn(2, 6, 3, 8, generator=generator) * 3).to(device)
     k = torch.randn(2, 6, 3, 8, generator=generator).to(device)
     yield Case((q, k), label="random q, k: batch=2, 6 positions, 3 heads, d_head=8")
@@ -121,7 +118,7 @@ def _uneven_batch_cache(device):
     from transformer_lens import ActivationCache
 
     real = _repeated_random(device)[2]
-    generator = torch.Generator().manual_seed(7)
+    generator = seeded(7)
     patterns = {}
     for layer in range(real.model.cfg.n_layers):
         pattern = real["pattern", layer].clone()
@@ -191,22 +188,22 @@ def first_attn_detector(device):
 # --------------------------------------------------------------------------------------------------------
 # Logit difference, logit lens, direct logit attribution
 # --------------------------------------------------------------------------------------------------------
-@chapter.exercise(dims="batch", tol=LOGIT_TOL)
+@chapter.exercise(dims="batch", tol=METRIC)
 def logits_to_ave_logit_diff(device):
     for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
         logits, _, answer_tokens = _ioi(device, index)
         yield Case((logits, answer_tokens), label=f"the model's logits on {label}")
         yield Case((logits, answer_tokens), {"per_prompt": True}, label=f"the model's logits on {label}, per_prompt")
-    generator = torch.Generator().manual_seed(1)
+    generator = seeded(1)
     logits = (torch.randn(5, 7, 50, generator=generator) * 3).to(device)
     answers = torch.randint(0, 50, (5, 2), generator=generator).to(device)
     yield Case((logits, answers), {"per_prompt": True}, label="random logits: batch=5, pos=7, d_vocab=50, per_prompt")
     yield Case((logits[:1], answers[:1]), label="random logits, a single prompt")
 
 
-@chapter.exercise(dims="component batch", tol=LOGIT_TOL)
+@chapter.exercise(dims="component batch", tol=METRIC)
 def logit_lens(device):
-    model = _model(device)
+    model = chapter_model(chapter, device)
     for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
         _, cache, answer_tokens = _ioi(device, index)
         yield Case((model, cache, answer_tokens[:, 0]), label=f"{label}, the correct answers")
@@ -218,7 +215,7 @@ def logit_lens(device):
 
 def _stack_cases(device, index, label):
     _, cache, answer_tokens = _ioi(device, index)
-    directions = _directions(_model(device), answer_tokens)
+    directions = _directions(chapter_model(chapter, device), answer_tokens)
     scratch = clone_inputs(cache)  # stack_head_results adds keys to the cache it is called on
     yield Case((scratch.accumulated_resid(layer=-1, pos_slice=-1), cache, directions),
                label=f"accumulated_resid of {label} ([component=3, batch, d_model])")
@@ -231,19 +228,19 @@ def _stack_cases(device, index, label):
                "0-dim tensor)")
 
 
-@chapter.exercise(dims=None, tol=LOGIT_TOL)
+@chapter.exercise(dims=None, tol=METRIC)
 def residual_stack_to_logit_diff(device):
     yield from _stack_cases(device, 0, "8 IOI prompts")
     _, cache, answer_tokens = _ioi(device, 1)
-    generator = torch.Generator().manual_seed(2)
+    generator = seeded(2)
     stack = torch.randn(2, 3, answer_tokens.shape[0], cache.model.cfg.d_model, generator=generator).to(device)
     yield Case((stack, cache, _directions(cache.model, answer_tokens)),
                label="a random stack with two leading dimensions [2, 3, batch, d_model] and a cache of 8 IOI prompts")
 
 
-@chapter.exercise(dims="layer head", tol=LOGIT_TOL)
+@chapter.exercise(dims="layer head", tol=METRIC)
 def head_direct_logit_attribution(device):
-    model = _model(device)
+    model = chapter_model(chapter, device)
     for index, label in [(0, "8 IOI prompts"), (1, "8 IOI prompts of another template")]:
         _, cache, answer_tokens = _ioi(device, index)
         yield Case((model, cache, _directions(model, answer_tokens)), label=label)
@@ -251,6 +248,3 @@ def head_direct_logit_attribution(device):
     answers = torch.stack([tokens[:, 1], tokens[:, 2]], dim=1)
     yield Case((model, cache, _directions(model, answers)), label="4 repeated random sequences, direction = next "
                "token of the repeat minus the token after it")
-
-
-test_exercise, test_mutant_rejected = chapter.tests()

@@ -1,24 +1,20 @@
-"""Checkers for chapter 99 (the template). Copy to ``tests/test_chNN_topic.py`` and rename ``ch99_template``.
+"""Checkers for chapter 99 (the template). Copy to ``checks/chNN_topic.py`` and rename ``ch99_template``.
 
 One case factory per exercise, named after it: it yields :class:`Case`s built on the checker's ``device``, with a
 label the learner sees. The framework calls the learner's function on fresh copies of each case, on the
 pristine model, compares with ``solutions.<chapter>`` (type, shape with ``dims``, dtype, device, NaN, values with
-the tolerances of ``tol``), and names the known mistake (``tests/mutants/<chapter>.py``) the output matches, or
+the tolerances of ``tol``), and names the known mistake (``checks/mutants/<chapter>.py``) the output matches, or
 shows the exercise's hint cell. For outputs that cannot be compared with the reference's (random, trained,
-unordered), pass ``judge=`` (see ``tests/framework.py``).
+unordered), pass ``judge=`` (see ``utils/checkers.py``). Random inputs, the chapter's model and the usual
+tolerances come from ``checks/helpers.py``.
 """
 
-import torch
-
-from tests.framework import Chapter, shipped_model
-from tests.mutants.ch99_template import MUTANTS
+from checks.helpers import chapter_model, randn
+from checks.mutants.ch99_template import MUTANTS
+from utils.checkers import Chapter
 from utils.checking import Case
 
 chapter = Chapter("ch99_template", mutants=MUTANTS)
-
-
-def randn(*shape, device, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 @chapter.exercise(dims="batch d")
@@ -31,9 +27,6 @@ def normalize_rows(device):
 # cases use prompts whose top tokens are well separated.
 @chapter.exercise()
 def top_next_tokens(device):
-    model = shipped_model("attn2l", device)
+    model = chapter_model(chapter, device)  # the model chapters.toml declares for the chapter
     yield Case((model, "When Mary and John went to the store, John gave a drink to"), label="an IOI prompt, k=3")
     yield Case((model, "The train to London leaves at"), {"k": 5}, label="another prompt, k=5")
-
-
-test_exercise, test_mutant_rejected = chapter.tests()

@@ -4,7 +4,7 @@ make; its description is shown to a learner whose output matches it."""
 import torch
 import torch.nn.functional as F
 
-from tests.mutants.ch00_pytorch_einops import log_probs_no_shift, log_probs_probabilities, log_probs_raw_logits
+from checks.mutants.ch00_pytorch_einops import log_probs_no_shift, log_probs_probabilities, log_probs_raw_logits
 from utils.checking import Mutant, Status
 
 
