@@ -33,7 +33,6 @@ number of jobs or the other learners in the folder.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import csv
 import io
 import json
@@ -379,20 +378,110 @@ def _order(r: Result) -> tuple:
     return r.learner, r.chapter, r.exercise
 
 
-def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
-    context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(min(options.jobs, len(todo)), mp_context=context,
-                                                  initializer=_die_with_parent)
+class ChapterAffinity:
+    """Which learner a grading process grades next (``--jobs``): one of the chapters it has already graded while any
+    is left, since its first learner of a chapter costs that chapter's set-up (the reference's outputs on every case,
+    the models); otherwise the chapter no process has started with the most learners left; once every chapter has
+    been started, the one with the most learners left per process on it. So each process sets up few chapters, and
+    a long chapter is shared once the others are done.
+
+    >>> lanes = ChapterAffinity([("a.ipynb", ("ch01",)), ("b.ipynb", ("ch01",)), ("c.ipynb", ("ch05",))])
+    >>> lanes.next(0), lanes.next(1), lanes.next(0), lanes.next(1)
+    ('a.ipynb', 'c.ipynb', 'b.ipynb', None)
+    """
+
+    def __init__(self, tasks: Iterable[tuple[object, tuple[str, ...]]]):
+        self.left: dict[tuple[str, ...], list] = defaultdict(list)  # chapters graded -> tasks, in the given order
+        for task, chapters in tasks:
+            self.left[chapters].append(task)
+        self.warm: dict[int, set[tuple[str, ...]]] = defaultdict(set)  # process -> the chapter groups it set up
+
+    def next(self, process: int):
+        """The next task for ``process``, or None when every task has been handed out."""
+        groups = [g for g, tasks in self.left.items() if tasks]
+        if not groups:
+            return None
+        mine = [g for g in groups if g in self.warm[process]]
+        if mine:
+            group = max(mine, key=lambda g: len(self.left[g]))
+        else:
+            sharing = {g: sum(g in warm for warm in self.warm.values()) for g in groups}
+            fresh = [g for g in groups if not sharing[g]]
+            group = max(fresh or groups, key=lambda g: len(self.left[g]) / (sharing[g] + 1))
+        self.warm[process].add(group)
+        return self.left[group].pop(0)
+
+
+def _lane(connection, options: GradeOptions) -> None:
+    """One grading process of ``--jobs``: grades the learners the parent sends, one at a time, until it sends None."""
+    import signal
+
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the lanes
+    grader = Grader(options)
     try:
-        futures = {pool.submit(_grade_one, path, learner, options): (learner, key) for path, learner, key in todo}
-        for future in concurrent.futures.as_completed(futures):
-            done(*futures[future], future.result())
+        while (task := connection.recv()) is not None:
+            path, learner = task
+            try:
+                connection.send(("done", grader.grade_learner(path, learner)))
+            except Exception:
+                import traceback
+
+                connection.send(("failed", traceback.format_exc()))
+    finally:
+        grader.close()
+
+
+def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
+    """``todo`` spread over ``options.jobs`` grading processes, each with its own sandboxed worker, by
+    :class:`ChapterAffinity`."""
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")
+    lanes = ChapterAffinity(((path, learner, key), tuple(graded_chapters(_read_or_empty(path))))
+                            for path, learner, key in todo)
+    processes, busy = [], {}
+    try:
+        for i in range(min(options.jobs, len(todo))):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_lane, args=(child_end, options), daemon=True)
+            process.start()
+            child_end.close()
+            processes.append((process, parent_end))
+            busy[i] = _hand_out(lanes, i, parent_end)
+        while any(task is not None for task in busy.values()):
+            ends = {processes[i][1]: i for i, task in busy.items() if task is not None}
+            for end in wait(list(ends)):
+                i = ends[end]
+                try:
+                    kind, payload = end.recv()
+                except EOFError:
+                    raise RuntimeError(f"a grading process died (exit code {processes[i][0].exitcode}) while "
+                                       f"grading {busy[i][1]}") from None
+                if kind == "failed":
+                    raise RuntimeError(f"grading {busy[i][1]} failed in a grading process:\n{payload}")
+                done(busy[i][1], busy[i][2], payload)
+                busy[i] = _hand_out(lanes, i, end)
     except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):  # their workers die with them
+        for process, _ in processes:  # their workers die with them
             process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown()
+    for process, _ in processes:
+        process.join()
+
+
+def _hand_out(lanes: ChapterAffinity, process: int, connection):
+    """Send ``process`` its next task (None: there is none left, and the process stops); return that task."""
+    task = lanes.next(process)
+    connection.send(None if task is None else task[:2])
+    return task
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
 
 
 def _grade_with_dask(todo: list, options: GradeOptions, done) -> None:

@@ -7,8 +7,8 @@
 #
 # Conventions (`utils/build.py` enforces them):
 #
-# - a code cell with `# SOLUTION` ... `# END SOLUTION` is an exercise: the learner sees `raise NotImplementedError()`
-#   there, the solutions notebook and `solutions/chNN_topic.py` see the code; a `check(fn)` cell follows it;
+# - a code cell with `# SOLUTION` ... `# END SOLUTION` is an exercise: the learner sees a stub in its place, the
+#   solutions notebook and `solutions/chNN_topic.py` see the code; a `check(fn)` cell follows it;
 # - every exercise cell is followed by a markdown cell tagged `hint`: it is shown in a dropdown *and* by the
 #   checker when a wrong answer matches no known mistake, so write guidance, not the code;
 # - cells tagged `module` (imports, constants) also go into the solutions module;

@@ -163,3 +163,25 @@ def test_grading_uses_points_and_hidden_cases(tmp_path):
     assert graded["complete"]["ch00_pytorch_einops.top_k_next_tokens"]["status"] == "PASS"
     message = graded["bad/wrong_values"]["ch00_pytorch_einops.top_k_next_tokens"]["message"]
     assert "123" not in message  # public cases fail first here; hidden inputs never appear anyway
+
+
+def test_each_grading_process_sets_up_few_chapters_and_the_long_one_is_shared_at_the_end():
+    """--jobs hands a process learners of the chapters it has already set up while any are left (every task once);
+    a chapter is shared once nothing else is left."""
+    from utils.grading import ChapterAffinity
+
+    counts = {"ch05": 6, "ch01": 3, "ch02": 3}
+    lanes = ChapterAffinity([(f"{c}-{i}", (c,)) for c, n in counts.items() for i in range(n)])
+    handed = {0: [], 1: []}
+    while True:
+        tasks = [lanes.next(p) for p in (0, 1)]
+        for p, task in enumerate(tasks):
+            if task is not None:
+                handed[p].append(task.split("-")[0])
+        if tasks == [None, None]:
+            break
+    assert sorted(handed[0] + handed[1]) == sorted(c for c, n in counts.items() for _ in range(n))
+    assert set(handed[0]) == {"ch05"} and handed[1][:6] == ["ch01"] * 3 + ["ch02"] * 3, handed
+
+    lanes = ChapterAffinity([(f"ch05-{i}", ("ch05",)) for i in range(4)] + [("ch01-0", ("ch01",))])
+    assert [lanes.next(0), lanes.next(1), lanes.next(1), lanes.next(0)] == ["ch05-0", "ch01-0", "ch05-1", "ch05-2"]
