@@ -19,7 +19,8 @@ from checks.ch05_patching import (
     _story,
     chapter,
 )
-from utils.checking import CheckFailure, Status
+from checks.helpers import METRIC
+from utils.checking import CheckFailure, Status, tolerance_for
 
 
 @pytest.mark.parametrize("name", LIBRARY)
@@ -31,7 +32,7 @@ def test_reference_engine_equals_transformer_lens_patching(name, device, monkeyp
     monkeypatch.setenv("TQDM_DISABLE", "1")  # the library's progress bars
     s = _ioi(device, frames=(0, 1), n_pairs=1)
     args = (s.model, s.bad_tokens, s.clean_cache, s.metric)
-    atol = {"cpu": 1e-4}.get(device.type, 2e-3)
+    atol, _ = tolerance_for(device, METRIC)
     with torch.no_grad():
         library = getattr(patching, name)(*args)
         ours, loop = getattr(ref.fast, name)(*args), getattr(ref, name)(*args)
@@ -53,7 +54,7 @@ def test_engine_equals_the_library_on_every_activation_and_chunk_size(act_name, 
                "q": patching.get_act_patch_attn_head_q_all_pos, "k": patching.get_act_patch_attn_head_k_all_pos,
                "v": patching.get_act_patch_attn_head_v_all_pos,
                "pattern": patching.get_act_patch_attn_head_pattern_all_pos}[act_name]
-    atol = {"cpu": 1e-4}.get(device.type, 2e-3)
+    atol, _ = tolerance_for(device, METRIC)
     with torch.no_grad():
         expected = library(*args)
         for chunk_size in (1, 3, 64):

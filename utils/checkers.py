@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from checks import helpers
 from utils.checking import Case, CheckFailure, Judge, Mutant, Status, Tolerances, Verdict, check_cases, tolerance_for
 
 CaseFactory = Callable[[torch.device], Iterable[Case]]
@@ -50,7 +51,7 @@ class Exercise:
     chapter: str
     cases: CaseFactory
     dims: str | None = None
-    tol: Tolerances = field(default_factory=dict)  # per device type; checks/helpers.py names the usual ones
+    tol: Tolerances = field(default_factory=lambda: helpers.DEFAULT)  # per device type: checks/helpers.py
     transform: Callable[[Any], Any] | None = None  # applied to both outputs before they are compared or judged
     transform_for: Callable[[torch.device], Callable[[Any], Any]] | None = None  # a transform that needs the device
     judge: Judge | None = None

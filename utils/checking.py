@@ -70,17 +70,13 @@ class CheckFailure(AssertionError):
         return CheckFailure(self.status, f"{prefix}{self.message}{suffix}", mistake or self.mistake)
 
 
-# Default tolerances (atol, rtol) per device type. CPU float32 kernels are deterministic up to summation
-# order, so 1e-5 absolute covers a learner who sums in another order. CUDA may reorder reductions and use
-# other kernels (and TF32 where a learner enables it); MPS has the loosest float32 arithmetic of the three.
-# Exercises whose outputs are large (logits, losses) or accumulated (training) pass their own.
-Tolerances = dict[str, tuple[float, float]]  # device type -> (atol, rtol); the checkers' own are in checks/helpers.py
-TOLERANCES: Tolerances = {"cpu": (1e-5, 1e-4), "cuda": (1e-4, 1e-3), "mps": (1e-3, 1e-2)}
+Tolerances = dict[str, tuple[float, float]]  # device type -> (atol, rtol); every table is in checks/helpers.py
 
 
-def tolerance_for(device: torch.device | str, overrides: Tolerances | None = None) -> tuple[float, float]:
+def tolerance_for(device: torch.device | str, table: Tolerances) -> tuple[float, float]:
+    """``(atol, rtol)`` of ``table`` for ``device``'s type (a device type the table does not name: its CPU entry)."""
     kind = torch.device(device).type
-    return (overrides or {}).get(kind, TOLERANCES.get(kind, TOLERANCES["cpu"]))
+    return table.get(kind, table["cpu"])
 
 
 # --------------------------------------------------------------------------------------------------------

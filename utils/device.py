@@ -6,7 +6,7 @@ Policy (documented in the README):
 - Otherwise CUDA if available, else CPU.
 - Apple's MPS is **opt-in** (``CS_DEVICE=mps``): some torch versions give silently wrong results on MPS for
   ops TransformerLens uses, which is why TransformerLens itself never picks MPS automatically. A learner on a
-  Mac who opts in gets looser checker tolerances (see ``utils.checking.TOLERANCES``), and
+  Mac who opts in gets looser checker tolerances (see ``checks/helpers.py``), and
   ``describe_device`` says when MPS was available but not chosen, so the choice is always visible.
 
 Example:
