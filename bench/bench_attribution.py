@@ -58,7 +58,7 @@ def _metric(model, tokens, corrupted, answers):
 
 def mlp4l_inputs():
     from solutions.ch05_patching import FRAMES
-    from training.corpus import TRAIN_NAMES
+    from utils.corpus import TRAIN_NAMES
     from utils.data import ioi_same_length, single_token_names
     from utils.models import load_model
 

@@ -37,7 +37,7 @@ OUT = ROOT / "bench" / "patching_results.json"
 def _dataset(model, n_prompts: int):
     """The chapter's prompts (its FRAMES, training names): 16 = 4 frames x 2 orders x 2 pairs; fewer: fewer frames."""
     from solutions.ch05_patching import FRAMES
-    from training.corpus import TRAIN_NAMES
+    from utils.corpus import TRAIN_NAMES
     from utils.data import LogitDiffMetric, ioi_same_length, single_token_names
 
     names = single_token_names(model, TRAIN_NAMES)

@@ -25,7 +25,7 @@ from checks.mutants.ch04_induction import (
 )
 from utils.checkers import Chapter
 from utils.checking import Case, CheckFailure, Status, compare
-from utils.data import repeat_losses, repeated_tokens
+from utils.data import cache_patterns, induction_scores_of_patterns, non_special_ids, repeat_losses, repeated_tokens
 
 chapter = Chapter("ch04_induction", mutants=MUTANTS)
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,15 +63,9 @@ def _single(device, seq_len, seed, name="attn2l"):
     return ActivationCache({k: v[0] for k, v in cache.items()}, cache.model, has_batch_dim=False)
 
 
-def _pattern_scores(cache, offset_from_copy=1):
-    """[layer, head] mean attention of second-copy queries to key q - seq_len + offset_from_copy."""
-    out = []
-    for layer in range(cache.model.cfg.n_layers):
-        pattern = cache["pattern", layer]
-        seq_len = (pattern.shape[-1] - 1) // 2
-        q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=pattern.device)
-        out.append(pattern[:, :, q, q - seq_len + offset_from_copy].mean(dim=(0, 2)))
-    return torch.stack(out)
+def _induction_scores(cache):
+    """[layer, head] induction scores of a cache's patterns: the course's one definition (``utils.data``)."""
+    return induction_scores_of_patterns(cache_patterns(cache))
 
 
 def _prev_scores(cache):
@@ -84,7 +78,7 @@ def _prev_scores(cache):
 def _key_heads(device):
     """(top previous-token head of layer 0, top induction head of layer 1), computed, never hard-coded."""
     _, cache = _rep(device, 50, 10, 0)
-    return int(_prev_scores(cache)[0].argmax()), int(_pattern_scores(cache)[1].argmax())
+    return int(_prev_scores(cache)[0].argmax()), int(_induction_scores(cache)[1].argmax())
 
 
 # ------------------------------------------------------------------------------------------------ repeated tokens
@@ -103,8 +97,7 @@ def _check_repeated_tokens(got, model, seq_len, batch_size):
                            f"the first tokens[:, 1:1 + seq_len] (typical cause: {NOT_REPEATED})")
     if bool(((first < 0) | (first >= model.cfg.d_vocab)).any()):
         raise CheckFailure(Status.WRONG_VALUES, f"r contains ids outside [0, d_vocab = {model.cfg.d_vocab})")
-    special = torch.tensor(sorted(model.tokenizer.all_special_ids))
-    drawn = torch.isin(first, special)
+    drawn = ~torch.isin(first, non_special_ids(model))
     if bool(drawn.any()):
         raise CheckFailure(Status.WRONG_VALUES, f"r contains the special token id {int(first[drawn][0])} "
                            f"({int(drawn.sum())} of {drawn.numel()} draws are special; typical cause: {SPECIAL})")
@@ -260,7 +253,7 @@ def _made_up_cache(device, seq_len=10, batch=2):
 @chapter.exercise(dims="layer head", transform_for=_mask_of, judge=_judge_heads)
 def induction_attn_detector(device):
     _, cache = _rep(device, 50, 10, 0)
-    top = float(_pattern_scores(cache).max())
+    top = float(_induction_scores(cache).max())
     yield Case((cache,), {"threshold": 0.2}, label="seq_len=50, batch=10, threshold=0.2")
     yield Case((cache,), {"threshold": 0.75 * top},
                label=f"seq_len=50, batch=10, threshold={0.75 * top:.3f} (3/4 of the best score)")

@@ -19,7 +19,7 @@ from transformer_lens import ActivationCache
 
 from checks.helpers import METRIC, chapter_model, seeded, shipped_model
 from checks.mutants.ch05_patching import MUTANTS, NO_START_AT_LAYER
-from training.corpus import TRAIN_NAMES
+from utils.corpus import TRAIN_NAMES
 from utils.checkers import Chapter
 from utils.checking import Case, CheckFailure, Status, clone_inputs, count_forward_passes
 from utils.data import ChunkBoundMetric, LogitDiffMetric, ioi_same_length, repeated_tokens, single_token_names

@@ -18,7 +18,7 @@ from sae_lens import LanguageModelSAERunnerConfig, StandardSAE, StandardSAEConfi
 
 from checks.helpers import LOGITS, LOSS, chapter_model, seeded, shipped_sae
 from checks.mutants.ch06_saes import MUTANTS
-from training.corpus import IOI_TRAIN_TEMPLATES, TRAIN_NAMES
+from utils.corpus import IOI_TRAIN_TEMPLATES, TRAIN_NAMES
 from utils.chapters import spec
 from utils.checkers import Chapter
 from utils.checking import Case, CheckFailure, Status
@@ -50,7 +50,7 @@ def _randn(*shape, device, seed=0, scale=1.0):
 
 @functools.cache
 def _text(device, batch=16, seed=11):
-    from training.evaluate import text_tokens
+    from utils.data import text_tokens
 
     return text_tokens(_model(device), batch=batch, seed=seed)
 

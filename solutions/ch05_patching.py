@@ -15,7 +15,7 @@ from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from training.corpus import IOI_TRAIN_TEMPLATES
+from utils.corpus import IOI_TRAIN_TEMPLATES
 
 # A patching metric maps the logits of a (patched) run to one number, as in transformer_lens.patching.
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]

@@ -8,16 +8,15 @@ from transformer_lens.utilities import get_act_name
 from checks.ch04_induction import _heads_mask, _key_heads, _rep, _second_copy_loss, _top_pair, chapter
 from checks.helpers import seeded
 from checks.mutants.ch04_induction import NO_CHANGE
-from utils.data import repeat_losses, zero_ablation_hook
+from utils.data import induction_scores, repeat_losses, zero_ablation_hook
 
 
 def test_story_induction_heads_have_the_highest_scores(attn2l, device):
     from solutions.ch04_induction import induction_attn_detector as detect
-    from solutions.ch04_induction import induction_scores as scores_of
 
     tokens, cache = _rep(device, 50, 10, 0)
     found = detect(cache)
-    scores = scores_of(attn2l, tokens, 50)
+    scores = induction_scores(attn2l, tokens)
     assert found, f"no induction head above 0.4: scores {scores}"
     mask = _heads_mask(found, attn2l).to(scores.device)
     assert scores[mask].min() > scores[~mask].max() if (~mask).any() else True

@@ -14,9 +14,16 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from training import corpus, evaluate  # noqa: E402
-from utils import models  # noqa: E402
-from utils.data import repeat_losses, repeated_tokens, zero_ablation_hook  # noqa: E402
+from training import evaluate  # noqa: E402
+from utils import corpus, models  # noqa: E402
+from utils.data import (  # noqa: E402
+    induction_scores,
+    prev_token_scores,
+    repeat_losses,
+    repeated_tokens,
+    text_tokens,
+    zero_ablation_hook,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -42,7 +49,7 @@ def attn2l():
 def attn2l_induction(attn2l):
     """Induction measurements on [BOS] + r + r, r = 50 random non-special tokens, batch 20."""
     tokens = repeated_tokens(attn2l, 50, 20, seed=0)
-    scores = evaluate.induction_scores(attn2l, tokens)
+    scores = induction_scores(attn2l, tokens)
     first, second = repeat_losses(attn2l, tokens)
     return dict(tokens=tokens, scores=scores, first=first, second=second)
 
@@ -63,11 +70,11 @@ def test_attn2l_second_repeat_loss_drops(attn2l_induction):
 def test_attn2l_previous_token_head_feeds_the_induction_head(attn2l, attn2l_induction):
     """The causal property chapter 4 relies on: zero-ablating the layer-0 head with the best previous-token score
     at least halves the top induction head's score. (Its score itself is on the model card.)"""
-    rand = evaluate.prev_token_scores(attn2l, evaluate.random_tokens(attn2l, seq_len=100, batch=20, seed=1))
+    rand = prev_token_scores(attn2l, evaluate.random_tokens(attn2l, seq_len=100, batch=20, seed=1))
     prev_head = int(rand[0].argmax())
     layer, head = divmod(attn2l_induction["scores"].argmax().item(), attn2l.cfg.n_heads)
     hook = ("blocks.0.attn.hook_z", zero_ablation_hook(prev_head))
-    ablated = evaluate.induction_scores(attn2l, attn2l_induction["tokens"], [hook])[layer, head]
+    ablated = induction_scores(attn2l, attn2l_induction["tokens"], [hook])[layer, head]
     assert ablated <= 0.5 * attn2l_induction["scores"][layer, head], (prev_head, rand, ablated)
 
 
@@ -85,7 +92,7 @@ def test_weight_processing_is_faithful(name):
     raw = _load(name, fold_ln=False, center_writing_weights=False, center_unembed=False,
                 fold_value_biases=False)
     assert processed.cfg.normalization_type == "LNPre" and raw.cfg.normalization_type == "LN"
-    tokens = torch.cat([evaluate.text_tokens(raw, batch=4), repeated_tokens(raw, 64, 4)[:, :128]])
+    tokens = torch.cat([text_tokens(raw, batch=4), repeated_tokens(raw, 64, 4)[:, :128]])
     with torch.no_grad():
         a, b = processed(tokens).log_softmax(-1), raw(tokens).log_softmax(-1)
     assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
@@ -142,7 +149,7 @@ def test_mlp4l_samples_from_bos_read_like_the_corpus(mlp4l):
 
 def test_mlp4l_has_an_induction_head(mlp4l):
     tokens = repeated_tokens(mlp4l, 50, 20, seed=0)
-    assert evaluate.induction_scores(mlp4l, tokens).max() >= 0.6
+    assert induction_scores(mlp4l, tokens).max() >= 0.6
 
 
 def test_available_models_lists_shipped_and_online():
@@ -189,7 +196,6 @@ def test_unknown_processing_option_is_rejected():
 def test_tokenizer_names_are_single_tokens_and_heldout_data_is_held_out():
     from transformers import AutoTokenizer
 
-    from training import corpus
     from training.tokenizer import check_tokenizer
 
     folder = models.MODELS_DIR / "tokenizer"

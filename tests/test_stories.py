@@ -4,8 +4,9 @@ Every number a chapter states about a model is printed by one of its cells; what
 ("most bars are positive", "the previous-token head sits in layer 0", "both layer-1 heads attend more to the
 answer than to the subject") is asserted here, on ``attn2l`` (chapters 1-4), so that retraining a model makes a
 test fail instead of a sentence silently false. Each test names the chapter and section of the claim it checks.
-The computations mirror the chapters' cells and use the reference solutions; no head index is hard-coded
-beyond what a chapter's own cell hard-codes.
+The computations mirror the chapters' cells and use the reference solutions, or the course's own measurement
+where a chapter's exercise computes one (``utils.data.induction_scores``: chapter 4's ``induction_scores`` is tested
+to agree with it); no head index is hard-coded beyond what a chapter's own cell hard-codes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from solutions import ch02_caching as ch2
 from solutions import ch03_hooks as ch3
 from solutions import ch04_induction as ch4
 from tests.framework import shipped_model
-from utils.data import ioi_dataset, repeated_tokens
+from utils.data import (
+    induction_scores,
+    ioi_dataset,
+    non_special_ids,
+    repeat_losses,
+    repeated_tokens,
+    zero_ablation_hook,
+)
 from utils.models import MODELS_DIR
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -378,7 +386,7 @@ def induction():
     model = attn2l()
     tokens, logits, cache = ch4.run_and_cache_model_repeated_tokens(model, SEQ_LEN, BATCH,
                                                                     generator=torch.Generator().manual_seed(0))
-    scores = ch4.induction_scores(model, tokens, SEQ_LEN)
+    scores = induction_scores(model, tokens)
     prev_scores = torch.stack([cache["pattern", layer].diagonal(-1, -2, -1)[..., 1:].mean(dim=(0, 2))
                                for layer in range(model.cfg.n_layers)])
     ind_layer, ind_head = divmod(int(scores.argmax()), model.cfg.n_heads)
@@ -386,17 +394,34 @@ def induction():
     return tokens, logits, cache, (ind_layer, ind_head), (prev_layer, prev_head)
 
 
+@pytest.mark.parametrize("name", ["attn2l", "mlp4l"])
+def test_ch4_the_solutions_measure_what_the_course_measures(name):
+    """The chapter's reference solutions agree with the course's one definition of each measurement (the model cards,
+    the story tests and the checkers use ``utils.data``): ``generate_repeated_tokens`` draws the tokens
+    ``repeated_tokens`` draws (from ``non_special_ids``), ``induction_scores`` and ``ablation_induction_score`` give
+    ``utils.data.induction_scores`` (clean and with a head zero-ablated), and ``induction_attn_detector`` finds the
+    heads whose score is above its threshold."""
+    model = shipped_model(name, torch.device("cpu"))
+    for seq_len, batch, seed in [(50, 10, 0), (7, 3, 2)]:
+        tokens = ch4.generate_repeated_tokens(model, seq_len, batch, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(tokens, repeated_tokens(model, seq_len, batch, seed=seed))
+        assert torch.isin(tokens[:, 1:], non_special_ids(model)).all()
+        scores = induction_scores(model, tokens)
+        torch.testing.assert_close(ch4.induction_scores(model, tokens, seq_len), scores)
+        _, cache = model.run_with_cache(tokens)
+        n_heads = model.cfg.n_heads
+        above = (scores.flatten() > 0.4).nonzero().flatten().tolist()  # the detector's default threshold
+        assert ch4.induction_attn_detector(cache) == [f"{i // n_heads}.{i % n_heads}" for i in above]
+        layers = dict(prev_layer=model.cfg.n_layers - 2, ind_layer=model.cfg.n_layers - 1)
+        for prev in [None, 0, n_heads - 1]:
+            hooks = [] if prev is None else [(get_act_name("z", layers["prev_layer"]), zero_ablation_hook(prev))]
+            expected = induction_scores(model, tokens, hooks)[layers["ind_layer"], n_heads - 1].item()
+            got = ch4.ablation_induction_score(model, tokens, seq_len, prev, n_heads - 1, **layers)
+            assert got == pytest.approx(expected, abs=1e-6), (prev, got, expected)
+
+
 def _second_copy_loss(tokens, hooks=()):
-    logits = attn2l().run_with_hooks(tokens, fwd_hooks=list(hooks))
-    log_probs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
-    return -log_probs[:, SEQ_LEN + 1:].mean().item()
-
-
-def _zero(head):
-    def hook(z, hook):
-        z[:, :, head] = 0.0
-        return z
-    return hook
+    return repeat_losses(attn2l(), tokens, hooks)[1]
 
 
 def test_ch4_ablations_previous_token_head_other_layer_0_head_and_shared_induction():
@@ -406,13 +431,14 @@ def test_ch4_ablations_previous_token_head_other_layer_0_head_and_shared_inducti
     tokens, logits, cache, (ind_layer, ind_head), (prev_layer, prev_head) = induction()
     log_probs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
     first, clean = -log_probs[:, :SEQ_LEN].mean().item(), _second_copy_loss(tokens)
-    assert _second_copy_loss(tokens, [(get_act_name("z", prev_layer), _zero(prev_head))]) > 0.8 * first
+    assert _second_copy_loss(tokens, [(get_act_name("z", prev_layer), zero_ablation_hook(prev_head))]) > 0.8 * first
     other = 1 - prev_head if model.cfg.n_heads == 2 else None
-    assert other is not None and _second_copy_loss(tokens, [(get_act_name("z", prev_layer), _zero(other))]) > clean + 1
+    assert other is not None
+    assert _second_copy_loss(tokens, [(get_act_name("z", prev_layer), zero_ablation_hook(other))]) > clean + 1
     heads = [tuple(map(int, name.split("."))) for name in ch4.induction_attn_detector(cache)]
     assert len(heads) >= 2
-    together = _second_copy_loss(tokens, [(get_act_name("z", layer), _zero(h)) for layer, h in heads])
-    alone = max(_second_copy_loss(tokens, [(get_act_name("z", layer), _zero(h))]) for layer, h in heads)
+    together = _second_copy_loss(tokens, [(get_act_name("z", layer), zero_ablation_hook(h)) for layer, h in heads])
+    alone = max(_second_copy_loss(tokens, [(get_act_name("z", layer), zero_ablation_hook(h))]) for layer, h in heads)
     assert together - clean > 3 * (alone - clean), (together, alone, clean)
 
 

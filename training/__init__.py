@@ -1,7 +1,8 @@
 """Scripts that build Circuit School's shipped, offline models.
 
-- ``corpus.py``: a deterministic generator of English-like training text (IOI sentences included).
-- ``tokenizer.py``: the byte-level BPE tokenizer trained on that text.
+- ``tokenizer.py``: the byte-level BPE tokenizer trained on the course's generated text (``utils/corpus.py``).
 - ``train_model.py``: trains a HookedTransformer and writes ``models/<name>/``.
-- ``evaluate.py``: the measurements the chapters rely on (induction, previous-token heads, IOI).
+- ``evaluate.py``: the model cards' measurements (induction, previous-token heads, IOI), on ``utils.data``'s scores.
+
+``training`` imports ``utils``; ``utils``, the chapters and their solutions never import ``training``.
 """

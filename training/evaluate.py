@@ -1,14 +1,14 @@
-"""The measurements the chapters (and tests) rely on: induction, previous-token heads, IOI.
+"""The measurements of the model cards: induction, previous-token heads, IOI, generation.
 
 All functions take a ``HookedTransformer`` and are deterministic (seeded). Shapes use ``batch``,
-``pos``, ``n_layers`` and ``n_heads`` as in TransformerLens.
+``pos``, ``n_layers`` and ``n_heads`` as in TransformerLens. The head scores themselves (``induction_scores``,
+``prev_token_scores``) and the data (``repeated_tokens``, ``text_tokens``, IOI prompts) have their one home in
+``utils.data``, shared with the chapters' checkers and story tests.
 
 Example:
     >>> from utils.models import load_model
     >>> model = load_model("attn2l", device="cpu")
-    >>> tokens = repeated_tokens(model, seq_len=50, batch=10, seed=0)   # [10, 101] (utils.data)
-    >>> induction_scores(model, tokens).shape                   # [n_layers, n_heads]
-    torch.Size([2, 4])
+    >>> measure(model)["induction_score"]            # the model card's numbers, as a dict
 
 Usage::
 
@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import torch
 
-from training.corpus import (
+from utils.corpus import (
     HELDOUT_NAMES,
     IOI_HELDOUT_TEMPLATES,
     IOI_NOVEL_TEMPLATES,
@@ -30,56 +30,21 @@ from training.corpus import (
     TRAIN_NAMES,
     generate_documents,
 )
-from utils.data import ioi_dataset, repeat_losses, repeated_tokens, zero_ablation_hook
-
-EVAL_TEXT_SEED = 987_654  # corpus seed never used in training
+from utils.data import (
+    EVAL_TEXT_SEED,
+    induction_scores,
+    ioi_dataset,
+    prev_token_scores,
+    repeat_losses,
+    repeated_tokens,
+    text_tokens,
+    zero_ablation_hook,
+)
 
 
 def random_tokens(model, seq_len: int = 100, batch: int = 10, seed: int = 0) -> torch.Tensor:
     """``[BOS] + r`` with ``r`` random non-special tokens (no repeats): ``[batch, 1 + seq_len]``."""
     return repeated_tokens(model, seq_len, batch, seed=seed)[:, : 1 + seq_len]
-
-
-def text_tokens(model, batch: int = 10, seed: int = EVAL_TEXT_SEED) -> torch.Tensor:
-    """Rows of ordinary generated text (a seed not used in training): ``[batch, n_ctx]``, BOS first."""
-    docs = generate_documents(batch * 4, seed=seed)
-    stream = []
-    for d in docs:
-        stream += model.tokenizer.encode(d) + [model.tokenizer.eos_token_id]
-    n = model.cfg.n_ctx - 1
-    rows = [[model.tokenizer.bos_token_id] + stream[i * n : (i + 1) * n] for i in range(batch)]
-    return torch.tensor(rows, device=model.cfg.device)
-
-
-def _patterns(model, tokens: torch.Tensor, fwd_hooks=()) -> torch.Tensor:
-    """Attention patterns of every head (with optional hooks): ``[n_layers, batch, n_heads, q_pos, k_pos]``."""
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-    return torch.stack([cache[n] for n in names])
-
-
-def induction_scores(model, tokens: torch.Tensor, fwd_hooks=()) -> torch.Tensor:
-    """Mean attention from each second-repeat token to the token after its earlier copy.
-
-    Args:
-        tokens: ``[batch, 1 + 2 * seq_len]`` from ``repeated_tokens``.
-        fwd_hooks: hooks to run with (e.g. an ablation).
-
-    Returns:
-        ``[n_layers, n_heads]`` scores in [0, 1].
-    """
-    seq_len = (tokens.shape[1] - 1) // 2
-    pat = _patterns(model, tokens, fwd_hooks)
-    q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=pat.device)
-    return pat[:, :, :, q, q - seq_len + 1].mean(dim=(1, 3))
-
-
-def prev_token_scores(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean attention from each position (after the first) to the previous one: ``[n_layers, n_heads]``."""
-    pat = _patterns(model, tokens)
-    q = torch.arange(1, tokens.shape[1], device=pat.device)
-    return pat[:, :, :, q, q - 1].mean(dim=(1, 3))
 
 
 def _ioi_batches(model, names, templates, n_pairs: int, seed: int, fills: int = 5, need_positions: bool = False):
@@ -286,7 +251,7 @@ def generation_quality(model, n: int = 40, max_new_tokens: int = 30, seed: int =
     A sample "reads like the corpus" when it has words, every word occurs in the training text, and no token
     repeats four times in a row. Returns ``gen_ok`` (that fraction) and three ``gen_examples``.
     """
-    from training.corpus import generate_documents_v2, words
+    from utils.corpus import generate_documents_v2, words
     from utils.models import generate
 
     docs = generate_documents(300, seed=EVAL_TEXT_SEED) + generate_documents_v2(300, seed=EVAL_TEXT_SEED)

@@ -20,7 +20,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from training.corpus import HELDOUT_NAMES, TRAIN_NAMES, generate_documents
+from utils.corpus import HELDOUT_NAMES, TRAIN_NAMES, generate_documents
 
 VOCAB_SIZE = 2048
 SPECIAL = "<|endoftext|>"

@@ -4,7 +4,7 @@ The folder gets ``config.json`` (HookedTransformerConfig kwargs), ``model.safete
 unprocessed weights), the tokenizer files, ``train_info.json`` and a ``README.md`` model card with the
 measured properties, written by this script.
 
-Data: the generated corpus (``training/corpus.py``) plus rows of uniformly random tokens from the whole
+Data: the generated corpus (``utils/corpus.py``) plus rows of uniformly random tokens from the whole
 vocabulary (a sequence of 8-40 tokens tiled to fill the row). During a warm-up every row is random
 (induction forms early and reliably): at least ``--warmup-tokens`` tokens, extended until the induction
 score reaches ``--warmup-induction`` but at most ``--warmup-max-tokens``; afterwards ``--random-frac`` of
@@ -39,8 +39,9 @@ warnings.filterwarnings("ignore", message=".*HookedTransformer.*deprecated.*", c
 from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa: E402
 
 from training import evaluate  # noqa: E402
-from training.corpus import generate_documents  # noqa: E402
 from training.tokenizer import build_tokenizer, check_tokenizer  # noqa: E402
+from utils.corpus import generate_documents  # noqa: E402
+from utils.data import induction_scores, prev_token_scores, repeated_tokens  # noqa: E402
 from utils.models import SHIPPED as DESCRIPTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +186,7 @@ def ioi_phase(model, tokenizer, args, device: str) -> dict:
     """
     from functools import partial
 
-    from training.corpus import TRAIN_NAMES, generate_documents_v2, word_names
+    from utils.corpus import TRAIN_NAMES, generate_documents_v2, word_names
 
     documents = partial(generate_documents_v2, ioi_frac=args.ioi_frac, copy_frac=args.copy_frac,
                         names_of_words=word_names(tokenizer), word_names_frac=args.word_names_frac,
@@ -207,7 +208,7 @@ def ioi_phase(model, tokenizer, args, device: str) -> dict:
             with torch.no_grad():
                 frames = evaluate.ioi_metrics(model, names=TRAIN_NAMES, n_pairs=20)
                 names = evaluate.ioi_metrics(model, n_pairs=20)
-                ind = evaluate.induction_scores(model, evaluate.repeated_tokens(model, 50, 10, seed=1)).max().item()
+                ind = induction_scores(model, repeated_tokens(model, 50, 10, seed=1)).max().item()
             model.train()
             log.append(dict(step=step, tokens=(step + 1) * tokens_per_step, loss=round(loss.item(), 4),
                             heldout_frames=round(frames["ioi_acc"], 3),
@@ -273,10 +274,10 @@ def train(args) -> None:
         if step % args.eval_every == 0 or step == total_steps - 1:
             model.eval()
             with torch.no_grad():
-                rep = evaluate.repeated_tokens(model, seq_len=50, batch=10, seed=1)
-                ind = evaluate.induction_scores(model, rep).max().item()
+                rep = repeated_tokens(model, seq_len=50, batch=10, seed=1)
+                ind = induction_scores(model, rep).max().item()
                 rand = evaluate.random_tokens(model, seq_len=100, batch=10, seed=2)
-                prev = evaluate.prev_token_scores(model, rand).max().item()
+                prev = prev_token_scores(model, rand).max().item()
                 extra = {"prev": round(prev, 3)}
                 if args.warmup_mlp_off and not cfg.attn_only:
                     extra["mlp_scale"] = round(mlp_scale["value"], 3)
@@ -363,7 +364,7 @@ def write_card(name: str, models_dir: Path = MODELS) -> dict:
         "this card is written by that script.",
         "",
         "## Data",
-        "Generated English-like text (`training/corpus.py`: people, places, objects; IOI sentences in "
+        "Generated English-like text (`utils/corpus.py`: people, places, objects; IOI sentences in "
         f"{'ABBA and BABA'} orders with held-out names and templates; documents with repeated spans) plus rows "
         "of uniformly random tokens from the whole vocabulary (a sequence of 8-40 tokens tiled to fill the "
         f"row): 100% of rows for the first {info['warmup_tokens']:,} tokens, then {info['random_frac']:.0%}."

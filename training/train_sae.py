@@ -2,7 +2,7 @@
 
 The SAE is a TopK SAE (``TopKTrainingSAEConfig``) trained by ``LanguageModelSAETrainingRunner`` on one
 hook point's activations, offline: the model is passed as ``override_model`` and a pre-tokenized
-``datasets.Dataset`` of generated text (``training/corpus.py``) as ``override_dataset``; nothing is
+``datasets.Dataset`` of generated text (``utils/corpus.py``) as ``override_dataset``; nothing is
 logged to Weights & Biases. It is saved in SAE-Lens's inference format to ``models/saes/<name>/``
 (``cfg.json`` + ``sae_weights.safetensors``, loadable with ``SAE.load_from_disk`` or
 ``utils.models.load_sae(name)``), next to ``train_info.json`` and a ``README.md`` card with the
@@ -67,18 +67,14 @@ class _QuietHookZView(logging.Filter):
 
 logging.getLogger("sae_lens").addFilter(_QuietHookZView())
 
-from training.corpus import (  # noqa: E402
-    HELDOUT_NAMES,
-    IOI_TRAIN_TEMPLATES,
-    TRAIN_NAMES,
-    generate_documents,
-)
+from utils.corpus import HELDOUT_NAMES, IOI_TRAIN_TEMPLATES, TRAIN_NAMES  # noqa: E402
+from utils.data import text_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAES = ROOT / "models" / "saes"
 
 # Corpus seeds never used to train the shipped models (training/train_model.py uses seed * 100_003 + chunk
-# with small chunk counts; training/evaluate.py uses 987_654).
+# with small chunk counts; utils.data.text_tokens uses 987_654 for the model cards).
 TRAIN_TEXT_SEED = 424_242  # + --seed: the SAE's training text
 EVAL_TEXT_SEED = 525_252  # held-out text for measure_sae / the card
 EVAL_ROWS = 200  # rows of n_ctx tokens measured for the card and the tests
@@ -240,34 +236,6 @@ def best_ioi_latent(dla: torch.Tensor) -> dict:
                 ioi_latent_dla=mean_when_active[latent].item(), ioi_latent_active=int(active[latent]),
                 ioi_latent_frac_io=frac_io[latent].item(), ioi_total_dla=dla.sum(1).mean().item(),
                 ioi_prompts=int(dla.shape[0]))
-
-
-def text_rows(tokenizer, n_rows: int, n_ctx: int, seed: int) -> torch.Tensor:
-    """``[n_rows, n_ctx]`` token ids of generated documents, BOS first in every row.
-
-    Documents (``generate_documents(..., seed)``) are tokenized, joined with ``<|endoftext|>`` and cut
-    into consecutive windows of ``n_ctx - 1`` tokens, each prefixed with BOS: the layout the shipped
-    models were trained on. Encodes with a private copy of the fast tokenizer's backend, without padding or
-    truncation: ``model.to_tokens([...])`` turns padding on in the shared backend, which would otherwise pad every
-    document here to the longest of its batch.
-    """
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_str(getattr(tokenizer, "backend_tokenizer", tokenizer).to_str())
-    tok.no_padding()
-    tok.no_truncation()
-    bos = tokenizer.bos_token_id
-    eos = tokenizer.eos_token_id
-    n = n_ctx - 1
-    stream: list[int] = []
-    chunk = 0
-    while len(stream) < n_rows * n:
-        docs = generate_documents(2000, seed=seed * 1_000 + chunk)
-        chunk += 1
-        for enc in tok.encode_batch(docs):
-            stream += enc.ids + [eos]
-    rows = torch.tensor(stream[: n_rows * n]).view(n_rows, n)
-    return torch.cat([torch.full((n_rows, 1), bos), rows], dim=1)
 
 
 def eval_tokens(model, n_rows: int = EVAL_ROWS, seed: int = EVAL_TEXT_SEED) -> torch.Tensor:
@@ -445,7 +413,7 @@ def build_runner_config(args, d_in: int, device: str):
         ),
         model_name=args.model,
         hook_name=args.hook,
-        dataset_path=f"training.corpus.generate_documents(seed={TRAIN_TEXT_SEED}+{args.seed})",
+        dataset_path=f"utils.corpus.generate_documents(seed={TRAIN_TEXT_SEED}+{args.seed})",
         is_dataset_tokenized=True,
         streaming=False,
         context_size=args.n_ctx,
@@ -627,7 +595,7 @@ def write_card(name: str, model=None) -> dict:
            + " |",
            ""] if choice else []),
         "## Training",
-        f"- data: {info['tokens']:,} tokens of generated text (`training/corpus.py`, corpus seed "
+        f"- data: {info['tokens']:,} tokens of generated text (`utils/corpus.py`, corpus seed "
         f"{info['train_text_seed']}, never used to train the model), rows of {model.cfg.n_ctx} tokens, BOS first",
         f"- batch {info['batch_tokens']} tokens, Adam lr {info['lr']} (5% warm-up, constant, linear decay to 0 "
         "over the last 20%), "

@@ -1,16 +1,22 @@
-"""The course's shared data: one definition of each datum, used by the checkers, the chapters and
-``training/evaluate.py`` alike.
+"""The course's shared data and measurements: one definition of each, used by the checkers, the story tests, the
+chapters and the model cards (``training/evaluate.py``) alike.
 
+- :func:`non_special_ids`: the token ids random sequences are drawn from;
 - :func:`repeated_tokens`: ``[BOS] + r + r`` with ``r`` drawn from the non-special tokens (never BOS in the middle);
 - :func:`repeat_losses`: the mean loss on the first and on the second copy of such tokens;
+- :func:`induction_scores` (:func:`induction_scores_of_patterns`): each head's mean attention from the second copy
+  to the token after the earlier copy; :func:`prev_token_scores`: to the previous token;
 - :func:`zero_ablation_hook`: a ``hook_z`` hook that zeroes one head;
 - :class:`IOIDataset` (:func:`ioi_dataset`): indirect-object-identification prompts of equal token length, with
-  answer tokens, word positions (``IO``, ``S1``, ``S2``, ``END``) and their names-swapped and "ABC" variants.
+  answer tokens, word positions (``IO``, ``S1``, ``S2``, ``END``) and their names-swapped and "ABC" variants;
+- :func:`text_tokens`, :func:`text_rows`: rows of the course's generated text (``utils.corpus``), BOS first.
 
 Example:
     >>> model = load_model("attn2l")
     >>> tokens = repeated_tokens(model, seq_len=50, batch=10, seed=0)       # [10, 101], BOS first
     >>> first, second = repeat_losses(model, tokens)                       # nats: second << first
+    >>> induction_scores(model, tokens).shape                              # [n_layers, n_heads]
+    torch.Size([2, 2])
     >>> data = ioi_dataset(model, ["When {N1} and {N2} went to the {place}, {S} gave a {object} to"],
     ...                    names=["Mary", "John", "Tom", "Anna"], n_pairs=4)
     >>> data.tokens.shape, data.answer_tokens.shape, data.positions.end[:2]
@@ -24,8 +30,12 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
+
+from utils.corpus import generate_documents, ioi_prompt
+
+EVAL_TEXT_SEED = 987_654  # corpus seed never used in training: the default of text_tokens
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -76,6 +86,50 @@ def zero_ablation_hook(head: int):
         return z
 
     return hook
+
+
+# --------------------------------------------------------------------------------------------------------
+# Head scores: the one definition of the induction score (model cards, story tests, checkers; the chapter-4
+# exercise of the same name is checked to agree with it) and of the previous-token score
+# --------------------------------------------------------------------------------------------------------
+def attention_patterns(model, tokens: Int[Tensor, "batch pos"],
+                       fwd_hooks=()) -> Float[Tensor, "layer batch head query key"]:
+    """Every head's attention pattern on ``tokens`` (with optional hooks, e.g. an ablation), stacked over layers."""
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return torch.stack([cache[n] for n in names])
+
+
+def induction_scores_of_patterns(patterns: Float[Tensor, "layer batch head query key"]) -> Float[Tensor, "layer head"]:
+    """The induction score of each head from its patterns on ``[BOS] + r + r`` (``seq_len`` read off their size):
+    the mean, over the batch and the second copy's queries ``q = seq_len + 1, ..., 2 * seq_len``, of the attention
+    to the key after the earlier copy, ``q - seq_len + 1``. In [0, 1]."""
+    seq_len = (patterns.shape[-1] - 1) // 2
+    q = torch.arange(seq_len + 1, 2 * seq_len + 1, device=patterns.device)
+    return patterns[..., q, q - seq_len + 1].mean(dim=(1, 3))
+
+
+def induction_scores(model, tokens: Int[Tensor, "batch full_seq_len"], fwd_hooks=()) -> Float[Tensor, "layer head"]:
+    """:func:`induction_scores_of_patterns` of a run on ``tokens`` (from :func:`repeated_tokens`), with optional hooks.
+
+    Example:
+        >>> induction_scores(model, repeated_tokens(model, 50, 10, seed=0)).shape    # [n_layers, n_heads]
+    """
+    return induction_scores_of_patterns(attention_patterns(model, tokens, fwd_hooks))
+
+
+def cache_patterns(cache) -> Float[Tensor, "layer batch head query key"]:
+    """The patterns of a cache with a batch dimension (``cache["pattern", layer]``), stacked over layers: what
+    :func:`induction_scores_of_patterns` takes."""
+    return torch.stack([cache["pattern", layer] for layer in range(cache.model.cfg.n_layers)])
+
+
+def prev_token_scores(model, tokens: Int[Tensor, "batch pos"], fwd_hooks=()) -> Float[Tensor, "layer head"]:
+    """Mean attention from each position (after the first) to the previous one: ``[n_layers, n_heads]``."""
+    patterns = attention_patterns(model, tokens, fwd_hooks)
+    q = torch.arange(1, tokens.shape[1], device=patterns.device)
+    return patterns[..., q, q - 1].mean(dim=(1, 3))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -156,7 +210,7 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pa
     templates).
 
     Args:
-        templates: IOI templates, e.g. ``training.corpus.IOI_HELDOUT_TEMPLATES``.
+        templates: IOI templates, e.g. ``utils.corpus.IOI_HELDOUT_TEMPLATES``.
         names: names to draw from (each a single token with a leading space).
         n_pairs: name pairs per template and order.
         orders: ``"ABBA"`` (IO first) and/or ``"BABA"`` (S first).
@@ -166,8 +220,6 @@ def ioi_dataset(model, templates: Sequence[str], names: Sequence[str] = (), n_pa
             name, which is then a different token); with False such a dataset gets ``positions = None`` (enough to
             measure the logit difference).
     """
-    from training.corpus import ioi_prompt
-
     rng = random.Random(seed)
     rows = []
     for frame, template in enumerate(templates):
@@ -219,6 +271,48 @@ def ioi_same_length(model, templates: Sequence[str], names: Sequence[str], n_pai
         by_length.setdefault(length, []).append(template)
     group = max(by_length.values(), key=len)
     return ioi_dataset(model, group, names, n_pairs=n_pairs, orders=orders, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Generated text
+# --------------------------------------------------------------------------------------------------------
+def text_tokens(model, batch: int = 10, seed: int = EVAL_TEXT_SEED) -> Int[Tensor, "batch n_ctx"]:
+    """Rows of ordinary generated text (by default a seed not used in training): ``[batch, n_ctx]``, BOS first."""
+    docs = generate_documents(batch * 4, seed=seed)
+    stream = []
+    for d in docs:
+        stream += model.tokenizer.encode(d) + [model.tokenizer.eos_token_id]
+    n = model.cfg.n_ctx - 1
+    rows = [[model.tokenizer.bos_token_id] + stream[i * n : (i + 1) * n] for i in range(batch)]
+    return torch.tensor(rows, device=model.cfg.device)
+
+
+def text_rows(tokenizer, n_rows: int, n_ctx: int, seed: int) -> Int[Tensor, "n_rows n_ctx"]:
+    """``[n_rows, n_ctx]`` token ids of generated documents, BOS first in every row.
+
+    Documents (``generate_documents(..., seed)``) are tokenized, joined with ``<|endoftext|>`` and cut
+    into consecutive windows of ``n_ctx - 1`` tokens, each prefixed with BOS: the layout the shipped
+    models were trained on. Encodes with a private copy of the fast tokenizer's backend, without padding or
+    truncation: ``model.to_tokens([...])`` turns padding on in the shared backend, which would otherwise pad every
+    document here to the longest of its batch.
+    """
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(getattr(tokenizer, "backend_tokenizer", tokenizer).to_str())
+    tok.no_padding()
+    tok.no_truncation()
+    bos = tokenizer.bos_token_id
+    eos = tokenizer.eos_token_id
+    n = n_ctx - 1
+    stream: list[int] = []
+    chunk = 0
+    while len(stream) < n_rows * n:
+        docs = generate_documents(2000, seed=seed * 1_000 + chunk)
+        chunk += 1
+        for enc in tok.encode_batch(docs):
+            stream += enc.ids + [eos]
+    rows = torch.tensor(stream[: n_rows * n]).view(n_rows, n)
+    return torch.cat([torch.full((n_rows, 1), bos), rows], dim=1)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
 
-from training.corpus import IOI_TRAIN_TEMPLATES
+from utils.corpus import IOI_TRAIN_TEMPLATES
 
 # A patching metric maps the logits of a (patched) run to one number, as in transformer_lens.patching.
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
@@ -62,7 +62,7 @@ import circuitsvis as cv
 import plotly.express as px
 from IPython.display import display
 
-from training.corpus import TRAIN_NAMES
+from utils.corpus import TRAIN_NAMES
 from utils.data import ioi_same_length, repeated_tokens, single_token_names
 from utils.models import load_model
 from utils.plotting import expect, layer_head_heatmap, shared_scale

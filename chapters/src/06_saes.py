@@ -64,10 +64,8 @@ from datasets import Dataset
 from IPython.display import HTML, display
 from sae_lens import LanguageModelSAETrainingRunner
 
-from training.corpus import IOI_TRAIN_TEMPLATES, TRAIN_NAMES
-from training.evaluate import text_tokens
-from training.train_sae import text_rows
-from utils.data import hook_z_sae_for, ioi_same_length
+from utils.corpus import IOI_TRAIN_TEMPLATES, TRAIN_NAMES
+from utils.data import hook_z_sae_for, ioi_same_length, text_rows, text_tokens
 from utils.models import available_saes, load_model, load_sae
 
 # %% tags=["parameters"]

@@ -7,6 +7,7 @@ from transformer_lens import FactoredMatrix
 from transformer_lens.utilities import get_act_name
 
 from utils.checking import Mutant, Status
+from utils.data import non_special_ids
 
 # Messages the structural check of generate_repeated_tokens prints itself (random outputs cannot be matched).
 IGNORES_GENERATOR = "ignoring the generator argument (torch.randint without generator=generator)"
@@ -25,13 +26,8 @@ FIXED = "ignoring the prev_layer / ind_layer arguments (always layers 0 and 1): 
 
 
 # ---------------------------------------------------------------------------------------------- repeated tokens
-def _allowed(model):
-    special = set(model.tokenizer.all_special_ids)
-    return torch.tensor([t for t in range(model.cfg.d_vocab) if t not in special])
-
-
 def _draw(model, batch_size, seq_len, generator):
-    allowed = _allowed(model)
+    allowed = non_special_ids(model)
     return allowed[torch.randint(0, len(allowed), (batch_size, seq_len), generator=generator)]
 
 
@@ -55,7 +51,7 @@ def gen_same_row(model, seq_len, batch_size=1, *, generator=None):
 
 
 def gen_ignores_generator(model, seq_len, batch_size=1, *, generator=None):
-    allowed = _allowed(model)
+    allowed = non_special_ids(model)
     r = allowed[torch.randint(0, len(allowed), (batch_size, seq_len))]
     return torch.cat([_bos(model, batch_size), r, r], dim=1).to(model.cfg.device)
 

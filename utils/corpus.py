@@ -1,4 +1,6 @@
-"""A deterministic, seeded generator of English-like training text.
+"""The course's text: the names, sentence frames and word lists the chapters use, and the deterministic, seeded
+generator of English-like text the shipped models were trained on. One home, imported by the chapters, the checkers,
+``utils.data`` (IOI prompts) and the training scripts alike (``training/`` imports ``utils``, never the reverse).
 
 Nothing is downloaded: every document is built from the word lists below. The text mixes
 
@@ -18,7 +20,7 @@ Rows of uniformly random tokens (what makes induction general) are made at the t
 training loop, not here.
 
 Example:
-    >>> from training.corpus import generate_documents
+    >>> from utils.corpus import generate_documents
     >>> docs = generate_documents(n_docs=2, seed=0)
     >>> len(docs)
     2
