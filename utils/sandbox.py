@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE_DIRS = ("utils", "solutions", "training", "models")  # what learner code may read of the course
+COURSE_DIRS = ("utils", "solutions", "models")  # what learner code may read of the course
 TMP_BYTES = 512 * 2**20  # the private /tmp
 
 
