@@ -23,20 +23,30 @@ def test_ruff_is_clean():
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 
 
-def training_imports(source: str) -> list[int]:
-    """Line numbers of the imports of ``training`` (or a submodule) in ``source``, lazy ones included."""
+def training_imports(source: str, package: str = "training") -> list[int]:
+    """Line numbers of the imports of ``package`` (or a submodule) in ``source``, lazy ones included."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                  else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-        lines += [node.lineno for name in names if name == "training" or name.startswith("training.")]
+        lines += [node.lineno for name in names if name == package or name.startswith(package + ".")]
     return sorted(lines)
 
 
+def _imports_in(folders: list[str], package: str) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{line}" for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))
+            for line in training_imports(path.read_text(), package)]
+
+
 def test_library_code_never_imports_training():
-    found = [f"{path.relative_to(ROOT)}:{line}" for folder in LIBRARY for path in sorted((ROOT / folder).rglob("*.py"))
-             for line in training_imports(path.read_text())]
+    found = _imports_in(LIBRARY, "training")
     assert not found, f"imports of training/ (use utils.corpus / utils.data): {found}"
+
+
+def test_the_checker_engine_and_the_checkers_never_import_pytest():
+    """The check cells and the grader run the checkers without a test runner (pytest is a development tool)."""
+    found = _imports_in(["utils", "checks", "solutions"], "pytest")
+    assert not found, f"imports of pytest in library code (it belongs in tests/): {found}"
 
 
 def test_training_imports_finds_lazy_and_submodule_imports_only():
