@@ -59,23 +59,29 @@ class _InjectAndCollect:
             self.reports.append(report)
 
 
-def run_check_with_pytest(fn: Callable, chapter: str, device: str | None = None, exercise: str | None = None):
-    """``utils.notebook.run_check`` through a pytest session (``test_exercise[<chapter>-<exercise>]``, the function
-    injected): a test asserts that the two give the same verdict on every known mistake."""
+def run_checks_with_pytest(functions: dict[tuple[str, str], Callable], device: str | None = None) -> dict:
+    """``utils.notebook.run_check`` through one pytest session: ``{(chapter, exercise): function}`` (distinct exercise
+    names) injected into ``test_exercise[<chapter>-<exercise>]``; the verdict of each. A test asserts that the two
+    give the same verdict on known mistakes of every chapter."""
     from utils.checking import Status, Verdict
 
-    name = exercise or fn.__name__
-    test_id = f"{ROOT / 'tests' / 'test_exercises.py'}::test_exercise[{chapter}-{name}]"
-    plugin = _InjectAndCollect({name: fn})
-    args = [test_id, f"--rootdir={ROOT}", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-            "-W", "ignore::DeprecationWarning"]
+    names = [exercise for _, exercise in functions]
+    assert len(set(names)) == len(names), "one function per exercise name (the injection is by name)"
+    plugin = _InjectAndCollect({exercise: fn for (_, exercise), fn in functions.items()})
+    test_file = ROOT / "tests" / "test_exercises.py"
+    args = [*(f"{test_file}::test_exercise[{chapter}-{exercise}]" for chapter, exercise in functions),
+            f"--rootdir={ROOT}", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-W", "ignore::DeprecationWarning"]
     device = device or os.environ.get("CS_DEVICE")
     if device:
         args += ["--device", str(device)]
     pytest_output = io.StringIO()
     with contextlib.redirect_stdout(pytest_output), contextlib.redirect_stderr(pytest_output):
-        exit_code = pytest.main(args, plugins=[plugin])
-    if not plugin.reports:
-        detail = pytest_output.getvalue().strip().splitlines()[-1:] or [f"pytest exit code {int(exit_code)}"]
-        return Verdict(Status.MISSING, f"no checker {chapter}-{name} in tests/test_exercises.py ({detail[0]})")
-    return verdict_of(plugin.reports[-1])
+        pytest.main(args, plugins=[plugin])
+    verdicts = {}
+    for report in plugin.reports:
+        chapter, exercise = report.nodeid.rsplit("[", 1)[1].rstrip("]").split("-", 1)
+        verdicts[chapter, exercise] = verdict_of(report)
+    for key in functions:
+        verdicts.setdefault(key, Verdict(Status.MISSING, f"no checker {key[0]}-{key[1]} in {test_file.name} "
+                                                         f"({pytest_output.getvalue().strip().splitlines()[-1:]})"))
+    return verdicts
