@@ -35,6 +35,7 @@ from utils.grading import (  # noqa: E402
     load_points,
     notebook_chapter,
     run_info,
+    safe_to_grade,
 )
 from utils.reports import GradedItem, item_property, verdict_property  # noqa: E402
 from utils.worker import LearnerText, RemoteFunction, Worker  # noqa: E402
@@ -60,8 +61,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "tooling: tests of the project's tooling (skipped with --submission)")
     if config.getoption("--submissions"):
         folder = Path(config.getoption("--submissions")).resolve()
-        config.stash[GRADED_NOTEBOOKS] = [(p, learner_id(p, folder), notebook_chapter(p))
-                                          for p in _graded_notebooks(config)]
+        notebooks, hostile = safe_to_grade(_graded_notebooks(config), run_info(GradeOptions()))
+        if hostile:
+            print(f"!!! not sandboxed here: skipped the course's {len(hostile)} hostile examples", file=sys.stderr)
+        config.stash[GRADED_NOTEBOOKS] = [(p, learner_id(p, folder), notebook_chapter(p)) for p in notebooks]
     out = config.getoption("--gradebook")
     if out and not any(isinstance(p, PytestGradebook) for p in config.pluginmanager.get_plugins()):
         info = run_info(GradeOptions(device=str(get_device(config.getoption("--device")))))

@@ -124,6 +124,15 @@ def find_notebooks(folder: Path, exclude: Path | None = None) -> list[Path]:
     return found
 
 
+def safe_to_grade(notebooks: list[Path], info: RunInfo) -> tuple[list[Path], list[Path]]:
+    """The notebooks this run may grade, and the course's own hostile examples it must skip: without a sandbox they
+    would do to this machine what they try to do."""
+    if info.sandboxed:
+        return notebooks, []
+    hostile = [p for p in notebooks if HOSTILE_EXAMPLES in Path(p).resolve().parents]
+    return [p for p in notebooks if p not in hostile], hostile
+
+
 def learner_id(path: Path, folder: Path) -> str:
     return path.relative_to(folder).with_suffix("").as_posix()
 
@@ -743,9 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not info.sandboxed:
         print(f"!!! {info.sandbox}", file=sys.stderr)
-        hostile = [p for p in notebooks if HOSTILE_EXAMPLES in p.parents]
+        notebooks, hostile = safe_to_grade(notebooks, info)
         if hostile:
-            notebooks = [p for p in notebooks if p not in hostile]
             print(f"!!! skipped the course's {len(hostile)} hostile examples ({HOSTILE_EXAMPLES.relative_to(ROOT)}/): "
                   "without a sandbox they would do to this machine what they try to do", file=sys.stderr)
     from utils.journal import Journal

@@ -185,3 +185,11 @@ def test_each_grading_process_sets_up_few_chapters_and_the_long_one_is_shared_at
 
     lanes = ChapterAffinity([(f"ch05-{i}", ("ch05",)) for i in range(4)] + [("ch01-0", ("ch01",))])
     assert [lanes.next(0), lanes.next(1), lanes.next(1), lanes.next(0)] == ["ch05-0", "ch01-0", "ch05-1", "ch05-2"]
+
+
+def test_without_a_sandbox_the_hostile_examples_are_not_graded():
+    from utils.grading import HOSTILE_EXAMPLES, RunInfo, safe_to_grade
+
+    notebooks = [ROOT / "examples" / "submissions" / "complete.ipynb", *sorted(HOSTILE_EXAMPLES.glob("*.ipynb"))]
+    assert safe_to_grade(notebooks, RunInfo("NOT SANDBOXED", False, "cpu", 30.0)) == (notebooks[:1], notebooks[1:])
+    assert safe_to_grade(notebooks, RunInfo("sandboxed", True, "cpu", 30.0)) == (notebooks, [])
