@@ -398,9 +398,10 @@ def _config_fields(cfg):
 def sae_training_config(device):
     yield Case((MODEL, "blocks.1.hook_resid_post", 128), label="mlp4l, blocks.1.hook_resid_post, d_in=128, defaults")
     yield Case((MODEL, "blocks.2.attn.hook_z", 128),
-               dict(expansion=2, k=4, training_tokens=100_000, batch_tokens=1024, context_size=64, lr=1e-3, seed=3),
-               label="blocks.2.attn.hook_z, expansion=2, k=4, 100k tokens, batches of 1024, context 64, lr 1e-3, "
-                     "seed 3")
+               dict(expansion=2, k=4, training_tokens=100_000, batch_tokens=512, context_size=64, lr=1e-3, seed=3,
+                    device="cuda"),
+               label="blocks.2.attn.hook_z, expansion=2, k=4, 100k tokens, batches of 512, context 64, lr 1e-3, "
+                     "seed 3, device='cuda' (a configuration only: nothing runs on it)")
 
 
 class _Store:

@@ -588,6 +588,14 @@ def config_default_norm_estimate(model_name, hook_name, d_in, **kwargs):
     return _config(model_name, hook_name, d_in, norm_batches=1000, **kwargs)
 
 
+def config_fixed_batch_size(model_name, hook_name, d_in, **kwargs):
+    return _config(model_name, hook_name, d_in, **{**kwargs, "batch_tokens": 1024})
+
+
+def config_ignores_device(model_name, hook_name, d_in, **kwargs):
+    return _config(model_name, hook_name, d_in, **{**kwargs, "device": "cpu"})
+
+
 MUTANTS = {
     "sae_encode": [
         Mutant(encode_no_b_dec, "forgetting to subtract b_dec before the encoder"),
@@ -717,5 +725,8 @@ MUTANTS = {
         Mutant(config_default_norm_estimate, "leaving n_batches_for_norm_estimate at its default (1000 batches)"),
         Mutant(config_warm_up_in_tokens, "taking 5% and 20% of the training tokens for the warm-up and decay steps "
                "(they are shares of the steps, training_tokens // batch_tokens)"),
+        Mutant(config_fixed_batch_size, "ignoring batch_tokens (train_batch_size_tokens, and the steps computed from "
+               "it, must follow it)"),
+        Mutant(config_ignores_device, "ignoring the device argument (both the runner and the SAE config take it)"),
     ],
 }
