@@ -1,10 +1,11 @@
 """What every chapter's checkers share (as SAE-Lens's ``tests/helpers.py``): seeded random inputs, the shipped models
-per device, and the per-device tolerances an exercise's outputs are compared with.
+per device, and the per-device tolerances an exercise's outputs are compared with. In a checker module::
 
->>> x = randn(2, 5, 32, device=torch.device("cpu"), seed=1)     # the same numbers on every device
->>> model = shipped_model("attn2l", torch.device("cpu"))         # cached: the one pristine copy per device
->>> @chapter.exercise(dims="batch", tol=METRIC)                  # logit differences: 1e-4 on CPU, looser on GPUs
-... def logit_diff(device): ...                                  # (no tol=: DEFAULT)
+    @chapter.exercise(dims="batch", tol=METRIC)             # logit differences: 1e-4 on CPU, looser on GPUs
+    def logit_diff(device):                                 # (no tol=: DEFAULT)
+        model = chapter_model(chapter, device)              # the model chapters.toml declares, loaded once per device
+        x = randn(2, 5, model.cfg.d_model, device=device, seed=1)   # the same numbers on every device
+        ...
 """
 
 from __future__ import annotations
