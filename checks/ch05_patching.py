@@ -199,10 +199,10 @@ def _judge_batched(attempt):
 
 @chapter.exercise(dims="layer index", tol=METRIC, judge=_judge_batched)
 def get_act_patch_batched(device):
-    s = _ioi(device)
+    s = _ioi(device, cut=6)  # the loops' case: 2 or 3 positions per layer change the run, 4 heads
     rest = (s.model, s.bad_tokens, s.clean_cache)
-    yield Case((*rest, _bounded(s, 5), "resid_pre"), {"chunk_size": 5},
-               label=_label(s, 'act_name="resid_pre", chunk_size=5'))
+    yield Case((*rest, _bounded(s, 2), "resid_pre"), {"chunk_size": 2},
+               label=_label(s, 'act_name="resid_pre", chunk_size=2'))
     yield Case((*rest, _bounded(s), "z"), label=_label(s, 'act_name="z", default chunk_size'))
     yield Case((*rest, _bounded(s, 3), "pattern"), {"chunk_size": 3},
                label=_label(s, 'act_name="pattern", chunk_size=3'))
@@ -274,7 +274,7 @@ def get_attn_scores(device):
 # ------------------------------------------------------------------------------------------------ path patching
 @chapter.exercise(dims="layer head", tol=METRIC)
 def get_path_patch_head_to_final_resid_post(device):
-    s = _ioi(device, frames=(0, 1), n_pairs=1, corruption="abc")
+    s = _ioi(device, corruption="abc")
     yield Case((s.model, s.metric, s.tokens, s.bad_cache, s.clean_cache), label=_label(s, "ABC sender outputs"))
     t = _ioi(device, name="attn2l", frames=(2,), n_pairs=1)
     yield Case((t.model, t.metric, t.tokens, t.bad_cache, t.clean_cache),
@@ -283,7 +283,7 @@ def get_path_patch_head_to_final_resid_post(device):
 
 @chapter.exercise(dims="layer head", tol=METRIC)
 def get_path_patch_head_to_heads(device):
-    s = _ioi(device, frames=(0, 1), n_pairs=1, corruption="abc")
+    s = _ioi(device, corruption="abc")
     rest = (s.model, s.metric, s.tokens, s.bad_cache, s.clean_cache)
     yield Case(([(1, 0), (1, 2)], "q", *rest), label=_label(s, 'receivers 1.0 and 1.2, receiver_input="q"'))
     yield Case(([(1, 3), (2, 0)], "k", *rest), label=_label(s, 'receivers 1.3 and 2.0, receiver_input="k"'))
