@@ -132,14 +132,20 @@ def patch_attn_patterns(device):
 
 
 # ------------------------------------------------------------------------------------------------ loops
+def _short(device):
+    """Two prompts cut to 5 tokens, "<BOS> Friends <A> and <B>", names swapped in the corrupted run: the two names
+    differ, and the logit difference of the last position moves by 0.3 between the runs (a well-scaled metric)."""
+    return _ioi(device, frames=(2,), seed=5, cut=5)
+
+
 def _loop_cases(device, *, chapter_model=True, other_model=True):
     """(model, corrupted tokens, clean cache, metric) cases for the loop exercises, which run one forward pass per
-    patch: the chapter's mlp4l on prompts cut to 6 tokens (two names differ; every known mistake fails there, at a
+    patch: the chapter's mlp4l on prompts cut to 5 tokens (two names differ; every known mistake fails there, at a
     fraction of the passes), then attn2l (2 layers, 2 heads, prompts of another length: hard-coded layer, head or
     position counts fail). Grading runs the learner's loops on every case, so the cases stay few and small; the
     chapter's own prompts are longer than either, so a length copied from the notebook fails too."""
     if chapter_model:
-        s = _ioi(device, cut=6)
+        s = _short(device)
         yield Case((s.model, s.bad_tokens, s.clean_cache, s.metric),
                    label=_label(s, "swapped names (prompts cut short)"))
     if other_model:
@@ -199,7 +205,7 @@ def _judge_batched(attempt):
 
 @chapter.exercise(dims="layer index", tol=METRIC, judge=_judge_batched)
 def get_act_patch_batched(device):
-    s = _ioi(device, cut=6)  # the loops' case: 2 or 3 positions per layer change the run, 4 heads
+    s = _short(device)  # the loops' case: 2 or 3 positions per layer change the run, 4 heads
     rest = (s.model, s.bad_tokens, s.clean_cache)
     yield Case((*rest, _bounded(s, 2), "resid_pre"), {"chunk_size": 2},
                label=_label(s, 'act_name="resid_pre", chunk_size=2'))
@@ -285,11 +291,11 @@ def get_path_patch_head_to_final_resid_post(device):
 def get_path_patch_head_to_heads(device):
     s = _ioi(device, corruption="abc")
     rest = (s.model, s.metric, s.tokens, s.bad_cache, s.clean_cache)
-    yield Case(([(1, 0), (1, 2)], "q", *rest), label=_label(s, 'receivers 1.0 and 1.2, receiver_input="q"'))
     yield Case(([(1, 3), (2, 0)], "k", *rest), label=_label(s, 'receivers 1.3 and 2.0, receiver_input="k"'))
     t = _ioi(device, name="attn2l", frames=(2,), n_pairs=1)
-    yield Case(([(1, 1)], "v", t.model, t.metric, t.tokens, t.bad_cache, t.clean_cache),
-               label="attn2l, " + _label(t, 'swapped names, receiver 1.1, receiver_input="v"'))
+    rest = (t.model, t.metric, t.tokens, t.bad_cache, t.clean_cache)
+    yield Case(([(1, 0)], "q", *rest), label="attn2l, " + _label(t, 'swapped names, receiver 1.0, receiver_input="q"'))
+    yield Case(([(1, 1)], "v", *rest), label="attn2l, " + _label(t, 'swapped names, receiver 1.1, receiver_input="v"'))
 
 
 # ------------------------------------------------------------------------------------ direct logit attribution
