@@ -140,10 +140,11 @@ def _short(device):
 
 def _loop_cases(device, *, chapter_model=True, other_model=True):
     """(model, corrupted tokens, clean cache, metric) cases for the loop exercises, which run one forward pass per
-    patch: the chapter's mlp4l on prompts cut to 5 tokens (two names differ; every known mistake fails there, at a
-    fraction of the passes), then attn2l (2 layers, 2 heads, prompts of another length: hard-coded layer, head or
-    position counts fail). Grading runs the learner's loops on every case, so the cases stay few and small; the
-    chapter's own prompts are longer than either, so a length copied from the notebook fails too."""
+    patch: the chapter's mlp4l on prompts cut to 5 tokens (``chapter_model``: two names differ; every known mistake
+    fails there, at a fraction of the passes), then attn2l (``other_model``: 2 layers, 2 heads, prompts of another
+    length: hard-coded layer, head or position counts fail). Grading runs the learner's loops on every case, so the
+    cases stay few and small; the chapter's own prompts are longer than either, so a length copied from the notebook
+    fails too."""
     if chapter_model:
         s = _short(device)
         yield Case((s.model, s.bad_tokens, s.clean_cache, s.metric),
@@ -164,15 +165,15 @@ def get_act_patch_block_every(device):
     yield from _loop_cases(device, other_model=False)  # attn2l has no MLPs
 
 
+# The loops over heads run on attn2l alone (4 and 20 passes; mlp4l would take 16 and 80): every known mistake fails
+# there, and so does a head or layer count copied from the chapter's model. The batched engine patches heads on both.
 @chapter.exercise(dims="layer head", tol=METRIC, judge=_judge_against("get_act_patch_attn_head_out_all_pos"))
 def get_act_patch_attn_head_out_all_pos(device):
-    yield from _loop_cases(device)
+    yield from _loop_cases(device, chapter_model=False)
 
 
 @chapter.exercise(dims="act layer head", tol=METRIC, judge=_judge_against("get_act_patch_attn_head_all_pos_every"))
 def get_act_patch_attn_head_all_pos_every(device):
-    # five loops over every head: attn2l alone (20 passes; mlp4l would take 80) tells every known mistake apart and
-    # catches hard-coded counts; its z panel is get_act_patch_attn_head_out_all_pos, checked on mlp4l too
     yield from _loop_cases(device, chapter_model=False)
 
 
