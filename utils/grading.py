@@ -45,7 +45,7 @@ import tomllib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 from xml.sax.saxutils import escape, quoteattr
 
 from utils.checking import Status, Verdict
@@ -388,21 +388,25 @@ def _order(r: Result) -> tuple:
 
 
 class ChapterAffinity:
-    """Which learner a grading process grades next (``--jobs``): one of the chapters it has already graded while any
-    is left, since its first learner of a chapter costs that chapter's set-up (the reference's outputs on every case,
-    the models); otherwise the chapter no process has started with the most learners left; once every chapter has
-    been started, the one with the most learners left per process on it. So each process sets up few chapters, and
-    a long chapter is shared once the others are done.
+    """Which learner a grading process grades next (``--jobs``).
+
+    A process's first learner of a chapter costs that chapter's set-up (the reference's outputs on every case, the
+    models, the packages its notebooks import), so a process keeps to the chapters it has set up while any of their
+    learners are left. Otherwise it starts the chapter no process has started with the most work left (learners ×
+    ``weight``, e.g. the chapter's exercises: the longest first, so that what is left at the end is short); once every
+    chapter has been started, it joins the one with the most work left per process on it.
 
     >>> lanes = ChapterAffinity([("a.ipynb", ("ch01",)), ("b.ipynb", ("ch01",)), ("c.ipynb", ("ch05",))])
     >>> lanes.next(0), lanes.next(1), lanes.next(0), lanes.next(1)
     ('a.ipynb', 'c.ipynb', 'b.ipynb', None)
     """
 
-    def __init__(self, tasks: Iterable[tuple[object, tuple[str, ...]]]):
+    def __init__(self, tasks: Iterable[tuple[object, tuple[str, ...]]],
+                 weight: Callable[[tuple[str, ...]], float] = lambda chapters: 1.0):
         self.left: dict[tuple[str, ...], list] = defaultdict(list)  # chapters graded -> tasks, in the given order
         for task, chapters in tasks:
             self.left[chapters].append(task)
+        self.weight = {group: weight(group) for group in self.left}
         self.warm: dict[int, set[tuple[str, ...]]] = defaultdict(set)  # process -> the chapter groups it set up
 
     def next(self, process: int):
@@ -412,13 +416,21 @@ class ChapterAffinity:
             return None
         mine = [g for g in groups if g in self.warm[process]]
         if mine:
-            group = max(mine, key=lambda g: len(self.left[g]))
+            group = max(mine, key=lambda g: len(self.left[g]) * self.weight[g])
         else:
             sharing = {g: sum(g in warm for warm in self.warm.values()) for g in groups}
             fresh = [g for g in groups if not sharing[g]]
-            group = max(fresh or groups, key=lambda g: len(self.left[g]) / (sharing[g] + 1))
+            group = max(fresh or groups, key=lambda g: len(self.left[g]) * self.weight[g] / (sharing[g] + 1))
         self.warm[process].add(group)
         return self.left[group].pop(0)
+
+
+def _exercises_in(chapters: tuple[str, ...]) -> float:
+    """How much grading one learner of ``chapters`` costs, roughly: their number of exercises (read from the chapter
+    sources; measured: 0.03-0.06 s per exercise per learner on every chapter)."""
+    from utils.chapters import exercise_count, spec
+
+    return float(sum(exercise_count(spec(c)) for c in chapters))
 
 
 def _lane(connection, options: GradeOptions) -> None:
@@ -446,9 +458,12 @@ def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
     :class:`ChapterAffinity`."""
     from multiprocessing.connection import wait
 
-    context = multiprocessing.get_context("spawn")
-    lanes = ChapterAffinity(((path, learner, key), tuple(graded_chapters(_read_or_empty(path))))
-                            for path, learner, key in todo)
+    # On Linux a grading process is forked: it starts with this process's imports (torch, TransformerLens) instead of
+    # importing them again (~3 s each); this process has run no torch operation, so no thread pool is copied.
+    # Elsewhere (macOS: fork is unsafe with its system libraries) each one is spawned.
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    lanes = ChapterAffinity((((path, learner, key), tuple(graded_chapters(_read_or_empty(path))))
+                             for path, learner, key in todo), weight=_exercises_in)
     processes, busy = [], {}
     try:
         for i in range(min(options.jobs, len(todo))):
