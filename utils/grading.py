@@ -458,10 +458,12 @@ def _grade_in_pool(todo: list, options: GradeOptions, done) -> None:
     :class:`ChapterAffinity`."""
     from multiprocessing.connection import wait
 
-    # On Linux a grading process is forked: it starts with this process's imports (torch, TransformerLens) instead of
-    # importing them again (~3 s each); this process has run no torch operation, so no thread pool is copied.
-    # Elsewhere (macOS: fork is unsafe with its system libraries) each one is spawned.
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    # On Linux, grading on the CPU, a grading process is forked: it starts with this process's imports (torch,
+    # TransformerLens) instead of importing them again (~3 s each). It runs torch on one thread (Grader), so it never
+    # uses a thread pool this process may have started, and learner code runs in a worker it execs. Otherwise each one
+    # is spawned: CUDA cannot be used in a forked process, and fork is unsafe with macOS's system libraries.
+    fork = sys.platform == "linux" and str(options.device).split(":")[0] == "cpu"
+    context = multiprocessing.get_context("fork" if fork else "spawn")
     lanes = ChapterAffinity((((path, learner, key), tuple(graded_chapters(_read_or_empty(path))))
                              for path, learner, key in todo), weight=_exercises_in)
     processes, busy = [], {}
