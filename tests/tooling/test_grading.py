@@ -21,8 +21,11 @@ pytestmark = pytest.mark.tooling
 
 
 def grade(folder, out, *extra, env=None):
+    """``make grade`` on ``folder``, in one grading process (the suite keeps every core busy already; --jobs has its
+    own tests in test_resume.py and test_independence.py)."""
+    jobs = [] if "--jobs" in extra else ["--jobs", "1"]
     result = subprocess.run([sys.executable, "-m", "utils.grading", str(folder), "--out", str(out), "--device", "cpu",
-                             *extra], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                             *jobs, *extra], cwd=ROOT, capture_output=True, text=True, timeout=900,
                             env={**os.environ, **(env or {})})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
