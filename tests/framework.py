@@ -26,15 +26,6 @@ LEARNER_FUNCTIONS = pytest.StashKey[dict]()  # name -> function, read by tests/c
 GRADED_NOTEBOOKS = pytest.StashKey[list]()  # with --submissions: (path, learner id, declared chapter or None)
 
 
-def shipped_model(name: str, device: torch.device):
-    """The cached shipped model (``checks.helpers.shipped_model``); skips the calling test while ``models/<name>`` is
-    not shipped."""
-    try:
-        return helpers.shipped_model(name, device)
-    except helpers.ModelNotShipped as e:
-        pytest.skip(str(e))
-
-
 @contextlib.contextmanager
 def skip_when_not_shipped():
     """Skip the test (instead of failing it) when a checker needs a model that ``models/`` does not hold yet."""
@@ -42,6 +33,13 @@ def skip_when_not_shipped():
         yield
     except helpers.ModelNotShipped as e:
         pytest.skip(str(e))
+
+
+def shipped_model(name: str, device: torch.device):
+    """The cached shipped model (``checks.helpers.shipped_model``); skips the calling test while ``models/<name>`` is
+    not shipped."""
+    with skip_when_not_shipped():
+        return helpers.shipped_model(name, device)
 
 
 class _InjectAndCollect:

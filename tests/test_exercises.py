@@ -19,7 +19,6 @@ from utils.grading import notebook_chapter
 from utils.reports import verdict_property
 
 
-
 def _chapters(config) -> list[str]:
     """Every ready chapter; with ``--submission``, only the notebook's declared chapter (when it declares one)."""
     submission = config.getoption("--submission")

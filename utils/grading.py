@@ -270,7 +270,7 @@ class Grader:
         return self.result(notebook.key, chapter, name, verdict, time.perf_counter() - start)
 
 
-_GRADER: Grader | None = None  # one per grading process (--jobs)
+_GRADER: Grader | None = None  # one per Dask worker process (--dask)
 
 
 def _process_grader(options: GradeOptions) -> Grader:
@@ -305,10 +305,6 @@ def _die_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
-
-
-def _grade_one(path: Path, learner: str, options: GradeOptions) -> list[Result]:
-    return _process_grader(options).grade_learner(path, learner)
 
 
 def _grade_bytes(data: bytes, filename: str, learner: str, options: GradeOptions) -> list[Result]:
