@@ -16,9 +16,11 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (.ci/run installs Debian's chromium)")
 
-# No network: background services off, and every request sent to a proxy that never answers.
+# No network: background services off, and every request sent to a proxy that never answers. No software WebGL
+# either: every figure of the course is SVG or HTML, and emulating a GPU on the CPU for plotly's probe of WebGL took
+# 12 of the 14 s chapter 4's page needed to render.
 OFFLINE = ["--disable-background-networking", "--disable-component-update", "--no-first-run",
-           "--proxy-server=127.0.0.1:9"]
+           "--proxy-server=127.0.0.1:9", "--disable-software-rasterizer"]
 
 
 def _chromium(page: Path, *args: str, timeout: float) -> str:
