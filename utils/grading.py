@@ -506,17 +506,27 @@ def _read_or_empty(path: Path) -> bytes:
         return b""
 
 
+def _dask_task() -> Callable[..., list[Result]]:
+    """:func:`_grade_bytes` of the module ``utils.grading``, which a Dask worker imports. Run as ``python -m
+    utils.grading``, this file is ``__main__``, whose functions Dask ships by value, each task with globals of its
+    own: every learner would get a new grader and a new sandboxed worker."""
+    from utils import grading
+
+    return grading._grade_bytes
+
+
 def _grade_with_dask(todo: list, options: GradeOptions, done) -> None:
     """Learners as tasks of a ``dask.distributed`` cluster (``options.dask``: its scheduler's address, or ``local``
     for a ``LocalCluster`` of ``options.jobs`` worker processes). Each task carries the notebook's bytes; each Dask
     worker grades with its own grader and sandboxed worker, from its own checkout of the course."""
     from distributed import Client, LocalCluster, as_completed
 
+    task = _dask_task()
     cluster = (LocalCluster(n_workers=options.jobs, threads_per_worker=1, processes=True, dashboard_address=None)
                if options.dask == "local" else None)
     client = Client(cluster if cluster is not None else options.dask)
     try:
-        futures = {client.submit(_grade_bytes, path.read_bytes(), path.name, learner, options, pure=False):
+        futures = {client.submit(task, path.read_bytes(), path.name, learner, options, pure=False):
                    (learner, key) for path, learner, key in todo}
         for future in as_completed(futures):
             done(*futures[future], future.result())

@@ -53,7 +53,8 @@ CLASS = {
     "a_missing": lambda: _variant("01_tokenization", keep_only={"count_tokens"}),
     "b_syntax_error": lambda: _variant("02_caching", _first("logit_lens", "return (")),
     "c_crashes": lambda: _variant("03_hooks", _first("get_ablation_scores", "import os\nos._exit(7)")),
-    "d_times_out": lambda: _variant("04_induction", _first("induction_scores", "while True:\n    pass")),
+    "d_times_out": lambda: _variant("04_induction", _first("induction_scores",  # asleep: the suite's cores stay busy
+                                                            "import time\nwhile True:\n    time.sleep(0.05)")),
     "e_changes_the_model": lambda: _variant("06_saes", _first("latent_top_logits",
                                                                "model.W_E.data.zero_()\nreturn None")),
     "f_complete": lambda: _variant("00_pytorch_einops"),
@@ -76,14 +77,12 @@ def class_folder(tmp_path_factory):
 
 def test_a_missing_function_does_not_change_the_next_learners_verdict(class_folder):
     """Graded together, a learner whose notebook lacks functions must not make the next learner's correct functions
-    fail (a large input sent to the worker was once marked as delivered though the worker never unpacked it)."""
-    options = GradeOptions(timeout=TIMEOUT)
+    fail (a large input sent to the worker was once marked as delivered though the worker never unpacked it). Alone,
+    every one of z_ok's functions passes (the test below grades each learner alone)."""
     paths = [class_folder / "a_missing.ipynb", class_folder / "z_ok.ipynb"]
-    together = _verdicts(grade(paths, class_folder, options))
-    alone = _verdicts(grade(paths[1:], class_folder, options))
+    together = _verdicts(grade(paths, class_folder, GradeOptions(timeout=TIMEOUT)))
     z_ok = {k: v for k, v in together.items() if k[0] == "z_ok"}
-    assert z_ok == alone
-    assert all(status == Status.PASS for status, _ in z_ok.values()), z_ok
+    assert z_ok and all(status == Status.PASS for status, _ in z_ok.values()), z_ok
     assert together[("a_missing", "ch01_tokenization", "get_log_probs")][0] == Status.MISSING
 
 

@@ -183,8 +183,22 @@ def test_a_second_run_regrades_only_the_changed_learner(class_folder, uninterrup
 
 
 def test_a_dask_local_cluster_gives_one_runs_gradebook(class_folder, uninterrupted, tmp_path):
-    """Learners sent to a dask.distributed LocalCluster of two worker processes, each grading with its own sandboxed
-    worker: the same files as one run."""
-    result = _run(class_folder, tmp_path / "out", "--jobs", "2", "--dask", "local")
+    """Learners sent as tasks to a dask.distributed LocalCluster (one worker process, grading with its own grader and
+    sandboxed worker, as each machine of a real cluster does): the same files as one run. (Spreading learners over
+    several processes is what --jobs 2 does in the tests above.)"""
+    result = _run(class_folder, tmp_path / "out", "--jobs", "1", "--dask", "local")
     assert result.returncode == 0, result.stderr[-2000:]
     assert _files(tmp_path / "out") == uninterrupted
+
+
+def test_dask_tasks_are_sent_by_name_even_from_the_command_line():
+    """``python -m utils.grading`` runs this module as ``__main__``: its tasks must still name ``utils.grading``, so
+    each Dask worker keeps one grader and one sandboxed worker for all its learners (shipped by value, each task had
+    globals of its own: a new grader and worker per learner)."""
+    import runpy
+
+    import utils.grading
+
+    as_run = runpy.run_module("utils.grading", run_name="cs_as_main", alter_sys=True)  # -m, short of main()
+    assert as_run["_grade_bytes"].__module__ == "cs_as_main"
+    assert as_run["_dask_task"]() is utils.grading._grade_bytes
