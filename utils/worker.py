@@ -628,12 +628,15 @@ def main(argv: list[str]) -> None:
     import torch
 
     import utils.extract  # noqa: F401 - IPython's transformer and nbformat, loaded once for every call
-    import transformer_lens  # noqa: F401
     from utils import isolation
 
     if device == "cpu":
         isolation.set_baseline_threads(1)  # learner code is small tensors: threads only fight the grader for cores
-        torch.set_num_threads(1)
+    # The settings every learner call starts from. Setting them the first time imports torch's compiler settings
+    # (a second): here, once, not in every learner's process. TransformerLens (2 s) is imported when the first model
+    # arrives or a notebook imports it (_preimport), also before any learner's process is forked, so a chapter
+    # without a model never pays for it.
+    isolation.BASELINE.apply()
     conn.send_bytes(encode_plain(("ready",)))
     Zygote(conn, device).serve()
 
