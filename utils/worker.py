@@ -625,9 +625,7 @@ def main(argv: list[str]) -> None:
     _not_dumpable()
     if os.getpid() != 1:
         _subreaper()
-    import torch
-
-    import utils.extract  # noqa: F401 - IPython's transformer and nbformat, loaded once for every call
+    import utils.extract  # noqa: F401 - torch, IPython's transformer and nbformat, loaded once for every call
     from utils import isolation
 
     if device == "cpu":
