@@ -21,7 +21,9 @@ CLASS = ["complete", "partial", "bad/wrong_values", "bad/infinite_loop", "stubs"
 GRADEBOOK = ["grades.csv", "grades.json", "junit.xml", "run.json"]
 
 
-@pytest.fixture(scope="module")
+# session-scoped: the suite starts its long tests first (conftest.py), so this module's tests do not run one after
+# another, and a module fixture would be graded again each time they resume
+@pytest.fixture(scope="session")
 def class_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
     for name in CLASS:
@@ -52,7 +54,7 @@ def _files(out) -> Gradebook:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uninterrupted(class_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
     result = _run(class_folder, out, "--jobs", "1")
