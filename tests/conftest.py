@@ -59,7 +59,6 @@ def pytest_configure(config):
         torch.set_num_threads(1)
     config.addinivalue_line("markers", "mutants: proves a checker rejects a known wrong implementation")
     config.addinivalue_line("markers", "tooling: tests of the project's tooling (skipped with --submission)")
-    config.addinivalue_line("markers", "long: takes 10 s or more on a 2-core machine; started first (_long_first)")
     if config.getoption("--submissions"):
         folder = Path(config.getoption("--submissions")).resolve()
         notebooks, hostile = safe_to_grade(_graded_notebooks(config), run_info(GradeOptions()))
@@ -79,15 +78,12 @@ def _graded_notebooks(config) -> list[Path]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --submission(s), keep only the learner-facing checkers (of the submission's chapter); otherwise start the
-    long tests first."""
+    """With --submission(s), keep only the learner-facing checkers (of the submission's chapter)."""
     if config.getoption("--submissions"):
         chapter = None
     elif config.getoption("--submission"):
         chapter = getattr(_submission(config), "chapter", None)  # None: unreadable, or made without our metadata
     else:
-        workers = getattr(config, "workerinput", {}).get("workercount", 1)  # pytest-xdist's processes
-        items[:] = _long_first(items, workers)
         return
     keep, drop = [], []
     for item in items:
@@ -97,22 +93,6 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
-
-
-def _long_first(items: list, workers: int) -> list:
-    """The order for pytest-xdist's worksteal: it hands each of the ``workers`` processes a contiguous share of the
-    list, in order, and a process that runs out steals the end of another's queue. The tests marked ``long`` go,
-    round robin, to the front of every share: each process starts with its part of them, and the suite never waits
-    at the end on one long test that a process reached last (the suite's time varied by 30 s that way)."""
-    long = [item for item in items if item.get_closest_marker("long")]
-    short = iter(item for item in items if not item.get_closest_marker("long"))
-    ordered, left = [], len(items)
-    for k in range(workers, 0, -1):
-        share = left // k  # what worksteal sends the next process
-        mine = long[workers - k::workers]
-        ordered += mine + [item for _, item in zip(range(share - len(mine)), short)]
-        left -= share
-    return ordered + list(short)
 
 
 _SUBMISSIONS: dict[str, object] = {}

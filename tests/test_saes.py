@@ -201,7 +201,6 @@ def test_unknown_sae_lists_available():
         models.load_sae("gpt2-small-res-jb/blocks.99.hook_resid_pre", device="cpu")
 
 
-@pytest.mark.long
 def test_training_a_hook_z_sae_on_the_name_mover_layer_smoke_run(tmp_path, monkeypatch):
     """`python -m training.train_sae --hook name-movers` in miniature (two batches): it picks the layer, trains a
     hook_z SAE with SAE-Lens's runner, saves it loadable by name, writes its card, and drops a stale name-mover SAE

@@ -87,7 +87,6 @@ def test_example_submissions_are_fresh():
     assert not stale, f"run `make examples`: stale {[str(p.relative_to(ROOT)) for p in stale]}"
 
 
-@pytest.mark.long
 def test_examples_get_exactly_the_expected_statuses(tmp_path):
     """Every example, the hostile ones included: the sandbox contains every attack (the course, the packages and the
     gradebook unchanged, no process left, no connection made, no secret in any feedback)."""

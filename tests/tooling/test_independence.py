@@ -86,7 +86,6 @@ def test_a_missing_function_does_not_change_the_next_learners_verdict(class_fold
     assert together[("a_missing", "ch01_tokenization", "get_log_probs")][0] == Status.MISSING
 
 
-@pytest.mark.long
 def test_verdicts_are_the_same_together_shuffled_and_alone(class_folder):
     options = GradeOptions(timeout=TIMEOUT)
     paths = sorted(class_folder.glob("*.ipynb"))

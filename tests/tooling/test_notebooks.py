@@ -20,7 +20,6 @@ RUNS += [pytest.param(f"{c.stem}_solutions.ipynb", {"MODEL_NAME": f'"{model}"'},
          for c in chapters() for model in c.also_on]
 
 
-@pytest.mark.long
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name, params", RUNS)
 def test_solutions_notebook_runs(name, params, tmp_path, monkeypatch):

@@ -111,7 +111,6 @@ def _start_and_stop(folder, out, sig, until, *extra, env=None) -> tuple[int, set
     return process.returncode, family
 
 
-@pytest.mark.long
 @pytest.mark.parametrize("moment, jobs", [("before the first learner finishes", "1"),
                                           ("in the middle of a learner", "2"),
                                           ("while the gradebook is written", "1")])
@@ -155,7 +154,6 @@ def test_an_interrupted_run_writes_an_honest_partial_gradebook(class_folder, tmp
     assert all(rows[learner][-1] == "10" for learner in incomplete)
 
 
-@pytest.mark.long
 def test_shards_merged_equal_one_run(class_folder, uninterrupted, tmp_path):
     """Three shards, graded as separate processes (as a Slurm array or a CI matrix would), merged: one run's files."""
     outs = [tmp_path / f"shard{k}" for k in (1, 2, 3)]

@@ -53,7 +53,6 @@ def _run(args, cwd, timeout=600):
     return result
 
 
-@pytest.mark.long
 @pytest.mark.timeout(900)
 def test_a_chapter_added_from_the_template_passes_every_chapter_aware_test(tmp_path):
     root = _checkout(tmp_path / "checkout")

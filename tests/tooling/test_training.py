@@ -14,7 +14,6 @@ from utils.models import PROCESSING_DEFAULTS, load_model_folder
 pytestmark = pytest.mark.tooling
 
 
-@pytest.mark.long
 @pytest.mark.timeout(300)
 def test_train_model_smoke_run_writes_a_loadable_model_and_its_card(tmp_path):
     """4 steps of mlp4l with the MLP-off warm-up (2 steps), the MLP ramp (1 step), then 2 steps of the IOI phase
