@@ -21,8 +21,8 @@ CLASS = ["complete", "partial", "bad/wrong_values", "bad/infinite_loop", "stubs"
 GRADEBOOK = ["grades.csv", "grades.json", "junit.xml", "run.json"]
 
 
-# session-scoped: the suite starts its long tests first (conftest.py), so this module's tests do not run one after
-# another, and a module fixture would be graded again each time they resume
+# session-scoped: when pytest-xdist's processes steal work, this module's tests need not run one after another, and a
+# module fixture would be graded again each time they resume
 @pytest.fixture(scope="session")
 def class_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
