@@ -228,4 +228,7 @@ def test_training_a_hook_z_sae_on_the_name_mover_layer_smoke_run(tmp_path, monke
     assert info["model_sha256"] == train_sae.model_sha256(Z_MODEL)
     sae = models.load_sae(folder.name, device="cpu")
     assert sae.cfg.reshape_activations == "hook_z" and sae.cfg.d_sae == 2 * sae.cfg.d_in
-    assert "ioi_separating_latents" in info["measured"] and "--hook name-movers" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "ioi_separating_latents" in info["measured"] and "--hook name-movers" in card
+    n_ctx = models.cached_model(Z_MODEL, "cpu").cfg.n_ctx  # measured on the 4 rows the card names (BOS left out)
+    assert "4 rows" in card and info["measured"]["n_tokens"] == 4 * (n_ctx - 1), info["measured"]["n_tokens"]

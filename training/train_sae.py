@@ -238,8 +238,10 @@ def best_ioi_latent(dla: torch.Tensor) -> dict:
                 ioi_prompts=int(dla.shape[0]))
 
 
-def eval_tokens(model, n_rows: int = EVAL_ROWS, seed: int = EVAL_TEXT_SEED) -> torch.Tensor:
-    """Held-out text for ``measure_sae``: ``[n_rows, n_ctx]`` on the model's device, BOS first."""
+def eval_tokens(model, n_rows: int | None = None, seed: int = EVAL_TEXT_SEED) -> torch.Tensor:
+    """Held-out text for ``measure_sae``: ``[n_rows, n_ctx]`` on the model's device, BOS first (``n_rows``: default
+    ``EVAL_ROWS``, read when called, so that the card's "N rows" is always the rows measured)."""
+    n_rows = EVAL_ROWS if n_rows is None else n_rows
     return text_rows(model.tokenizer, n_rows, model.cfg.n_ctx, seed).to(model.cfg.device)
 
 
