@@ -1215,10 +1215,13 @@ atp_heads = expect(get_attr_patch_attn_head_out(model, swapped.tokens, clean_cac
 agreement = {name: torch.corrcoef(torch.stack([exact.flatten(), estimate.flatten()]))[0, 1].item()
              for name, exact, estimate in [("resid_pre", resid_pre_results, atp_resid), ("heads", head_out, atp_heads)]}
 head_names = [f"{layer}.{h}" for layer in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
-px.scatter(x=head_out.flatten(), y=atp_heads.flatten(), text=head_names, title=f"Heads: exact patching vs "
-           f"attribution patching (correlation {agreement['heads']:.2f})",
-           labels=dict(x="exact (activation patching)", y="estimate (attribution patching)"), width=620,
-           height=480).update_traces(textposition="top center").show()
+named = [f"{layer}.{h}" for layer, h in important]  # the important heads (section 5) get a colour; hover for the rest
+px.scatter(x=head_out.flatten(), y=atp_heads.flatten(), color=[n if n in named else "other" for n in head_names],
+           color_discrete_map={"other": "lightgrey"}, category_orders={"color": [*named, "other"]},
+           hover_name=head_names, title=f"Heads: exact patching vs attribution patching (correlation "
+           f"{agreement['heads']:.2f})", labels=dict(x="exact (activation patching)",
+                                                      y="estimate (attribution patching)", color="head"),
+           width=620, height=480).show()
 px.scatter(x=resid_pre_results.flatten(), y=atp_resid.flatten(), title=f"resid_pre by layer and position: exact vs "
            f"attribution patching (correlation {agreement['resid_pre']:.2f})",
            labels=dict(x="exact (activation patching)", y="estimate (attribution patching)"), width=620,
