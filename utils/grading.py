@@ -249,6 +249,7 @@ class Grader:
             return [self.result(learner, c, name, Verdict(Status.UNREADABLE, reason))
                     for c in chapter_names() for name in checker(c).exercises]
         notebook = LearnerText(learner, text)
+        self.worker.expect(notebook)
         results = []
         for chapter in graded_chapters(data):
             for name, exercise in checker(chapter).exercises.items():

@@ -97,7 +97,8 @@ class Worker:
 
     # -- process ---------------------------------------------------------------------------------------
     def launch(self) -> None:
-        """Start the worker process now, without waiting for it (it imports torch and TransformerLens meanwhile);
+        """Start the worker process now, without waiting for it (it imports torch meanwhile, and what the notebook
+        imports once :meth:`expect` sent it);
         the first call waits for it to be ready."""
         if self.alive():
             return
@@ -167,6 +168,20 @@ class Worker:
     def _send(self, request: tuple) -> None:
         # plain pickle: multiprocessing's pickler would pass tensors as shared memory, which the sandbox cannot map
         self.conn.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def expect(self, learner: LearnerText) -> None:
+        """Send ``learner``'s notebook now, before the grader builds the cases of its first exercise: the worker
+        imports what the notebook imports (TransformerLens, SAE-Lens: seconds) meanwhile, and the calls find it
+        there. (Without fork, :meth:`call` decides when the worker is replaced, and sends it then.)"""
+        if not self.forks or self.learner == learner.key:
+            return
+        if not self.alive():
+            self.launch()
+        try:
+            self._send(("learner", learner.key, learner.text))
+        except OSError:  # the worker died while starting: the first call starts another and says why
+            return
+        self.learner = learner.key
 
     def call(self, learner: LearnerText, name: str, args: tuple, kwargs: dict, timeout: float,
              limit: float | None = None, count_passes: bool = False) -> Any:

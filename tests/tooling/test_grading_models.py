@@ -88,6 +88,23 @@ def test_model_exercises_run_in_the_worker_and_hooks_do_not_leak(attn2l, worker,
     assert caught.value.status == Status.MISSING
 
 
+def test_a_notebook_sent_ahead_is_the_one_the_calls_use_even_after_the_worker_died(attn2l, worker):
+    """The grader sends each learner's notebook before it builds the cases (``Worker.expect``, so that the worker
+    imports what the notebook imports meanwhile): the calls then run that notebook, and a worker that died in
+    between is replaced and sent it again."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(LEARNER)]
+    tokens = attn2l.to_tokens("When Mary and John went to the store")
+    expected = attn2l(tokens).sum()
+    for key in ("sent ahead", "sent ahead to a worker that died"):
+        learner = LearnerText(key, nbformat.writes(nb))
+        worker.expect(learner)
+        assert worker.learner == key and worker.alive()
+        assert torch.allclose(RemoteFunction(worker, learner, "logits_sum", 60)(attn2l, tokens), expected, atol=1e-3)
+        worker.process.kill()  # the next learner finds the worker dead
+        worker.process.wait()
+
+
 # Mistakes a judge can only see by watching the learner's code run (forward passes counted where it runs): graded in
 # the worker, each gets the very verdict the in-notebook check gives.
 WATCHED = [("ch03_hooks", "03_hooks", "cache_some", "cache_one_pass_per_name"),
