@@ -97,9 +97,8 @@ class Worker:
 
     # -- process ---------------------------------------------------------------------------------------
     def launch(self) -> None:
-        """Start the worker process now, without waiting for it (it imports torch meanwhile, and what the notebook
-        imports once :meth:`expect` sent it);
-        the first call waits for it to be ready."""
+        """Start the worker process now, without waiting for it (it imports torch meanwhile, then what the notebook
+        imports once :meth:`expect` sent it); the first call waits for it to be ready."""
         if self.alive():
             return
         ours, theirs = socket.socketpair()
