@@ -177,9 +177,13 @@ class Worker:
         if not self.alive():
             self.launch()
         try:
-            self._send(("learner", learner.key, learner.text))
+            self._hand_over(learner)
         except OSError:  # the worker died while starting: the first call starts another and says why
-            return
+            pass
+
+    def _hand_over(self, learner: LearnerText) -> None:
+        """The worker now holds ``learner``'s notebook (and ends the previous learner's process)."""
+        self._send(("learner", learner.key, learner.text))
         self.learner = learner.key
 
     def call(self, learner: LearnerText, name: str, args: tuple, kwargs: dict, timeout: float,
@@ -193,8 +197,7 @@ class Worker:
             self.stop()  # calls ran in the worker itself: the next learner gets a new one
         self._start()
         if self.learner != learner.key:
-            self._send(("learner", learner.key, learner.text))
-            self.learner = learner.key
+            self._hand_over(learner)
         try:
             self._send(("call", name, *to_wire((args, kwargs), self.sent), max(timeout, 0.01), limit, count_passes))
         except (pickle.PicklingError, TypeError) as e:
